@@ -1,0 +1,1 @@
+"""DICOMweb load generator and peer comparison (`python -m benchmarks.load`, `.compare`)."""

@@ -1,0 +1,114 @@
+"""Benchmark our server against Orthanc in one run, interleaved by scenario.
+
+    python -m benchmarks.compare [--size full|smoke] [--out results.json]
+
+Prints a markdown table of ours/Orthanc ratios (> 1 means ours is better: orthanc/ours for
+latencies, ours/orthanc for throughputs), then the raw JSON. Exits 1 on any failed request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from benchmarks.load import Target, environment, run, write
+from benchmarks.scenarios import SIZES
+from benchmarks.servers import ORTHANC_TOOLS, orthanc_server, pacs_server
+
+# Figures in the table, by scenario-name prefix; the rest stay in the raw JSON.
+TABLE_FIGURES = {
+    "stow": ("instances_per_s", "requests_per_s", "p50_ms", "p95_ms"),
+    "qido": ("p50_ms", "p95_ms"),
+    "metadata": ("p50_ms", "p95_ms"),
+    "retrieve": ("mb_per_s",),
+    "frames": ("frames_per_s", "p50_ms", "p95_ms"),
+}
+
+
+def ratio(figure: str, ours: float | None, orthanc: float | None) -> float | None:
+    """> 1 when ours is better: orthanc/ours for latencies (`_ms`), ours/orthanc otherwise."""
+    if not ours or not orthanc:
+        return None
+    return orthanc / ours if figure.endswith("_ms") else ours / orthanc
+
+
+def ratios(ours: dict[str, Any], orthanc: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Ratio of every table figure, per scenario."""
+    table: dict[str, dict[str, float | None]] = {}
+    for name, figures in ours["scenarios"].items():
+        wanted = TABLE_FIGURES.get(name.split("_")[0], ())
+        theirs = orthanc["scenarios"].get(name, {})
+        table[name] = {f: ratio(f, figures.get(f), theirs.get(f)) for f in wanted}
+    return {name: row for name, row in table.items() if row}
+
+
+def markdown(ours: dict[str, Any], orthanc: dict[str, Any]) -> str:
+    """The ratio table, with both raw figures and each side's failed-request count."""
+    lines = [
+        "| scenario | figure | ours | Orthanc | ratio | failed (ours/Orthanc) |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    known = []
+    for name, row in ratios(ours, orthanc).items():
+        mine, theirs = ours["scenarios"][name], orthanc["scenarios"][name]
+        failed = f"{_failed(mine)}/{_failed(theirs)}"
+        for figure, value in row.items():
+            shown = "n/a" if value is None else f"{value:.2f}"
+            lines.append(
+                f"| {name} | {figure} | {mine.get(figure, '-')} | {theirs.get(figure, '-')} "
+                f"| {shown} | {failed} |"
+            )
+            if value is not None:
+                known.append(value)
+    if known:
+        mean = math.exp(sum(math.log(v) for v in known) / len(known))
+        lines.append(f"\nGeometric mean of {len(known)} ratios: {mean:.2f}")
+    return "\n".join(lines)
+
+
+def _failed(figures: dict[str, Any]) -> int:
+    return int(figures["errors"] + figures["verification_failures"])
+
+
+def _measure(size_name: str, orthanc_tools: Path) -> dict[str, dict[str, Any]]:
+    """Start both servers on fresh data directories, run the plan, stop them."""
+    with tempfile.TemporaryDirectory(prefix="pacs-bench-") as tmp, ExitStack() as servers:
+        work = Path(tmp)
+        ours_url = servers.enter_context(pacs_server(work / "pacs-data", work / "pacs.log"))
+        orthanc_url = servers.enter_context(orthanc_server(work / "orthanc", orthanc_tools))
+        targets = [Target("ours", ours_url), Target("orthanc", orthanc_url)]
+        return asyncio.run(run(targets, size_name, single_part_dicom=False))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--out", type=Path, help="also write the JSON document here")
+    parser.add_argument("--orthanc-tools", type=Path, default=ORTHANC_TOOLS)
+    args = parser.parse_args(argv)
+    try:
+        reports = _measure(args.size, args.orthanc_tools)
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"could not start a server: {exc}", file=sys.stderr)
+        return 2
+    ours, orthanc = reports["ours"], reports["orthanc"]
+    print(markdown(ours, orthanc) + "\n")
+    document = {
+        **environment(args.size, single_part_dicom=False),
+        "ratios": ratios(ours, orthanc),
+        "targets": reports,
+    }
+    write(document, args.out)
+    return 1 if any(r["errors"] or r["verification_failures"] for r in reports.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The benchmark plan: sizes and the ordered scenarios, each with its data encoded up front."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from benchmarks.dataset import CTFactory, Series
+from benchmarks.dicomweb import DicomWebClient, Query, StowRequest, stow_request
+from benchmarks.timing import Job, Result
+
+STOW_CONCURRENCY = (1, 16, 50)
+STOW_BATCH = 10
+SEED_BATCH = 10
+SEED_CONCURRENCY = 4
+QIDO_LIMIT = 100
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Size:
+    """How much work each scenario does."""
+
+    series_instances: int  # N: the seeded series that metadata, retrieve and frames read
+    search_studies: int  # seeded studies sharing one PatientName (the first holds the series)
+    stow_single_requests: int  # per concurrency level
+    stow_batch_requests: int  # per concurrency level, STOW_BATCH instances each
+    query_repeats: int
+    metadata_repeats: int
+    retrieve_requests: tuple[int, int]  # at concurrency 1 and 4
+    frame_requests: int  # per concurrency level
+
+
+SIZES = {
+    "smoke": Size(5, 3, 4, 2, 3, 2, (1, 4), 8),
+    "full": Size(300, 10, 300, 200, 100, 20, (5, 12), 500),
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Jobs to run against each target at one concurrency; `unit` names the rate reported."""
+
+    name: str
+    concurrency: int
+    unit: str | None
+    jobs: Callable[[DicomWebClient], list[Job]]
+    warmup: bool = False
+
+
+def plan(size: Size, single_part_dicom: bool, run_id: str) -> Iterator[Scenario]:
+    """Yield scenarios in run order; each one's data is generated only when it is reached."""
+    factory = CTFactory()
+    patient = f"BENCH^RUN{run_id}"
+    studies = [factory.series(size.series_instances, patient, f"BENCH-{run_id}")]
+    studies += [
+        factory.series(1, patient, f"BENCH-{run_id}") for _ in range(size.search_studies - 1)
+    ]
+    seed = [
+        stow_request(s.instances[i : i + SEED_BATCH], single_part=False)
+        for s in studies
+        for i in range(0, len(s.instances), SEED_BATCH)
+    ]
+    yield Scenario("seed", SEED_CONCURRENCY, "instances", _stow_jobs(seed))
+
+    for batch, requests in ((1, size.stow_single_requests), (STOW_BATCH, size.stow_batch_requests)):
+        mode = "single" if batch == 1 else f"batch{batch}"
+        for concurrency in STOW_CONCURRENCY:
+            bodies = [
+                stow_request(
+                    factory.series(batch, f"BENCH^STOW{run_id}", f"BENCHSTOW-{run_id}").instances,
+                    single_part=single_part_dicom and batch == 1,
+                )
+                for _ in range(requests)
+            ]
+            yield Scenario(
+                f"stow_{mode}_c{concurrency}", concurrency, "instances", _stow_jobs(bodies)
+            )
+
+    series = studies[0]
+    for name, query in _queries(patient, series, [s.study_uid for s in studies]).items():
+        yield Scenario(
+            name, 1, None, _repeat(DicomWebClient.search, query, size.query_repeats), True
+        )
+    metadata = _repeat(DicomWebClient.series_metadata, series, size.metadata_repeats)
+    yield Scenario("metadata_series", 1, None, metadata, True)
+    for concurrency, count in zip((1, 4), size.retrieve_requests, strict=True):
+        retrieve = _repeat(DicomWebClient.retrieve_series, series, count)
+        yield Scenario(f"retrieve_series_c{concurrency}", concurrency, "instances", retrieve, True)
+    for concurrency in (1, 16):
+        frames = _frame_jobs(series, size.frame_requests)
+        yield Scenario(f"frames_c{concurrency}", concurrency, "frames", frames, True)
+
+
+def _queries(patient: str, series: Series, study_uids: list[str]) -> dict[str, Query]:
+    studies, one_study = frozenset(study_uids), frozenset([series.study_uid])
+    sops = frozenset(i.sop_uid for i in series.instances)
+    study_path = f"/studies/{series.study_uid}"
+    return {
+        "qido_studies_by_patient_name": Query(
+            "/studies", {"PatientName": f"{patient}*"}, "0020000D", studies, len(studies)
+        ),
+        "qido_studies_by_uid": Query(
+            "/studies", {"StudyInstanceUID": series.study_uid}, "0020000D", one_study, 1
+        ),
+        "qido_series_in_study": Query(
+            f"{study_path}/series", {}, "0020000E", frozenset([series.series_uid]), 1
+        ),
+        "qido_instances_in_series": Query(
+            f"{study_path}/series/{series.series_uid}/instances",
+            {"limit": str(QIDO_LIMIT)},
+            "00080018",
+            sops,
+            min(QIDO_LIMIT, len(sops)),
+        ),
+    }
+
+
+def _stow_jobs(requests: list[StowRequest]) -> Callable[[DicomWebClient], list[Job]]:
+    return lambda client: [partial(client.store, r) for r in requests]
+
+
+def _repeat(
+    method: Callable[[DicomWebClient, T], Awaitable[Result]], argument: T, count: int
+) -> Callable[[DicomWebClient], list[Job]]:
+    return lambda client: [partial(method, client, argument) for _ in range(count)]
+
+
+def _frame_jobs(series: Series, count: int) -> Callable[[DicomWebClient], list[Job]]:
+    """Frame 1 of each instance in turn, so requests spread over the whole series."""
+    instances = series.instances
+    return lambda client: [
+        partial(client.frame, series, instances[i % len(instances)]) for i in range(count)
+    ]

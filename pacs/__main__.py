@@ -1,0 +1,48 @@
+"""`pacs serve`: run the archive with uvicorn."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from pacs.app import create_app
+from pacs.settings import Settings
+
+
+def _store(value: str) -> str:
+    parts = value.strip("/").split("/")
+    if len(parts) != 8 or [parts[i] for i in (0, 2, 4, 6)] != \
+            ["projects", "locations", "datasets", "dicomStores"] or not all(parts[1::2]):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not projects/P/locations/L/datasets/D/dicomStores/S")
+    return "/".join(parts)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pacs", description="A DICOMweb archive server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve DICOMweb over HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data", type=Path, default=Path("pacs-data"),
+                       help="data directory (index and blobs; created if missing)")
+    serve.add_argument("--store", type=_store, action="append", default=[],
+                       help="create a further store projects/P/locations/L/datasets/D/"
+                            "dicomStores/S (repeatable)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    settings = Settings(data_dir=args.data, stores=tuple(args.store))
+    base = f"http://{args.host}:{args.port}"
+    print(f"pacs: data in {args.data.resolve()}", flush=True)
+    print(f"pacs: DICOMweb (default store) at {base}/dicomweb", flush=True)
+    for name in (settings.default_store, *settings.stores):
+        print(f"pacs: Cloud Healthcare API path {base}/v1/{name}/dicomWeb", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

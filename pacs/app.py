@@ -1,0 +1,83 @@
+"""create_app(settings): the Starlette application and its lifespan."""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+import pydicom.config
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from pacs.archive import Archive
+from pacs.errors import (
+    DicomWebError,
+    dicomweb_error_handler,
+    http_error_handler,
+    internal_error_handler,
+)
+from pacs.routes import ROUTES
+from pacs.settings import Settings
+from storage.filesystem_blobs import FilesystemBlobStore
+from storage.index.connection import QueryTimeout
+from storage.index.sqlite_index import SqliteIndex
+
+log = logging.getLogger("pacs")
+
+
+async def _query_timeout_handler(request: object, exc: Exception) -> object:
+    from pacs.errors import error_response
+    return error_response(503, f"the query took too long and was stopped: {exc}")
+
+
+def configure_pydicom() -> None:
+    """Set pydicom's global configuration once: archives keep what they are sent."""
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
+
+
+async def open_archive(settings: Settings) -> Archive:
+    """Open the index and blob store, apply migrations, create the configured stores, and
+    remove staging leftovers and blobs no index row reaches (an interrupted store or delete)."""
+    index = SqliteIndex(settings.index_path, readers=settings.index_readers,
+                        read_time_limit=settings.query_time_limit_seconds)
+    await index.migrate()
+    blobs = FilesystemBlobStore(settings.blob_dir)
+    for name in (settings.default_store, *settings.stores):
+        await index.ensure_store(name, "full")
+    await anyio.to_thread.run_sync(blobs.discard_staging)
+    referenced = await index.blob_names()
+    orphans = [n for n in await anyio.to_thread.run_sync(lambda: list(blobs.names()))
+               if n not in referenced]
+    for name in orphans:
+        await anyio.to_thread.run_sync(blobs.delete, name)
+    if orphans:
+        log.warning("removed %d blobs that no index row referenced", len(orphans))
+    return Archive(settings, index, blobs)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI application serving `settings`."""
+    configure_pydicom()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        archive = await open_archive(settings)
+        app.state.archive = archive
+        try:
+            yield
+        finally:
+            await archive.index.close()
+
+    middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                             allow_headers=["*"], expose_headers=["Warning", "Content-Location"])]
+    return Starlette(
+        routes=ROUTES, middleware=middleware, lifespan=lifespan,
+        exception_handlers={DicomWebError: dicomweb_error_handler,
+                            HTTPException: http_error_handler,
+                            QueryTimeout: _query_timeout_handler,
+                            Exception: internal_error_handler},
+    )

@@ -1,0 +1,57 @@
+"""The objects every request works with, opened once in the lifespan and kept in app state."""
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from pacs.errors import BadRequest, NotFound
+from pacs.settings import Settings
+from storage.filesystem_blobs import FilesystemBlobStore
+from storage.index.sqlite_index import SqliteIndex
+from storage.rows import StoreRow
+from storage.uids import is_valid_uid
+
+API_VERSIONS = ("v1", "v1beta1")
+
+
+@dataclass(frozen=True)
+class Archive:
+    """Settings, the index and the blob store; no other state lives in the server."""
+
+    settings: Settings
+    index: SqliteIndex
+    blobs: FilesystemBlobStore
+
+
+def archive_of(request: Request) -> Archive:
+    archive: Archive = request.app.state.archive
+    return archive
+
+
+def store_name(request: Request) -> str:
+    """The store a request addresses: the Google path's, or the default for `/dicomweb`."""
+    params = request.path_params
+    if "store" not in params:
+        return archive_of(request).settings.default_store
+    if params["version"] not in API_VERSIONS:
+        raise NotFound(f"unknown API version {params['version']!r}; use v1 or v1beta1")
+    return ("projects/{project}/locations/{location}/datasets/{dataset}/dicomStores/{store}"
+            .format(**params))
+
+
+async def resolve_store(request: Request) -> StoreRow:
+    """The addressed store's row, or 404 with a Google-style body."""
+    name = store_name(request)
+    row = await archive_of(request).index.get_store(name)
+    if row is None:
+        raise NotFound(f"DICOM store {name} not found")
+    return row
+
+
+def path_uid(request: Request, name: str) -> str:
+    """A UID from the URL path, checked before it goes anywhere (PS3.5 9.1)."""
+    value: str = request.path_params[name]
+    if not is_valid_uid(value):
+        raise BadRequest(f"invalid {name} UID {value[:80]!r}: a UID is digits and dots, "
+                         "at most 64 characters")
+    return value

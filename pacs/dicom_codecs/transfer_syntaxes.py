@@ -1,0 +1,78 @@
+"""Transfer syntaxes and the media types their frames travel as (PS3.18 Table 8.7.3-5)."""
+
+from dataclasses import dataclass
+
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+OCTET_STREAM = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class TransferSyntax:
+    """`frame_media_type` is the media type of one frame's bytes in this syntax."""
+
+    uid: str
+    name: str
+    frame_media_type: str
+
+
+_ALL = (
+    TransferSyntax(IMPLICIT_VR_LITTLE_ENDIAN, "Implicit VR Little Endian", OCTET_STREAM),
+    TransferSyntax(EXPLICIT_VR_LITTLE_ENDIAN, "Explicit VR Little Endian", OCTET_STREAM),
+    TransferSyntax("1.2.840.10008.1.2.1.99", "Deflated Explicit VR Little Endian", OCTET_STREAM),
+    TransferSyntax(EXPLICIT_VR_BIG_ENDIAN, "Explicit VR Big Endian", OCTET_STREAM),
+    TransferSyntax("1.2.840.10008.1.2.4.50", "JPEG Baseline (Process 1)", "image/jpeg"),
+    TransferSyntax("1.2.840.10008.1.2.4.51", "JPEG Extended (Process 2 & 4)", "image/jpeg"),
+    TransferSyntax("1.2.840.10008.1.2.4.57", "JPEG Lossless (Process 14)", "image/jpeg"),
+    TransferSyntax("1.2.840.10008.1.2.4.70", "JPEG Lossless SV1", "image/jpeg"),
+    TransferSyntax("1.2.840.10008.1.2.4.80", "JPEG-LS Lossless", "image/jls"),
+    TransferSyntax("1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless", "image/jls"),
+    TransferSyntax("1.2.840.10008.1.2.4.90", "JPEG 2000 Lossless", "image/jp2"),
+    TransferSyntax("1.2.840.10008.1.2.4.91", "JPEG 2000", "image/jp2"),
+    TransferSyntax("1.2.840.10008.1.2.4.92", "JPEG 2000 Part 2 Lossless", "image/jpx"),
+    TransferSyntax("1.2.840.10008.1.2.4.93", "JPEG 2000 Part 2", "image/jpx"),
+    TransferSyntax("1.2.840.10008.1.2.4.100", "MPEG2 MP@ML", "video/mpeg"),
+    TransferSyntax("1.2.840.10008.1.2.4.101", "MPEG2 MP@HL", "video/mpeg"),
+    TransferSyntax("1.2.840.10008.1.2.4.102", "MPEG-4 AVC/H.264 HP@4.1", "video/mp4"),
+    TransferSyntax("1.2.840.10008.1.2.4.103", "MPEG-4 AVC/H.264 BD HP@4.1", "video/mp4"),
+    TransferSyntax("1.2.840.10008.1.2.4.104", "MPEG-4 AVC/H.264 HP@4.2 2D", "video/mp4"),
+    TransferSyntax("1.2.840.10008.1.2.4.105", "MPEG-4 AVC/H.264 HP@4.2 3D", "video/mp4"),
+    TransferSyntax("1.2.840.10008.1.2.4.106", "MPEG-4 AVC/H.264 Stereo HP@4.2", "video/mp4"),
+    TransferSyntax("1.2.840.10008.1.2.4.107", "HEVC/H.265 Main Profile", "video/H265"),
+    TransferSyntax("1.2.840.10008.1.2.4.108", "HEVC/H.265 Main 10 Profile", "video/H265"),
+    TransferSyntax("1.2.840.10008.1.2.4.110", "JPEG XL Lossless", "image/jxl"),
+    TransferSyntax("1.2.840.10008.1.2.4.111", "JPEG XL JPEG Recompression", "image/jxl"),
+    TransferSyntax("1.2.840.10008.1.2.4.112", "JPEG XL", "image/jxl"),
+    TransferSyntax("1.2.840.10008.1.2.4.201", "HTJ2K Lossless", "image/jphc"),
+    TransferSyntax("1.2.840.10008.1.2.4.202", "HTJ2K Lossless RPCL", "image/jphc"),
+    TransferSyntax("1.2.840.10008.1.2.4.203", "HTJ2K", "image/jphc"),
+    TransferSyntax("1.2.840.10008.1.2.5", "RLE Lossless", "image/dicom-rle"),
+)
+TRANSFER_SYNTAXES: dict[str, TransferSyntax] = {ts.uid: ts for ts in _ALL}
+
+# Default transfer syntax of each media type when the Accept header names none
+# (PS3.18 Table 8.7.3-2 and -5).
+DEFAULT_TRANSFER_SYNTAX: dict[str, str] = {
+    "application/dicom": EXPLICIT_VR_LITTLE_ENDIAN,
+    OCTET_STREAM: EXPLICIT_VR_LITTLE_ENDIAN,
+    "image/jpeg": "1.2.840.10008.1.2.4.50",
+    "image/jls": "1.2.840.10008.1.2.4.80",
+    "image/jp2": "1.2.840.10008.1.2.4.90",
+    "image/jpx": "1.2.840.10008.1.2.4.92",
+    "image/dicom-rle": "1.2.840.10008.1.2.5",
+    "image/jxl": "1.2.840.10008.1.2.4.110",
+    "image/jphc": "1.2.840.10008.1.2.4.201",
+}
+
+
+def frame_media_type(uid: str) -> str:
+    """Media type of one frame stored in `uid` (octet-stream for unknown native syntaxes)."""
+    known = TRANSFER_SYNTAXES.get(uid)
+    return known.frame_media_type if known else OCTET_STREAM
+
+
+def same_frame_bytes(stored: str, requested: str) -> bool:
+    """Frames of `stored` are byte-identical in `requested` (native little endian is one)."""
+    little = {IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN}
+    return stored == requested or (stored in little and requested in little)

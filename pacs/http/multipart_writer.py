@@ -1,0 +1,70 @@
+"""Stream ``multipart/related`` response bodies (RFC 2387; DICOM PS3.18 §8.6.1.2).
+
+Framing is CRLF throughout (RFC 2046 §5.1.1); part bodies are passed through chunk by chunk.
+"""
+
+import re
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass
+
+# RFC 9110 §5.6.2: token = 1*tchar
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def new_boundary() -> str:
+    """Return a random boundary; RFC 2046 §5.1.1 requires it to occur in no part."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Part:
+    """One body part: its MIME headers and its bytes as a stream."""
+
+    headers: Mapping[str, str]
+    body: AsyncIterable[bytes]
+
+
+async def multipart_stream(parts: AsyncIterable[Part], boundary: str) -> AsyncIterator[bytes]:
+    """Yield each part as delimiter, headers, blank line, body, CRLF; then the close delimiter.
+
+    With no parts the body is the close delimiter alone (RFC 2046 §5.1.1 framing).
+    """
+    delimiter = b"--" + boundary.encode("ascii")
+    async for part in parts:
+        yield delimiter + b"\r\n" + _encode_headers(part.headers) + b"\r\n"
+        async for chunk in part.body:
+            if chunk:
+                yield chunk
+        yield b"\r\n"
+    yield delimiter + b"--\r\n"
+
+
+def multipart_content_type(part_type: str, boundary: str, **params: str) -> str:
+    """Return the Content-Type of a multipart/related body (RFC 2387 §3, PS3.18 §8.6.1.2).
+
+    Underscores in extra parameter names become hyphens: ``transfer_syntax`` → ``transfer-syntax``.
+    """
+    fields = {"type": part_type, "boundary": boundary}
+    fields.update((name.replace("_", "-"), value) for name, value in params.items())
+    return "; ".join(
+        ["multipart/related", *(f"{name}={_param_value(value)}" for name, value in fields.items())]
+    )
+
+
+def _param_value(value: str) -> str:
+    """Return value as a token, or as a quoted-string when it is not one (RFC 9110 §5.6.6)."""
+    if _TOKEN.fullmatch(value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _encode_headers(headers: Mapping[str, str]) -> bytes:
+    """Encode part headers as ASCII lines, refusing anything that could break the framing."""
+    lines = []
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
+            raise ValueError(f"invalid part header {name!r}: {value!r}")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("ascii")

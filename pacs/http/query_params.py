@@ -1,0 +1,127 @@
+"""QIDO-RS query parameters → Query (PS3.18 8.3.4, matching per PS3.4 C.2.2.2).
+
+Values arrive percent-decoded (Starlette decodes before we split on commas), so OHIF's
+`includefield=00081030%2C00080060` is two fields.
+"""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+from pacs.errors import BadRequest
+from pacs.settings import Settings
+from storage.index.attributes import level_of
+from storage.query import Level, Match, MatchKind, Query
+from storage.uids import is_valid_uid
+
+# Google system parameters, accepted on every call and ignored here (seed 002, spec 1.1).
+IGNORED_PARAMETERS = frozenset({
+    "access_token", "alt", "fields", "prettyPrint", "quotaUser", "$.xgafv", "callback", "key",
+    "oauth_token", "uploadType", "upload_protocol",
+})
+_HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
+_RANGE_VRS = frozenset({"DA", "TM", "DT"})
+_LIST_VRS = frozenset({"UI", "CS"})
+_FUZZY_SEPARATORS = re.compile(r"[\s^=,]+")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """The query plus what to return: `include_all`, or the `include` tags."""
+
+    query: Query
+    include: frozenset[int]
+    include_all: bool
+
+
+def attribute_tag(key: str) -> int:
+    """Tag of a keyword or 8-hex tag; 400 naming the key if it is neither."""
+    if _HEX_TAG.fullmatch(key):
+        return int(key, 16)
+    tag = tag_for_keyword(key)
+    if tag is None:
+        raise BadRequest(f"unknown/unsupported QIDO attribute: {key}")
+    return int(tag)
+
+
+def vr_of(tag: int) -> str:
+    """Dictionary VR of `tag` (the first of ambiguous ones; UN if unknown)."""
+    try:
+        return str(dictionary_VR(tag)).split(" ")[0]
+    except KeyError:
+        return "UN"
+
+
+def parse_search(params: Iterable[tuple[str, str]], level: Level, settings: Settings,
+                 study_uid: str | None = None, series_uid: str | None = None) -> SearchRequest:
+    """Validate and parse the query string of a search at `level`."""
+    items = list(params)
+    fuzzy = any(k == "fuzzymatching" and v.lower() == "true" for k, v in items)
+    limit, offset = settings.qido_default_limit, 0
+    include: set[int] = set()
+    include_all = False
+    matches: list[Match] = []
+    for key, value in items:
+        if key in IGNORED_PARAMETERS or key == "fuzzymatching":
+            continue
+        if key == "limit":
+            limit = min(_count(key, value, minimum=1), settings.qido_max_limit)
+        elif key == "offset":
+            offset = _count(key, value, minimum=0)
+        elif key == "includefield":
+            for field in filter(None, (f.strip() for f in value.split(","))):
+                if field == "all":
+                    include_all = True
+                else:
+                    include.add(attribute_tag(field))
+        else:
+            if "." in key:
+                raise BadRequest(f"unknown/unsupported QIDO attribute: {key} (sequence "
+                                 "matching is not supported)")
+            tag = attribute_tag(key)
+            if level_of(tag).value > level.value:
+                raise BadRequest(f"{key} is not an attribute of this query level "
+                                 f"({level.name.lower()})")
+            include.add(tag)
+            match = _match(key, tag, value, fuzzy)
+            if match is not None:
+                matches.append(match)
+    query = Query(level, tuple(matches), study_uid, series_uid, limit, offset)
+    return SearchRequest(query, frozenset(include), include_all)
+
+
+def _count(key: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise BadRequest(f"{key} must be an integer of at least {minimum}, not {value!r}")
+    return number
+
+
+def _match(key: str, tag: int, value: str, fuzzy: bool) -> Match | None:
+    """The matching type the value asks for (PS3.4 C.2.2.2); None for universal matching."""
+    value = value.strip()
+    if not value or value == "*":
+        return None
+    vr = vr_of(tag)
+    if vr == "UI":
+        uids = tuple(u.strip() for u in re.split(r"[\\,]", value) if u.strip())
+        bad = [u for u in uids if not is_valid_uid(u)]
+        if bad:
+            raise BadRequest(f"invalid UID {bad[0][:80]!r} in {key}")
+        return Match(tag, vr, MatchKind.LIST if len(uids) > 1 else MatchKind.SINGLE, uids)
+    if vr in _RANGE_VRS and "-" in value:
+        low, _, high = value.partition("-")
+        return Match(tag, vr, MatchKind.RANGE, (low.strip(), high.strip()))
+    if "*" in value or "?" in value:
+        return Match(tag, vr, MatchKind.WILDCARD, (value,))
+    if vr == "PN" and fuzzy:
+        tokens = tuple(t for t in _FUZZY_SEPARATORS.split(value) if t)
+        return Match(tag, vr, MatchKind.FUZZY, tokens)
+    if vr in _LIST_VRS and "\\" in value:
+        return Match(tag, vr, MatchKind.LIST, tuple(v for v in value.split("\\") if v))
+    return Match(tag, vr, MatchKind.SINGLE, (value,))

@@ -1,0 +1,39 @@
+"""Absolute RetrieveURL / BulkDataURI values, built from the request (PS3.18 8.7.3.1).
+
+Behind a proxy, X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Prefix are honoured, so
+the URLs a client receives lead back through the proxy.
+"""
+
+from starlette.requests import Request
+
+
+def dicomweb_root(request: Request) -> str:
+    """The DICOMweb root the client addressed, e.g. `https://host/v1/projects/…/dicomWeb`."""
+    headers = request.headers
+    scheme = headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+    host = headers.get("x-forwarded-host", headers.get("host", request.url.netloc))
+    host = host.split(",")[0].strip()
+    prefix = headers.get("x-forwarded-prefix", "").rstrip("/")
+    return f"{scheme}://{host}{prefix}{_mount_path(request.url.path)}"
+
+
+def _mount_path(path: str) -> str:
+    """The path up to and including the DICOMweb root segment (`dicomweb` or `dicomWeb`)."""
+    for marker in ("/dicomWeb", "/dicomweb"):
+        at = path.find(marker + "/")
+        if at >= 0 or path.endswith(marker):
+            end = (at if at >= 0 else len(path) - len(marker)) + len(marker)
+            return path[:end]
+    return path
+
+
+def study_url(root: str, study: str) -> str:
+    return f"{root}/studies/{study}"
+
+
+def series_url(root: str, study: str, series: str) -> str:
+    return f"{root}/studies/{study}/series/{series}"
+
+
+def instance_url(root: str, study: str, series: str, instance: str) -> str:
+    return f"{root}/studies/{study}/series/{series}/instances/{instance}"

@@ -1,0 +1,32 @@
+"""Streaming response bodies: blob byte ranges and multipart/related of them."""
+
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+
+import anyio
+from starlette.responses import StreamingResponse
+
+from pacs.http.multipart_writer import Part, multipart_content_type, multipart_stream, new_boundary
+from storage.ingest import Span
+from storage.protocols import BlobStore
+
+
+async def blob_spans(blobs: BlobStore, name: str, spans: Sequence[Span],
+                     chunk: int) -> AsyncIterator[bytes]:
+    """The bytes of `spans` of blob `name`, read in worker threads `chunk` bytes at a time."""
+    for span in spans:
+        offset, end = span.offset, span.offset + span.length
+        while offset < end:
+            data = await anyio.to_thread.run_sync(blobs.read, name, offset,
+                                                  min(chunk, end - offset))
+            if not data:
+                raise OSError(f"blob {name} ends before byte {end}")
+            offset += len(data)
+            yield data
+
+
+def multipart_response(parts: AsyncIterable[Part], part_type: str, status: int = 200,
+                       **params: str) -> StreamingResponse:
+    """A streamed multipart/related response whose parts are of `part_type` (PS3.18 8.6.1.2)."""
+    boundary = new_boundary()
+    return StreamingResponse(multipart_stream(parts, boundary), status_code=status,
+                             media_type=multipart_content_type(part_type, boundary, **params))

@@ -1,0 +1,160 @@
+"""Retrieve transaction (WADO-RS, PS3.18 10.4): studies, series and instances as stored,
+their metadata, and bulk data.
+
+Instances stream from their blobs unchanged; metadata is the JSON precomputed at ingest with
+BulkDataURIs made absolute for the requester; bulk data is one seek to the recorded span.
+"""
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from pacs.archive import Archive, archive_of, path_uid, resolve_store
+from pacs.dicom_codecs.transfer_syntaxes import (
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    OCTET_STREAM,
+    same_frame_bytes,
+)
+from pacs.errors import NotFound, RangeNotSatisfiable
+from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
+from pacs.http.multipart_writer import Part
+from pacs.http.resource_urls import dicomweb_root, instance_url
+from pacs.http.responses import blob_spans, multipart_response
+from storage.ingest import Span
+from storage.rows import InstanceLocation
+
+DICOM = "application/dicom"
+DICOM_JSON = "application/dicom+json"
+_STUDY_OFFERS = (Offer(True, DICOM),)
+_INSTANCE_OFFERS = (Offer(True, DICOM), Offer(False, DICOM))
+_METADATA_OFFERS = (Offer(False, DICOM_JSON), Offer(False, "application/json"))
+_BULK_OFFERS = (Offer(True, OCTET_STREAM), Offer(False, OCTET_STREAM))
+
+
+def _scope(request: Request) -> tuple[str, str | None, str | None]:
+    params = request.path_params
+    return (path_uid(request, "study"),
+            path_uid(request, "series") if "series" in params else None,
+            path_uid(request, "instance") if "instance" in params else None)
+
+
+async def _locate(request: Request) -> tuple[Archive, list[InstanceLocation]]:
+    archive = archive_of(request)
+    store = await resolve_store(request)
+    study, series, instance = _scope(request)
+    found = await archive.index.locate(store.id, study, series, instance)
+    if not found:
+        raise NotFound(f"{_describe(study, series, instance)} not found")
+    return archive, found
+
+
+def _describe(study: str, series: str | None, instance: str | None) -> str:
+    if instance is not None:
+        return f"instance {instance} of series {series} in study {study}"
+    if series is not None:
+        return f"series {series} in study {study}"
+    return f"study {study}"
+
+
+async def retrieve(request: Request) -> Response:
+    """GET study, series or instance: multipart/related application/dicom (instance: also
+    single-part application/dicom), in the stored transfer syntax."""
+    archive, found = await _locate(request)
+    stored = sorted({i.transfer_syntax_uid for i in found})
+    offers = _INSTANCE_OFFERS if "instance" in request.path_params else _STUDY_OFFERS
+    available = [o.describe(ts) for o in offers for ts in (AS_STORED, *stored)]
+    choice = negotiate(request.headers.get("accept"), offers, available,
+                       lambda rep: rep.transfer_syntax == AS_STORED
+                       or stored == [rep.transfer_syntax])
+    chunk = archive.settings.read_chunk_bytes
+    if not choice.offer.multipart:
+        only = found[0]
+        return StreamingResponse(
+            blob_spans(archive.blobs, only.blob_name, [Span(0, only.blob_size)], chunk),
+            media_type=f"{DICOM}; transfer-syntax={only.transfer_syntax_uid}",
+            headers={"Content-Length": str(only.blob_size)})
+    root = dicomweb_root(request)
+
+    async def parts() -> AsyncIterator[Part]:
+        for item in found:
+            yield Part({"Content-Type": f"{DICOM}; transfer-syntax={item.transfer_syntax_uid}",
+                        "Content-Location": instance_url(root, item.study_uid, item.series_uid,
+                                                         item.sop_uid)},
+                       blob_spans(archive.blobs, item.blob_name, [Span(0, item.blob_size)],
+                                  chunk))
+    params = {} if choice.transfer_syntax == AS_STORED else {"transfer-syntax": stored[0]}
+    return multipart_response(parts(), DICOM, **params)
+
+
+async def retrieve_metadata(request: Request) -> Response:
+    """GET …/metadata of a study, series or instance as a DICOM JSON array (PS3.18 10.4.1.2)."""
+    choice = negotiate(request.headers.get("accept"), _METADATA_OFFERS, [DICOM_JSON])
+    archive = archive_of(request)
+    store = await resolve_store(request)
+    study, series, instance = _scope(request)
+    rows = await archive.index.metadata(store.id, study, series, instance)
+    if not rows:
+        raise NotFound(f"{_describe(study, series, instance)} not found")
+    prefix = f'"BulkDataURI":"{dicomweb_root(request)}/'.encode()
+    body = (b"[" + b",".join(rows) + b"]").replace(b'"BulkDataURI":"', prefix)
+    return Response(body, media_type=choice.media_type)
+
+
+async def retrieve_bulkdata(request: Request) -> Response:
+    """GET …/instances/{i}/bulkdata/{path}: the stored bytes of one bulk data element,
+    multipart (default) or single-part octet-stream, honouring a byte Range (PS3.18 10.4)."""
+    archive, found = await _locate(request)
+    item = found[0]
+    path = "/".join(p.upper() if len(p) == 8 else p for p in request.path_params["path"]
+                    .strip("/").split("/"))
+    span = item.bulk().get(path)
+    if span is None:
+        raise NotFound(f"instance {item.sop_uid} has no bulk data at {path}")
+    stored = item.transfer_syntax_uid
+    choice = negotiate(
+        request.headers.get("accept"), _BULK_OFFERS,
+        [o.describe(ts) for o in _BULK_OFFERS for ts in (AS_STORED, stored)],
+        lambda rep: _bulk_producible(rep, stored, is_pixel=path.startswith("7FE0")))
+    span, content_range = _byte_range(request.headers.get("range"), span)
+    status = 206 if content_range else 200
+    body = blob_spans(archive.blobs, item.blob_name, [span], archive.settings.read_chunk_bytes)
+    part_type = f"{OCTET_STREAM}; transfer-syntax={stored}"
+    headers = {"Content-Range": content_range} if content_range else {}
+    if not choice.offer.multipart:
+        return StreamingResponse(body, status_code=status, media_type=part_type,
+                                 headers={**headers, "Content-Length": str(span.length)})
+
+    async def parts() -> AsyncIterator[Part]:
+        yield Part({"Content-Type": part_type, **headers}, body)
+    return multipart_response(parts(), OCTET_STREAM, status=status)
+
+
+def _bulk_producible(rep: Representation, stored: str, is_pixel: bool) -> bool:
+    """As stored always; a named syntax only if the bytes are already in it."""
+    if rep.transfer_syntax == AS_STORED:
+        return True
+    if is_pixel:
+        return same_frame_bytes(stored, rep.transfer_syntax)
+    return stored != EXPLICIT_VR_BIG_ENDIAN and same_frame_bytes(EXPLICIT_VR_LITTLE_ENDIAN,
+                                                                 rep.transfer_syntax)
+
+
+def _byte_range(header: str | None, span: Span) -> tuple[Span, str]:
+    """Apply a single `bytes=a-b` Range (RFC 9110 14.2) to `span`; other forms are ignored."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return span, ""
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first:
+            start = int(first)
+            end = min(int(last), span.length - 1) if last else span.length - 1
+        else:
+            start, end = max(span.length - int(last), 0), span.length - 1
+    except ValueError:
+        return span, ""
+    if start > end or start >= span.length:
+        raise RangeNotSatisfiable(f"range {header} is outside the {span.length} bytes of the "
+                                  "bulk data")
+    return Span(span.offset + start, end - start + 1), f"bytes {start}-{end}/{span.length}"

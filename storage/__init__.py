@@ -1,0 +1,1 @@
+"""Blob stores and the instance index; never imports pacs."""

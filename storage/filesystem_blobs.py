@@ -1,0 +1,107 @@
+"""Blobs as files: staged in `staging/`, fsync'd, then atomically renamed into `blobs/`.
+
+Names are fresh UUIDs, never reused, so a name in the index always means the same bytes.
+"""
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class FileStagedBlob:
+    """A file being received in the staging directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / f"{uuid.uuid4().hex}.part"
+        self._file = open(self._path, "xb")  # noqa: SIM115 - closed by commit/discard
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    @property
+    def path(self) -> str:
+        return str(self._path)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._hash.update(data)
+        self._size += len(data)
+
+    def flush(self) -> None:
+        """Make the written bytes readable through `path` (before parsing)."""
+        self._file.flush()
+
+    def make_durable(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def discard(self) -> None:
+        self._file.close()
+        self._path.unlink(missing_ok=True)
+
+
+class FilesystemBlobStore:
+    """BlobStore on a local directory."""
+
+    def __init__(self, root: Path) -> None:
+        self._blobs = root / "blobs"
+        self._staging = root / "staging"
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        self._staging.mkdir(parents=True, exist_ok=True)
+
+    def stage(self) -> FileStagedBlob:
+        return FileStagedBlob(self._staging)
+
+    def commit(self, staged: FileStagedBlob) -> str:  # type: ignore[override]
+        staged.make_durable()
+        name = uuid.uuid4().hex
+        target = self._path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.path, target)
+        _fsync_dir(target.parent)
+        return name
+
+    def read(self, name: str, offset: int, length: int) -> bytes:
+        fd = os.open(self._path(name), os.O_RDONLY)
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def open_fd(self, name: str) -> int:
+        """A read-only descriptor for several `os.pread` calls; the caller closes it."""
+        return os.open(self._path(name), os.O_RDONLY)
+
+    def delete(self, name: str) -> None:
+        self._path(name).unlink(missing_ok=True)
+
+    def names(self) -> Iterator[str]:
+        for path in self._blobs.glob("*/*/*"):
+            yield path.name
+
+    def discard_staging(self) -> None:
+        for path in self._staging.iterdir():
+            path.unlink(missing_ok=True)
+
+    def _path(self, name: str) -> Path:
+        if len(name) != 32 or not all(c in "0123456789abcdef" for c in name):
+            raise ValueError(f"not a blob name: {name!r}")
+        return self._blobs / name[:2] / name[2:4] / name
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,85 @@
+"""Named, ordered schema migrations, each applied once in its own transaction."""
+
+import sqlite3
+from datetime import UTC, datetime
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("0001_initial", """
+CREATE TABLE stores (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  profile TEXT NOT NULL
+);
+CREATE TABLE studies (
+  pk INTEGER PRIMARY KEY,
+  store_id INTEGER NOT NULL REFERENCES stores(id),
+  study_uid TEXT NOT NULL,
+  patient_name TEXT, patient_id TEXT, patient_birth_date TEXT, patient_sex TEXT,
+  study_date TEXT, study_time TEXT, accession_number TEXT, referring_physician_name TEXT,
+  study_id TEXT, study_description TEXT,
+  attrs TEXT NOT NULL,
+  n_series INTEGER NOT NULL DEFAULT 0,
+  n_instances INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (store_id, study_uid)
+);
+CREATE INDEX studies_patient_name ON studies (store_id, patient_name COLLATE NOCASE);
+CREATE INDEX studies_patient_id ON studies (store_id, patient_id);
+CREATE INDEX studies_study_date ON studies (store_id, study_date);
+CREATE INDEX studies_accession_number ON studies (store_id, accession_number);
+CREATE TABLE series (
+  pk INTEGER PRIMARY KEY,
+  study_pk INTEGER NOT NULL REFERENCES studies(pk),
+  store_id INTEGER NOT NULL REFERENCES stores(id),
+  series_uid TEXT NOT NULL,
+  modality TEXT, series_number INTEGER, series_description TEXT,
+  series_date TEXT, series_time TEXT, performed_start_date TEXT, performed_start_time TEXT,
+  attrs TEXT NOT NULL,
+  n_instances INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (store_id, series_uid)
+);
+CREATE INDEX series_study ON series (study_pk, series_number);
+CREATE INDEX series_modality ON series (store_id, modality);
+CREATE TABLE instances (
+  pk INTEGER PRIMARY KEY,
+  series_pk INTEGER NOT NULL REFERENCES series(pk),
+  study_pk INTEGER NOT NULL REFERENCES studies(pk),
+  store_id INTEGER NOT NULL REFERENCES stores(id),
+  sop_uid TEXT NOT NULL,
+  sop_class_uid TEXT NOT NULL,
+  instance_number INTEGER,
+  transfer_syntax_uid TEXT NOT NULL,
+  blob_name TEXT NOT NULL UNIQUE,
+  blob_size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  frames TEXT NOT NULL,
+  bulk TEXT NOT NULL,
+  stored_at TEXT NOT NULL,
+  UNIQUE (store_id, sop_uid)
+);
+CREATE INDEX instances_series ON instances (series_pk, instance_number);
+CREATE INDEX instances_study_class ON instances (study_pk, sop_class_uid);
+"""),
+)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet recorded; return the names applied."""
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute("INSERT INTO migrations VALUES (?, ?)",
+                         (name, datetime.now(UTC).isoformat()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

@@ -1,0 +1,204 @@
+"""The embedded InstanceIndex: one SQLite file in WAL mode."""
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from storage.index.attributes import COLUMNS, SERIES_TAGS, STUDY_TAGS, column_value
+from storage.index.connection import Connections, transaction
+from storage.index.migrations import migrate
+from storage.index.query_builder import build_search
+from storage.ingest import IngestRecord
+from storage.query import Level, Query, SearchResult, SearchRow
+from storage.rows import AddOutcome, InstanceLocation, StoreRow
+
+_STUDY_COLUMNS = [(tag, col.split(".")[1]) for tag, (lvl, col) in COLUMNS.items()
+                  if lvl is Level.STUDY]
+_SERIES_COLUMNS = [(tag, col.split(".")[1]) for tag, (lvl, col) in COLUMNS.items()
+                   if lvl is Level.SERIES]
+_SCOPE_FROM = ("instances i JOIN series se ON se.pk = i.series_pk "
+               "JOIN studies st ON st.pk = i.study_pk")
+_SCOPE_ORDER = "ORDER BY se.series_number, se.pk, i.instance_number, i.pk"
+
+
+class SqliteIndex:
+    """InstanceIndex on SQLite: transactions on one writer thread, reads on reader threads."""
+
+    def __init__(self, path: Path, *, readers: int = 4, read_time_limit: float = 30.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = Connections(path, readers, read_time_limit)
+
+    async def migrate(self) -> list[str]:
+        """Bring the schema up to date (called once at startup)."""
+        return await self._db.write(migrate)
+
+    async def ensure_store(self, name: str, profile: str) -> StoreRow:
+        def run(conn: sqlite3.Connection) -> StoreRow:
+            conn.execute("INSERT INTO stores (name, profile) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO NOTHING", (name, profile))
+            row = conn.execute("SELECT id, name, profile FROM stores WHERE name = ?",
+                               (name,)).fetchone()
+            return StoreRow(*row)
+        return await self._db.write(run)
+
+    async def get_store(self, name: str) -> StoreRow | None:
+        def run(conn: sqlite3.Connection) -> StoreRow | None:
+            row = conn.execute("SELECT id, name, profile FROM stores WHERE name = ?",
+                               (name,)).fetchone()
+            return None if row is None else StoreRow(*row)
+        return await self._db.read(run)
+
+    async def find_sha256(self, store_id: int, sop_uid: str) -> str | None:
+        def run(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT sha256 FROM instances WHERE store_id = ? AND sop_uid = ?",
+                               (store_id, sop_uid)).fetchone()
+            return None if row is None else str(row[0])
+        return await self._db.read(run)
+
+    async def add_instance(self, store_id: int, record: IngestRecord, blob_name: str,
+                           blob_size: int, sha256: str) -> AddOutcome:
+        def run(conn: sqlite3.Connection) -> AddOutcome:
+            return transaction(conn, lambda c: _add(c, store_id, record, blob_name, blob_size,
+                                                    sha256))
+        return await self._db.write(run)
+
+    async def search(self, store_id: int, query: Query) -> SearchResult:
+        sql, params = build_search(store_id, query)
+
+        def run(conn: sqlite3.Connection) -> SearchResult:
+            rows = conn.execute(sql, params).fetchall()
+            return SearchResult([_search_row(r) for r in rows[:query.limit]],
+                                len(rows) > query.limit)
+        return await self._db.read(run)
+
+    async def locate(self, store_id: int, study: str, series: str | None = None,
+                     instance: str | None = None) -> list[InstanceLocation]:
+        where, params = _scope(store_id, study, series, instance)
+
+        def run(conn: sqlite3.Connection) -> list[InstanceLocation]:
+            rows = conn.execute(
+                "SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, "
+                "i.transfer_syntax_uid, i.blob_name, i.blob_size, i.frames, i.bulk "
+                f"FROM {_SCOPE_FROM} WHERE {where} {_SCOPE_ORDER}", params).fetchall()
+            return [InstanceLocation(*r[:7], r[7].encode(), r[8].encode()) for r in rows]
+        return await self._db.read(run)
+
+    async def metadata(self, store_id: int, study: str, series: str | None = None,
+                       instance: str | None = None) -> list[bytes]:
+        where, params = _scope(store_id, study, series, instance)
+
+        def run(conn: sqlite3.Connection) -> list[bytes]:
+            rows = conn.execute(f"SELECT i.metadata FROM {_SCOPE_FROM} WHERE {where} "
+                                f"{_SCOPE_ORDER}", params).fetchall()
+            return [r[0].encode() for r in rows]
+        return await self._db.read(run)
+
+    async def delete(self, store_id: int, study: str, series: str | None = None,
+                     instance: str | None = None) -> list[str] | None:
+        where, params = _scope(store_id, study, series, instance)
+
+        def run(conn: sqlite3.Connection) -> list[str] | None:
+            return transaction(conn, lambda c: _delete(c, where, params))
+        return await self._db.write(run)
+
+    async def blob_names(self) -> set[str]:
+        def run(conn: sqlite3.Connection) -> set[str]:
+            return {r[0] for r in conn.execute("SELECT blob_name FROM instances")}
+        return await self._db.read(run)
+
+    async def close(self) -> None:
+        self._db.close()
+
+
+def _scope(store_id: int, study: str, series: str | None,
+           instance: str | None) -> tuple[str, list[object]]:
+    where, params = ["i.store_id = ?", "st.study_uid = ?"], [store_id, study]
+    if series is not None:
+        where.append("se.series_uid = ?")
+        params.append(series)
+    if instance is not None:
+        where.append("i.sop_uid = ?")
+        params.append(instance)
+    return " AND ".join(where), params
+
+
+def _subset(attributes: dict[str, Any], tags: frozenset[int]) -> str:
+    return orjson.dumps({k: v for k, v in attributes.items() if int(k, 16) in tags}).decode()
+
+
+def _add(conn: sqlite3.Connection, store_id: int, record: IngestRecord, blob_name: str,
+         blob_size: int, sha256: str) -> AddOutcome:
+    existing = conn.execute("SELECT sha256 FROM instances WHERE store_id = ? AND sop_uid = ?",
+                            (store_id, record.sop_uid)).fetchone()
+    if existing is not None:
+        return AddOutcome.DUPLICATE if existing[0] == sha256 else AddOutcome.CONFLICT
+    attrs = record.attributes
+    study = conn.execute("SELECT pk FROM studies WHERE store_id = ? AND study_uid = ?",
+                         (store_id, record.study_uid)).fetchone()
+    if study is None:
+        names = ", ".join(c for _, c in _STUDY_COLUMNS)
+        study = conn.execute(
+            f"INSERT INTO studies (store_id, attrs, {names}) VALUES (?, ?"
+            f"{', ?' * len(_STUDY_COLUMNS)}) RETURNING pk",
+            [store_id, _subset(attrs, STUDY_TAGS),
+             *(record.study_uid if t == 0x0020000D else column_value(attrs, t)
+               for t, _ in _STUDY_COLUMNS)]).fetchone()
+    series = conn.execute("SELECT pk, study_pk FROM series WHERE store_id = ? AND series_uid = ?",
+                          (store_id, record.series_uid)).fetchone()
+    if series is not None and series[1] != study[0]:
+        return AddOutcome.SERIES_CONFLICT
+    if series is None:
+        names = ", ".join(c for _, c in _SERIES_COLUMNS)
+        series = conn.execute(
+            f"INSERT INTO series (study_pk, store_id, attrs, {names}) VALUES (?, ?, ?"
+            f"{', ?' * len(_SERIES_COLUMNS)}) RETURNING pk, study_pk",
+            [study[0], store_id, _subset(attrs, SERIES_TAGS),
+             *(record.series_uid if t == 0x0020000E else column_value(attrs, t)
+               for t, _ in _SERIES_COLUMNS)]).fetchone()
+        conn.execute("UPDATE studies SET n_series = n_series + 1 WHERE pk = ?", (study[0],))
+    frames = orjson.dumps([[[s.offset, s.length] for s in f] for f in record.frames]).decode()
+    bulk = orjson.dumps({p: [s.offset, s.length] for p, s in record.bulk.items()}).decode()
+    conn.execute(
+        "INSERT INTO instances (series_pk, study_pk, store_id, sop_uid, sop_class_uid, "
+        "instance_number, transfer_syntax_uid, blob_name, blob_size, sha256, metadata, frames, "
+        "bulk, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (series[0], study[0], store_id, record.sop_uid, record.sop_class_uid,
+         column_value(attrs, 0x00200013), record.transfer_syntax_uid, blob_name, blob_size,
+         sha256, record.metadata.decode(), frames, bulk, datetime.now(UTC).isoformat()))
+    conn.execute("UPDATE series SET n_instances = n_instances + 1 WHERE pk = ?", (series[0],))
+    conn.execute("UPDATE studies SET n_instances = n_instances + 1 WHERE pk = ?", (study[0],))
+    return AddOutcome.STORED
+
+
+def _delete(conn: sqlite3.Connection, where: str, params: list[object]) -> list[str] | None:
+    rows = conn.execute(f"SELECT i.pk, i.blob_name, i.series_pk, i.study_pk FROM {_SCOPE_FROM} "
+                        f"WHERE {where}", params).fetchall()
+    if not rows:
+        return None
+    conn.executemany("DELETE FROM instances WHERE pk = ?", [(r[0],) for r in rows])
+    for series_pk in {r[2] for r in rows}:
+        conn.execute("UPDATE series SET n_instances = (SELECT count(*) FROM instances "
+                     "WHERE series_pk = series.pk) WHERE pk = ?", (series_pk,))
+    conn.execute("DELETE FROM series WHERE n_instances = 0 AND pk IN "
+                 f"({', '.join('?' * len({r[2] for r in rows}))})", list({r[2] for r in rows}))
+    for study_pk in {r[3] for r in rows}:
+        conn.execute(
+            "UPDATE studies SET n_instances = (SELECT count(*) FROM instances WHERE study_pk = ?),"
+            " n_series = (SELECT count(*) FROM series WHERE study_pk = ?) WHERE pk = ?",
+            (study_pk, study_pk, study_pk))
+        conn.execute("DELETE FROM studies WHERE pk = ? AND n_instances = 0", (study_pk,))
+    return [r[1] for r in rows]
+
+
+def _search_row(r: tuple[Any, ...]) -> SearchRow:
+    return SearchRow(
+        study_uid=r[0], series_uid=r[1], sop_uid=r[2],
+        study_attrs=r[3].encode(), series_attrs=None if r[4] is None else r[4].encode(),
+        instance_attrs=None if r[5] is None else r[5].encode(),
+        study_series=r[6], study_instances=r[7], series_instances=r[8],
+        modalities=tuple((r[9] or "").split(",")) if r[9] else (),
+        sop_classes=tuple((r[10] or "").split(",")) if r[10] else (),
+    )

@@ -1,0 +1,299 @@
+"""Ingest: read a Part 10 file's header once and derive everything the archive serves from it.
+
+The result is a pure value: the DICOM JSON model (PS3.18 Annex F) with BulkDataURIs, the byte
+span of every bulk data element, and the byte spans of every frame's pixel data (native or
+encapsulated, PS3.5 A.4), so that metadata is never re-parsed and a frame is one seek.
+"""
+
+import base64
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import orjson
+from pydicom import Dataset, dcmread
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from storage.uids import is_valid_uid
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+EXTENDED_OFFSET_TABLE = 0x7FE00001
+ITEM, SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE0DD
+_LONG_HEADER_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN",
+                              b"UC", b"UR", b"SV", b"UV"})
+# Bulk data definition of the Cloud Healthcare API conformance statement (seed 002 / spec 4.6).
+_ALWAYS_BULK_VRS = frozenset({"OB", "OW", "UN"})
+_LARGE_FLOAT_VRS = frozenset({"OD", "OF", "OL", "OV"})
+_LARGE_FLOAT_BYTES = 2048
+_NUMERIC_ARRAY_VRS = {"AT": 4, "FD": 8, "FL": 4, "UL": 4, "US": 2, "SV": 8, "UV": 8}
+_NUMERIC_ARRAY_VM = 512
+_REQUIRED_UIDS = (("StudyInstanceUID", 0x0020000D), ("SeriesInstanceUID", 0x0020000E),
+                  ("SOPInstanceUID", 0x00080018), ("SOPClassUID", 0x00080016))
+# Frame start markers used when neither offset table nor fragment count tells frames apart.
+_FRAME_START_MARKERS = (b"\xff\xd8", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP")
+
+
+class IngestError(ValueError):
+    """The file cannot be archived; `sop_class_uid`/`sop_instance_uid` are set when known."""
+
+    def __init__(self, message: str, sop_class_uid: str = "", sop_instance_uid: str = "") -> None:
+        super().__init__(message)
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+
+
+@dataclass(frozen=True)
+class Span:
+    """A byte range of the stored file."""
+
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    """Everything the index keeps about one instance."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    attributes: dict[str, Any]  # top-level DICOM JSON, keyed by 8-hex tag
+    metadata: bytes  # the same, serialized; BulkDataURIs relative to the DICOMweb root
+    bulk: dict[str, Span]  # "7FE00010", "00540016/0/00181078" → span of the value
+    frames: tuple[tuple[Span, ...], ...]  # fragments of each frame, in frame order
+
+
+def bulk_data_path_uri(study: str, series: str, instance: str, path: str) -> str:
+    """The BulkDataURI of `path`, relative to the DICOMweb root (PS3.18 8.7.3.1)."""
+    return f"studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}"
+
+
+def read_instance(fp: BinaryIO) -> IngestRecord:
+    """Parse the header of the Part 10 file open in `fp` (never the pixels)."""
+    try:
+        ds = dcmread(fp, stop_before_pixels=True)
+    except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
+        raise IngestError(f"not a readable DICOM Part 10 file: {exc}") from exc
+    pixel_start = fp.tell()
+    uids = _required_uids(ds)
+    study, series, sop, sop_class = uids
+    ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if not is_valid_uid(ts):
+        raise IngestError("missing or invalid TransferSyntaxUID in the file meta information",
+                          sop_class, sop)
+    walker = _JsonWalker(fp, lambda path: bulk_data_path_uri(study, series, sop, path))
+    attributes = walker.file_meta(ds.file_meta)
+    attributes.update(walker.dataset(ds, "", 0))
+    frames: tuple[tuple[Span, ...], ...] = ()
+    pixel = _read_pixel_header(fp, pixel_start, UID(ts))
+    if pixel is not None:
+        tag, vr, span, encapsulated = pixel
+        key = f"{tag:08X}"
+        attributes[key] = {"vr": vr, "BulkDataURI": walker.uri(key)}
+        n_frames = _int(ds, "NumberOfFrames", 1)
+        if encapsulated:
+            fragments = list(_fragments(fp, span.offset))
+            end = fragments[-1].offset + fragments[-1].length if fragments else span.offset
+            span = Span(span.offset, end - span.offset)  # up to the delimiter, as pydicom keeps it
+            frames = _group_fragments(fp, ds, span.offset, fragments, n_frames)
+        else:
+            frames = _native_frames(ds, span, n_frames)
+        walker.bulk[key] = span
+    attributes = dict(sorted(attributes.items()))
+    return IngestRecord(study, series, sop, sop_class, ts, attributes,
+                        orjson.dumps(attributes), walker.bulk, frames)
+
+
+def _required_uids(ds: Dataset) -> tuple[str, str, str, str]:
+    values = []
+    sop_class = str(ds.get("SOPClassUID", "")).strip()
+    sop = str(ds.get("SOPInstanceUID", "")).strip()
+    for keyword, _tag in _REQUIRED_UIDS:
+        value = str(ds.get(keyword, "") or "").strip()
+        if not value:
+            raise IngestError(f"missing {keyword}", sop_class, sop)
+        if not is_valid_uid(value):
+            raise IngestError(f"invalid {keyword} {value[:80]!r}: a UID is digits and dots, "
+                              "at most 64 characters", sop_class, sop)
+        values.append(value)
+    return values[0], values[1], values[2], values[3]
+
+
+def _int(ds: Dataset, keyword: str, default: int) -> int:
+    try:
+        return int(ds.get(keyword, default) or default)
+    except (TypeError, ValueError):
+        return default
+
+
+def is_bulk(vr: str, length: int) -> bool:
+    """The bulk data definition: OB/OW/UN, large OD/OF/OL/OV, numeric arrays of VM > 512."""
+    if vr in _ALWAYS_BULK_VRS:
+        return True
+    if vr in _LARGE_FLOAT_VRS:
+        return length > _LARGE_FLOAT_BYTES
+    size = _NUMERIC_ARRAY_VRS.get(vr)
+    return size is not None and length > size * _NUMERIC_ARRAY_VM
+
+
+class _JsonWalker:
+    """Builds DICOM JSON while recording the file span of every bulk data element."""
+
+    def __init__(self, fp: BinaryIO, uri: Any) -> None:
+        self.fp = fp
+        self.uri = uri
+        self.bulk: dict[str, Span] = {}
+
+    def file_meta(self, meta: Dataset) -> dict[str, Any]:
+        return {f"{el.tag:08X}": _plain_json(el) for el in meta}
+
+    def dataset(self, ds: Dataset, prefix: str, base: int) -> dict[str, Any]:
+        """`base` is the file offset that this dataset's value positions are relative to."""
+        out: dict[str, Any] = {}
+        for tag in sorted(ds.keys()):
+            raw = ds.get_item(tag)
+            elem = ds[tag]
+            key = f"{tag:08X}"
+            if elem.VR == "SQ":
+                out[key] = self._sequence(raw, elem, prefix + key, base)
+                continue
+            length = raw.length if isinstance(raw, RawDataElement) else _value_length(elem)
+            if is_bulk(elem.VR, length) and length not in (0, UNDEFINED_LENGTH):
+                out[key] = self._bulk(raw, elem, prefix + key, base)
+            else:
+                out[key] = _plain_json(elem, raw)
+        return out
+
+    def _sequence(self, raw: Any, elem: DataElement, path: str, base: int) -> dict[str, Any]:
+        # Items of a defined-length sequence are parsed from its value bytes, so their
+        # positions are relative to the sequence's value; undefined-length ones are not.
+        if isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH:
+            base += raw.value_tell
+        items = [self.dataset(item, f"{path}/{i}/", base) for i, item in enumerate(elem.value)]
+        return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+
+    def _bulk(self, raw: Any, elem: DataElement, path: str, base: int) -> dict[str, Any]:
+        if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
+            span = Span(base + raw.value_tell, raw.length)
+            self.fp.seek(span.offset)
+            if self.fp.read(span.length) == raw.value:
+                self.bulk[path] = span
+                return {"vr": elem.VR, "BulkDataURI": self.uri(path)}
+        return _plain_json(elem, raw)  # span unknown: keep the value inline
+
+
+def _value_length(elem: DataElement) -> int:
+    value = elem.value
+    return len(value) if isinstance(value, bytes | bytearray) else 0
+
+
+def _plain_json(elem: DataElement, raw: Any = None) -> dict[str, Any]:
+    try:
+        return dict(elem.to_json_dict(None, UNDEFINED_LENGTH))
+    except Exception:  # a value pydicom cannot model: keep its bytes rather than lose them
+        value = raw.value if isinstance(raw, RawDataElement) else None
+        if isinstance(value, bytes) and value:
+            return {"vr": "UN", "InlineBinary": base64.b64encode(value).decode("ascii")}
+        return {"vr": elem.VR}
+
+
+def _read_pixel_header(fp: BinaryIO, pos: int, ts: UID) -> tuple[int, str, Span, bool] | None:
+    """Tag, VR and value span of the pixel data element starting at `pos` (PS3.5 7.1)."""
+    if ts == "1.2.840.10008.1.2.1.99":
+        return None  # deflated: the body is compressed, there are no file offsets to record
+    fp.seek(pos)
+    head = fp.read(12)
+    if len(head) < 8:
+        return None
+    endian = ">" if ts == "1.2.840.10008.1.2.2" else "<"
+    group, element = struct.unpack(f"{endian}HH", head[:4])
+    tag = group << 16 | element
+    if tag not in PIXEL_DATA_TAGS:
+        return None
+    if not (head[4:6].isalpha() and head[4:6].isupper()):  # implicit VR, whatever the TS says
+        vr = "OF" if tag == 0x7FE00008 else "OD" if tag == 0x7FE00009 else "OW"
+        (length,), header = struct.unpack(f"{endian}L", head[4:8]), 8
+    else:
+        vr = head[4:6].decode("ascii", "replace")
+        if head[4:6] in _LONG_HEADER_VRS:
+            (length,), header = struct.unpack(f"{endian}L", head[8:12]), 12
+        else:
+            (length,), header = struct.unpack(f"{endian}H", head[6:8]), 8
+    encapsulated = length == UNDEFINED_LENGTH
+    return tag, vr, Span(pos + header, 0 if encapsulated else length), encapsulated
+
+
+def _fragments(fp: BinaryIO, start: int) -> Iterator[Span]:
+    """Every item after the Basic Offset Table of encapsulated pixel data (PS3.5 A.4)."""
+    pos, first = start, True
+    while True:
+        fp.seek(pos)
+        head = fp.read(8)
+        if len(head) < 8:
+            raise IngestError("encapsulated pixel data ends before its sequence delimiter")
+        tag_group, tag_elem, length = struct.unpack("<HHL", head)
+        tag = tag_group << 16 | tag_elem
+        if tag == SEQUENCE_DELIMITER:
+            return
+        if tag != ITEM or length == UNDEFINED_LENGTH:
+            raise IngestError(f"unexpected tag {tag:08X} in encapsulated pixel data")
+        if not first:
+            yield Span(pos + 8, length)
+        first = False
+        pos += 8 + length
+
+
+def _group_fragments(fp: BinaryIO, ds: Dataset, value_start: int, fragments: list[Span],
+                     n_frames: int) -> tuple[tuple[Span, ...], ...]:
+    """Assign fragments to frames: offset tables, then counts, then frame start markers."""
+    if not fragments:
+        return ()
+    if n_frames <= 1:
+        return (tuple(fragments),)
+    first_item = fragments[0].offset - 8
+    starts = _offset_table(fp, ds, value_start)
+    if starts:
+        positions = {first_item + offset for offset in starts}
+    elif len(fragments) == n_frames:
+        return tuple((f,) for f in fragments)
+    else:
+        positions = set()
+        for f in fragments:
+            fp.seek(f.offset)
+            if fp.read(6).startswith(_FRAME_START_MARKERS):
+                positions.add(f.offset - 8)
+    frames: list[list[Span]] = []
+    for f in fragments:
+        if f.offset - 8 in positions or not frames:
+            frames.append([])
+        frames[-1].append(f)
+    return tuple(tuple(f) for f in frames) if len(frames) == n_frames else ()
+
+
+def _offset_table(fp: BinaryIO, ds: Dataset, value_start: int) -> list[int]:
+    """Frame offsets from the Basic Offset Table, or else the Extended Offset Table."""
+    fp.seek(value_start)
+    _tag, length = struct.unpack("<LL", fp.read(8))
+    if length:
+        return list(struct.unpack(f"<{length // 4}L", fp.read(length)))
+    eot = ds.get(EXTENDED_OFFSET_TABLE)
+    if eot is not None and isinstance(eot.value, bytes) and eot.value:
+        return list(struct.unpack(f"<{len(eot.value) // 8}Q", eot.value))
+    return []
+
+
+def _native_frames(ds: Dataset, span: Span, n_frames: int) -> tuple[tuple[Span, ...], ...]:
+    """Native pixel data: frame i is a fixed-size slice of the value (PS3.5 8.1.1)."""
+    bits = _int(ds, "BitsAllocated", 0) * _int(ds, "Rows", 0) * _int(ds, "Columns", 0) \
+        * _int(ds, "SamplesPerPixel", 1)
+    if bits <= 0 or bits % 8:
+        return ((span,),) if n_frames == 1 else ()
+    size = bits // 8
+    count = min(n_frames, span.length // size)
+    return tuple((Span(span.offset + i * size, size),) for i in range(count))
