@@ -14,7 +14,18 @@ def dicomweb_root(request: Request) -> str:
     host = headers.get("x-forwarded-host", headers.get("host", request.url.netloc))
     host = host.split(",")[0].strip()
     prefix = headers.get("x-forwarded-prefix", "").rstrip("/")
+    if not any(h.startswith("x-forwarded-") for h in headers) and ":" not in host.strip("[]"):
+        host = _with_server_port(host, scheme, request.scope.get("server"))
     return f"{scheme}://{host}{prefix}{_mount_path(request.url.path)}"
+
+
+def _with_server_port(host: str, scheme: str, server: tuple[str, int] | None) -> str:
+    """Add the port the request came in on when a direct client's Host header omits it
+    (dicomweb-client sends `Host: 127.0.0.1` for `http://127.0.0.1:8080`)."""
+    default = 443 if scheme == "https" else 80
+    if server is None or server[1] in (None, default):
+        return host
+    return f"{host}:{server[1]}"
 
 
 def _mount_path(path: str) -> str:

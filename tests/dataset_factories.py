@@ -1,0 +1,123 @@
+"""Test data: pydicom's bundled files (never downloaded) and generated series."""
+
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+from pydicom import Dataset, dcmread
+from pydicom.data import get_testdata_file
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+# pydicom files covering the syntaxes and shapes the archive must keep byte for byte.
+CORPUS = (
+    "CT_small.dcm",  # CT, explicit VR little endian, private OB/OW bulk data
+    "MR_small.dcm",  # MR
+    "MR_small_implicit.dcm",  # implicit VR little endian (shares MR_small's SOP Instance UID)
+    "MR_small_bigendian.dcm",  # explicit VR big endian
+    "rtdose.dcm",  # 15-frame native multi-frame
+    "MR_small_RLE.dcm",  # RLE Lossless
+    "SC_rgb_rle_2frame.dcm",  # RLE, 2 frames, RGB
+    "JPEG2000.dcm",  # JPEG 2000
+    "MR_small_jpeg_ls_lossless.dcm",  # JPEG-LS lossless
+    "JPEG-lossy.dcm",  # JPEG extended
+    "SC_rgb_jpeg.dcm",  # JPEG baseline (dataset in implicit VR despite its syntax)
+    "examples_ybr_color.dcm",  # JPEG baseline, 30 frames, Basic Offset Table
+    "liver_1frame.dcm",  # bigger native image
+    "rtplan.dcm",  # no pixel data, sequences
+    "waveform_ecg.dcm",  # waveform bulk data inside sequences
+)
+
+
+def corpus_path(name: str) -> Path:
+    path = get_testdata_file(name, download=False)
+    assert path is not None, name
+    return Path(path)
+
+
+def ct_series(count: int = 100, size: int = 64, patient: str = "SERIES^GENERATED",
+              study_uid: str | None = None) -> list[bytes]:
+    """A CT series of `count` slices of `size`² int16 pixels, as Part 10 bytes."""
+    study_uid = study_uid or generate_uid()
+    series_uid = generate_uid()
+    frame_of_reference = generate_uid()
+    files = []
+    for i in range(count):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        sop = generate_uid()
+        meta.MediaStorageSOPInstanceUID = sop
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = sop
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.FrameOfReferenceUID = frame_of_reference
+        ds.PatientName = patient
+        ds.PatientID = "GEN-0001"
+        ds.PatientBirthDate = "19700101"
+        ds.PatientSex = "O"
+        ds.StudyDate = "20240315"
+        ds.StudyTime = "101500"
+        ds.AccessionNumber = "ACC0001"
+        ds.StudyDescription = "Generated phantom"
+        ds.ReferringPhysicianName = "Referrer^Rita"
+        ds.StudyID = "1"
+        ds.Modality = "CT"
+        ds.SeriesNumber = 2
+        ds.SeriesDescription = "Axial phantom"
+        ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.PixelSpacing = [0.5, 0.5]
+        ds.SliceThickness = 1.0
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.Rows = ds.Columns = size
+        ds.BitsAllocated = 16
+        ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        ds.RescaleIntercept = -1024
+        ds.RescaleSlope = 1
+        ds.WindowCenter = 40
+        ds.WindowWidth = 400
+        yy, xx = np.mgrid[:size, :size]
+        radius = np.hypot(yy - size / 2, xx - size / 2)
+        pixels = np.where(radius < size / 3 - abs(i - count / 2) / 4, 1064, 24).astype(np.int16)
+        ds.PixelData = pixels.tobytes()
+        out = BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        files.append(out.getvalue())
+    return files
+
+
+def corpus_bytes(name: str, sop_uid: str | None = None) -> bytes:
+    """A corpus file as stored bytes; with `sop_uid`, re-encoded in its own syntax under that
+    SOP Instance UID (the MR_small variants all share one)."""
+    path = corpus_path(name)
+    if sop_uid is None:
+        return path.read_bytes()
+    ds = dcmread(path)
+    ds.SOPInstanceUID = sop_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    out = BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
+# One SOP Instance UID per MR_small variant so all of them can live in one archive.
+MR_VARIANTS = {
+    "MR_small_implicit.dcm": "1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457.2",
+    "MR_small_bigendian.dcm": "1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457.3",
+    "MR_small_RLE.dcm": "1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457.4",
+    "MR_small_jpeg_ls_lossless.dcm": "1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457.5",
+}
+
+
+def corpus_files() -> dict[str, bytes]:
+    """Every corpus file, MR variants under distinct SOP Instance UIDs."""
+    return {name: corpus_bytes(name, MR_VARIANTS.get(name)) for name in CORPUS}
