@@ -1,0 +1,42 @@
+"""The README's curl commands, run as written against a live server."""
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pydicom
+
+from tests.conftest import LiveServer
+from tests.dataset_factories import corpus_path
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def _curl_commands() -> list[str]:
+    block = README.read_text().split("## With curl", 1)[1].split("```sh", 1)[1].split("```")[0]
+    joined = block.replace("\\\n", " ")
+    return [line.strip() for line in joined.splitlines() if line.strip().startswith("curl")]
+
+
+def test_readme_curl_commands_work(live_server: LiveServer, tmp_path: Path) -> None:
+    source = corpus_path("CT_small.dcm")
+    ds = pydicom.dcmread(source)
+    ds.PatientName = "Doe^Jane"  # so the README's search finds it
+    ds.save_as(tmp_path / "image.dcm")
+    uids = {"STUDY": ds.StudyInstanceUID, "SERIES": ds.SeriesInstanceUID,
+            "INSTANCE": ds.SOPInstanceUID}
+    commands = _curl_commands()
+    assert len(commands) == 3
+    outputs = []
+    for command in commands:
+        command = command.replace("http://127.0.0.1:8080", live_server.base)
+        for placeholder, uid in uids.items():
+            command = re.sub(rf"\b{placeholder}\b", uid, command)
+        result = subprocess.run([*shlex.split(command), "-sS", "--fail-with-body"],
+                                cwd=tmp_path, capture_output=True, timeout=60, check=False)
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        outputs.append(result.stdout)
+    assert b"ReferencedSOPSequence" in outputs[0]
+    assert ds.StudyInstanceUID.encode() in outputs[1]
+    assert (tmp_path / "copy.dcm").read_bytes() == (tmp_path / "image.dcm").read_bytes()
