@@ -10,11 +10,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
 
 from pacs.archive import Archive
 from pacs.errors import (
     DicomWebError,
     dicomweb_error_handler,
+    error_response,
     http_error_handler,
     internal_error_handler,
 )
@@ -27,8 +30,7 @@ from storage.index.sqlite_index import SqliteIndex
 log = logging.getLogger("pacs")
 
 
-async def _query_timeout_handler(request: object, exc: Exception) -> object:
-    from pacs.errors import error_response
+async def _query_timeout_handler(request: Request, exc: Exception) -> Response:
     return error_response(503, f"the query took too long and was stopped: {exc}")
 
 

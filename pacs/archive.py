@@ -6,8 +6,7 @@ from starlette.requests import Request
 
 from pacs.errors import BadRequest, NotFound
 from pacs.settings import Settings
-from storage.filesystem_blobs import FilesystemBlobStore
-from storage.index.sqlite_index import SqliteIndex
+from storage.protocols import BlobStore, InstanceIndex
 from storage.rows import StoreRow
 from storage.uids import is_valid_uid
 
@@ -19,8 +18,8 @@ class Archive:
     """Settings, the index and the blob store; no other state lives in the server."""
 
     settings: Settings
-    index: SqliteIndex
-    blobs: FilesystemBlobStore
+    index: InstanceIndex
+    blobs: BlobStore
 
 
 def archive_of(request: Request) -> Archive:

@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from storage.protocols import StagedBlob
+
 
 class FileStagedBlob:
     """A file being received in the staging directory."""
@@ -62,7 +64,9 @@ class FilesystemBlobStore:
     def stage(self) -> FileStagedBlob:
         return FileStagedBlob(self._staging)
 
-    def commit(self, staged: FileStagedBlob) -> str:  # type: ignore[override]
+    def commit(self, staged: StagedBlob) -> str:
+        if not isinstance(staged, FileStagedBlob):
+            raise TypeError("a filesystem blob store commits only what it staged")
         staged.make_durable()
         name = uuid.uuid4().hex
         target = self._path(name)
@@ -77,10 +81,6 @@ class FilesystemBlobStore:
             return os.pread(fd, length, offset)
         finally:
             os.close(fd)
-
-    def open_fd(self, name: str) -> int:
-        """A read-only descriptor for several `os.pread` calls; the caller closes it."""
-        return os.open(self._path(name), os.O_RDONLY)
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)

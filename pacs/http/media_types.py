@@ -67,7 +67,9 @@ def parse_accept(value: str | None) -> list[MediaType]:
 
 
 def _split_outside_quotes(value: str, sep: str) -> list[str]:
-    out, current, quoted = [], [], False
+    out: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in value:
         if char == '"':
             quoted = not quoted

@@ -1,6 +1,6 @@
 """Streaming response bodies: blob byte ranges and multipart/related of them."""
 
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 
 import anyio
 from starlette.responses import StreamingResponse
@@ -24,9 +24,12 @@ async def blob_spans(blobs: BlobStore, name: str, spans: Sequence[Span],
             yield data
 
 
-def multipart_response(parts: AsyncIterable[Part], part_type: str, status: int = 200,
-                       **params: str) -> StreamingResponse:
-    """A streamed multipart/related response whose parts are of `part_type` (PS3.18 8.6.1.2)."""
+def multipart_response(parts: AsyncIterable[Part], part_type: str,
+                       params: Mapping[str, str] | None = None,
+                       status: int = 200) -> StreamingResponse:
+    """A streamed multipart/related response whose parts are of `part_type` (PS3.18 8.6.1.2);
+    `params` are further Content-Type parameters such as transfer-syntax."""
     boundary = new_boundary()
     return StreamingResponse(multipart_stream(parts, boundary), status_code=status,
-                             media_type=multipart_content_type(part_type, boundary, **params))
+                             media_type=multipart_content_type(part_type, boundary,
+                                                               **(params or {})))

@@ -85,7 +85,7 @@ async def retrieve(request: Request) -> Response:
                        blob_spans(archive.blobs, item.blob_name, [Span(0, item.blob_size)],
                                   chunk))
     params = {} if choice.transfer_syntax == AS_STORED else {"transfer-syntax": stored[0]}
-    return multipart_response(parts(), DICOM, **params)
+    return multipart_response(parts(), DICOM, params)
 
 
 async def retrieve_metadata(request: Request) -> Response:

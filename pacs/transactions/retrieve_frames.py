@@ -71,7 +71,7 @@ async def retrieve_frames(request: Request) -> Response:
         for number in numbers:
             yield Part({"Content-Type": part_type},
                        blob_spans(archive.blobs, item.blob_name, frames[number - 1], chunk))
-    return multipart_response(parts(), media_type, transfer_syntax=label)
+    return multipart_response(parts(), media_type, {"transfer-syntax": label})
 
 
 def _producible(rep: Representation, stored: str, media_type: str) -> bool:

@@ -36,8 +36,8 @@ INSTANCE_DEFAULTS = frozenset({
 })
 _DEFAULTS = {Level.STUDY: STUDY_DEFAULTS, Level.SERIES: SERIES_DEFAULTS,
              Level.INSTANCE: INSTANCE_DEFAULTS}
-_COMPUTED = frozenset({0x00080056, 0x00080060, 0x00080061, 0x00080062, 0x00081190, 0x00201206, 0x00201208,
-                       0x00201209})
+_COMPUTED = frozenset({0x00080056, 0x00080060, 0x00080061, 0x00080062, 0x00081190, 0x00201206,
+                       0x00201208, 0x00201209})
 _MORE_RESULTS = ('299 pacs "There are additional results that can be requested with a larger '
                  'offset"')
 

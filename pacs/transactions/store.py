@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -34,8 +35,8 @@ from pacs.http.multipart_reader import (
     PartStart,
 )
 from pacs.http.resource_urls import dicomweb_root, instance_url, study_url
-from storage.filesystem_blobs import FileStagedBlob
 from storage.ingest import IngestError, IngestRecord, read_instance
+from storage.protocols import BlobStore, StagedBlob
 from storage.rows import AddOutcome
 
 DICOM = "application/dicom"
@@ -49,8 +50,9 @@ GOOGLE_CREATOR = "GOOGLE"
 class _Part:
     """One received part: its staged blob, and either the parsed record or why it failed."""
 
-    staged: FileStagedBlob
+    staged: StagedBlob | None = None
     record: IngestRecord | None = None
+    committed: bool = False
     reason: int = 0
     detail: str = ""
     sop_class_uid: str = ""
@@ -82,14 +84,12 @@ async def store_instances(request: Request) -> Response:
             if part.record is not None and not part.reason:
                 await _commit(archive, store.id, part)
     finally:
-        for part in parts:
-            await anyio.to_thread.run_sync(part.staged.discard)
+        await _discard(parts)
     body = _response_dataset(dicomweb_root(request), study, parts)
     stored = sum(1 for p in parts if not p.reason)
     status = 200 if stored == len(parts) else 202 if stored else 409
     if response_type in _XML:
         return Response(to_native_xml(body), status, media_type="application/dicom+xml")
-    import orjson
     return Response(orjson.dumps(body), status, media_type=response_type)
 
 
@@ -155,10 +155,11 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 
 
 class _Receiver:
-    """Writes each part to staging in buffered batches and parses it when it ends."""
+    """Buffers each part's bytes and hands them to a worker thread in large writes; the last
+    write of a part also parses its header, so a part costs few thread hops."""
 
     def __init__(self, archive: Archive) -> None:
-        self._archive = archive
+        self._blobs = archive.blobs
         self._limit = archive.settings.max_instance_bytes
         self._batch = archive.settings.stage_buffer_bytes
         self.parts: list[_Part] = []
@@ -167,8 +168,7 @@ class _Receiver:
 
     async def handle(self, event: PartStart | PartData | PartEnd) -> None:
         if isinstance(event, PartStart):
-            staged = await anyio.to_thread.run_sync(self._archive.blobs.stage)
-            self._current = _Part(staged)
+            self._current = _Part()
             self.parts.append(self._current)
             part_type = event.headers.get("content-type", DICOM).split(";")[0].strip().lower()
             if part_type != DICOM:
@@ -177,29 +177,32 @@ class _Receiver:
         elif isinstance(event, PartData):
             self._buffer += event.data
             if len(self._buffer) >= self._batch:
-                await self._flush()
+                await self._write(last=False)
         elif self._current is not None:
-            await self._flush()
-            part = self._current
-            if not part.reason:
-                await anyio.to_thread.run_sync(_parse, part)
+            await self._write(last=True)
             self._current = None
 
-    async def _flush(self) -> None:
+    async def _write(self, last: bool) -> None:
         part, data = self._current, bytes(self._buffer)
         self._buffer.clear()
-        if part is None or not data:
+        if part is None or part.reason:
             return
-        if part.staged.size + len(data) > self._limit:
+        size = part.staged.size if part.staged else 0
+        if size + len(data) > self._limit:
             raise PayloadTooLarge(f"an instance is larger than the limit of {self._limit} bytes")
-        await anyio.to_thread.run_sync(part.staged.write, data)
+        await anyio.to_thread.run_sync(_stage, self._blobs, part, data, last)
 
     async def abandon(self) -> None:
-        for part in self.parts:
-            await anyio.to_thread.run_sync(part.staged.discard)
+        await _discard(self.parts)
 
 
-def _parse(part: _Part) -> None:
+def _stage(blobs: BlobStore, part: _Part, data: bytes, last: bool) -> None:
+    """Append `data` to the part's staged blob; after the last bytes, parse the header."""
+    if part.staged is None:
+        part.staged = blobs.stage()
+    part.staged.write(data)
+    if not last:
+        return
     part.staged.flush()
     try:
         with open(part.staged.path, "rb") as fp:
@@ -211,20 +214,26 @@ def _parse(part: _Part) -> None:
     part.sop_class_uid, part.sop_uid = part.record.sop_class_uid, part.record.sop_uid
 
 
+async def _discard(parts: list[_Part]) -> None:
+    leftovers = [p.staged for p in parts if p.staged is not None and not p.committed]
+    if leftovers:
+        def discard_all() -> None:
+            for staged in leftovers:
+                staged.discard()
+        await anyio.to_thread.run_sync(discard_all)
+
+
 async def _commit(archive: Archive, store_id: int, part: _Part) -> None:
     """Blob durable first, then the index row; a refused row removes its blob again."""
-    record = part.record
-    assert record is not None
-    known = await archive.index.find_sha256(store_id, record.sop_uid)
-    if known is not None:
-        _settle(part, AddOutcome.DUPLICATE if known == part.staged.sha256 else AddOutcome.CONFLICT)
-        return
-    size, sha256 = part.staged.size, part.staged.sha256
+    record, staged = part.record, part.staged
+    assert record is not None and staged is not None
+    size, sha256 = staged.size, staged.sha256
     try:
-        name = await anyio.to_thread.run_sync(archive.blobs.commit, part.staged)
+        name = await anyio.to_thread.run_sync(archive.blobs.commit, staged)
     except OSError as exc:
         part.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
         return
+    part.committed = True
     try:
         outcome = await archive.index.add_instance(store_id, record, name, size, sha256)
     except BaseException:

@@ -100,7 +100,8 @@ def _wildcard(expr: str, match: Match) -> Sql:
 def _range(expr: str, match: Match) -> Sql:
     """C.2.2.2.5 Range matching of dates, times and date-times (either end may be open)."""
     low, high = match.values
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     if low:
         clauses.append(f"{expr} >= ?")
         params.append(low)
@@ -112,7 +113,8 @@ def _range(expr: str, match: Match) -> Sql:
 
 def _fuzzy(expr: str, match: Match) -> Sql:
     """Any query token is a case-insensitive prefix of a name component."""
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     for token in match.values:
         escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         for lead in ("", "%^", "% ", "%="):

@@ -51,13 +51,6 @@ class SqliteIndex:
             return None if row is None else StoreRow(*row)
         return await self._db.read(run)
 
-    async def find_sha256(self, store_id: int, sop_uid: str) -> str | None:
-        def run(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute("SELECT sha256 FROM instances WHERE store_id = ? AND sop_uid = ?",
-                               (store_id, sop_uid)).fetchone()
-            return None if row is None else str(row[0])
-        return await self._db.read(run)
-
     async def add_instance(self, store_id: int, record: IngestRecord, blob_name: str,
                            blob_size: int, sha256: str) -> AddOutcome:
         def run(conn: sqlite3.Connection) -> AddOutcome:
@@ -83,7 +76,8 @@ class SqliteIndex:
                 "SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, "
                 "i.transfer_syntax_uid, i.blob_name, i.blob_size, i.frames, i.bulk "
                 f"FROM {_SCOPE_FROM} WHERE {where} {_SCOPE_ORDER}", params).fetchall()
-            return [InstanceLocation(*r[:7], r[7].encode(), r[8].encode()) for r in rows]
+            return [InstanceLocation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7].encode(),
+                                     r[8].encode()) for r in rows]
         return await self._db.read(run)
 
     async def metadata(self, store_id: int, study: str, series: str | None = None,
