@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 import orjson
 from pydicom import Dataset, dcmread
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
@@ -20,6 +21,7 @@ from pydicom.uid import UID
 from storage.uids import is_valid_uid
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
+DEFER_BYTES = 64 * 1024  # header values larger than this are located, not read
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 EXTENDED_OFFSET_TABLE = 0x7FE00001
 ITEM, SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE0DD
@@ -77,7 +79,7 @@ def bulk_data_path_uri(study: str, series: str, instance: str, path: str) -> str
 def read_instance(fp: BinaryIO) -> IngestRecord:
     """Parse the header of the Part 10 file open in `fp` (never the pixels)."""
     try:
-        ds = dcmread(fp, stop_before_pixels=True)
+        ds = dcmread(fp, stop_before_pixels=True, defer_size=DEFER_BYTES)
     except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
         raise IngestError(f"not a readable DICOM Part 10 file: {exc}") from exc
     pixel_start = fp.tell()
@@ -157,15 +159,14 @@ class _JsonWalker:
         """`base` is the file offset that this dataset's value positions are relative to."""
         out: dict[str, Any] = {}
         for tag in sorted(ds.keys()):
-            raw = ds.get_item(tag)
-            elem = ds[tag]
+            raw = ds.get_item(tag, keep_deferred=True)
             key = f"{tag:08X}"
+            # Bulk data is recognised before conversion, so a large deferred value is never read.
+            if isinstance(raw, RawDataElement) and self._bulk(raw, prefix + key, base, out):
+                continue
+            elem = ds[tag]
             if elem.VR == "SQ":
                 out[key] = self._sequence(raw, elem, prefix + key, base)
-                continue
-            length = raw.length if isinstance(raw, RawDataElement) else _value_length(elem)
-            if is_bulk(elem.VR, length) and length not in (0, UNDEFINED_LENGTH):
-                out[key] = self._bulk(raw, elem, prefix + key, base)
             else:
                 out[key] = _plain_json(elem, raw)
         return out
@@ -178,19 +179,27 @@ class _JsonWalker:
         items = [self.dataset(item, f"{path}/{i}/", base) for i, item in enumerate(elem.value)]
         return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
 
-    def _bulk(self, raw: Any, elem: DataElement, path: str, base: int) -> dict[str, Any]:
-        if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
-            span = Span(base + raw.value_tell, raw.length)
+    def _bulk(self, raw: RawDataElement, path: str, base: int, out: dict[str, Any]) -> bool:
+        """Record `raw` as bulk data if it is; nested spans are checked against the file
+        when the value is at hand (else the value stays inline)."""
+        vr = raw.VR or _dictionary_vr(raw.tag)
+        if " or " in vr or not is_bulk(vr, raw.length) or raw.length in (0, UNDEFINED_LENGTH):
+            return False
+        span = Span(base + raw.value_tell, raw.length)
+        if "/" in path and isinstance(raw.value, bytes):
             self.fp.seek(span.offset)
-            if self.fp.read(span.length) == raw.value:
-                self.bulk[path] = span
-                return {"vr": elem.VR, "BulkDataURI": self.uri(path)}
-        return _plain_json(elem, raw)  # span unknown: keep the value inline
+            if self.fp.read(span.length) != raw.value:
+                return False
+        self.bulk[path] = span
+        out[path.rsplit("/", 1)[-1]] = {"vr": vr, "BulkDataURI": self.uri(path)}
+        return True
 
 
-def _value_length(elem: DataElement) -> int:
-    value = elem.value
-    return len(value) if isinstance(value, bytes | bytearray) else 0
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
 
 
 def _plain_json(elem: DataElement, raw: Any = None) -> dict[str, Any]:
