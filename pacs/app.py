@@ -5,7 +5,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio
-import pydicom.config
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -21,6 +20,8 @@ from pacs.errors import (
     http_error_handler,
     internal_error_handler,
 )
+from pacs.ingest_pool import IngestPool
+from pacs.pydicom_config import configure_pydicom
 from pacs.routes import ROUTES
 from pacs.settings import Settings
 from storage.filesystem_blobs import FilesystemBlobStore
@@ -32,12 +33,6 @@ log = logging.getLogger("pacs")
 
 async def _query_timeout_handler(request: Request, exc: Exception) -> Response:
     return error_response(503, f"the query took too long and was stopped: {exc}")
-
-
-def configure_pydicom() -> None:
-    """Set pydicom's global configuration once: archives keep what they are sent."""
-    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-    logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
 async def open_archive(settings: Settings) -> Archive:
@@ -57,7 +52,7 @@ async def open_archive(settings: Settings) -> Archive:
         await anyio.to_thread.run_sync(blobs.delete, name)
     if orphans:
         log.warning("removed %d blobs that no index row referenced", len(orphans))
-    return Archive(settings, index, blobs)
+    return Archive(settings, index, blobs, IngestPool(settings.ingest_processes))
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -71,6 +66,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            archive.ingest.close()
             await archive.index.close()
 
     middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),

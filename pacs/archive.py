@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from pacs.errors import BadRequest, NotFound
+from pacs.ingest_pool import IngestPool
 from pacs.settings import Settings
 from storage.protocols import BlobStore, InstanceIndex
 from storage.rows import StoreRow
@@ -20,6 +21,7 @@ class Archive:
     settings: Settings
     index: InstanceIndex
     blobs: BlobStore
+    ingest: IngestPool
 
 
 def archive_of(request: Request) -> Archive:

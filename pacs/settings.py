@@ -1,6 +1,7 @@
 """Frozen settings, built once at startup and passed explicitly; every limit lives here."""
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_STORE = "projects/local/locations/local/datasets/default/dicomStores/default"
@@ -23,6 +24,7 @@ class Settings:
     qido_max_limit: int = 10_000
     max_frames_per_request: int = 10_000
     index_readers: int = 4
+    ingest_processes: int = field(default_factory=lambda: os.cpu_count() or 1)  # 0: threads
     query_time_limit_seconds: float = 30.0
 
     @property

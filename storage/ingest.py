@@ -13,9 +13,9 @@ from typing import Any, BinaryIO
 
 import orjson
 from pydicom import Dataset, dcmread
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.hooks import hooks
 from pydicom.uid import UID
 
 from storage.uids import is_valid_uid
@@ -43,9 +43,13 @@ class IngestError(ValueError):
     """The file cannot be archived; `sop_class_uid`/`sop_instance_uid` are set when known."""
 
     def __init__(self, message: str, sop_class_uid: str = "", sop_instance_uid: str = "") -> None:
-        super().__init__(message)
+        super().__init__(message, sop_class_uid, sop_instance_uid)  # all three survive pickling
+        self.message = message
         self.sop_class_uid = sop_class_uid
         self.sop_instance_uid = sop_instance_uid
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,12 @@ class IngestRecord:
 def bulk_data_path_uri(study: str, series: str, instance: str, path: str) -> str:
     """The BulkDataURI of `path`, relative to the DICOMweb root (PS3.18 8.7.3.1)."""
     return f"studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}"
+
+
+def read_instance_file(path: str) -> IngestRecord:
+    """`read_instance` of the file at `path` (the form a worker process is handed)."""
+    with open(path, "rb") as fp:
+        return read_instance(fp)
 
 
 def read_instance(fp: BinaryIO) -> IngestRecord:
@@ -162,7 +172,7 @@ class _JsonWalker:
             raw = ds.get_item(tag, keep_deferred=True)
             key = f"{tag:08X}"
             # Bulk data is recognised before conversion, so a large deferred value is never read.
-            if isinstance(raw, RawDataElement) and self._bulk(raw, prefix + key, base, out):
+            if isinstance(raw, RawDataElement) and self._bulk(raw, ds, prefix + key, base, out):
                 continue
             elem = ds[tag]
             if elem.VR == "SQ":
@@ -179,10 +189,11 @@ class _JsonWalker:
         items = [self.dataset(item, f"{path}/{i}/", base) for i, item in enumerate(elem.value)]
         return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
 
-    def _bulk(self, raw: RawDataElement, path: str, base: int, out: dict[str, Any]) -> bool:
+    def _bulk(self, raw: RawDataElement, ds: Dataset, path: str, base: int,
+              out: dict[str, Any]) -> bool:
         """Record `raw` as bulk data if it is; nested spans are checked against the file
         when the value is at hand (else the value stays inline)."""
-        vr = raw.VR or _dictionary_vr(raw.tag)
+        vr = _raw_vr(raw, ds)
         if " or " in vr or not is_bulk(vr, raw.length) or raw.length in (0, UNDEFINED_LENGTH):
             return False
         span = Span(base + raw.value_tell, raw.length)
@@ -195,11 +206,12 @@ class _JsonWalker:
         return True
 
 
-def _dictionary_vr(tag: int) -> str:
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
+def _raw_vr(raw: RawDataElement, ds: Dataset) -> str:
+    """The VR pydicom gives `raw` when it converts it (implicit VR: the dictionary's, private
+    creators LO; an explicit UN of a known tag: the dictionary's), without reading the value."""
+    found: dict[str, Any] = {}
+    hooks.raw_element_vr(raw, found, ds=ds)
+    return str(found["VR"])
 
 
 def _plain_json(elem: DataElement, raw: Any = None) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from pacs.http.multipart_reader import (
     PartStart,
 )
 from pacs.http.resource_urls import dicomweb_root, instance_url, study_url
-from storage.ingest import IngestError, IngestRecord, read_instance
+from storage.ingest import IngestError, IngestRecord
 from storage.protocols import BlobStore, StagedBlob
 from storage.rows import AddOutcome
 
@@ -155,11 +155,12 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 
 
 class _Receiver:
-    """Buffers each part's bytes and hands them to a worker thread in large writes; the last
-    write of a part also parses its header, so a part costs few thread hops."""
+    """Buffers each part's bytes and hands them to a worker thread in large writes; when a
+    part ends its header is parsed in the ingest pool."""
 
     def __init__(self, archive: Archive) -> None:
         self._blobs = archive.blobs
+        self._ingest = archive.ingest
         self._limit = archive.settings.max_instance_bytes
         self._batch = archive.settings.stage_buffer_bytes
         self.parts: list[_Part] = []
@@ -191,27 +192,29 @@ class _Receiver:
         if size + len(data) > self._limit:
             raise PayloadTooLarge(f"an instance is larger than the limit of {self._limit} bytes")
         await anyio.to_thread.run_sync(_stage, self._blobs, part, data, last)
+        if last and part.staged is not None:
+            await self._parse(part, part.staged)
+
+    async def _parse(self, part: _Part, staged: StagedBlob) -> None:
+        try:
+            part.record = await self._ingest.parse(staged.path)
+        except IngestError as exc:
+            part.fail(CANNOT_UNDERSTAND, str(exc))
+            part.sop_class_uid, part.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
+            return
+        part.sop_class_uid, part.sop_uid = part.record.sop_class_uid, part.record.sop_uid
 
     async def abandon(self) -> None:
         await _discard(self.parts)
 
 
 def _stage(blobs: BlobStore, part: _Part, data: bytes, last: bool) -> None:
-    """Append `data` to the part's staged blob; after the last bytes, parse the header."""
+    """Append `data` to the part's staged blob (created on the first bytes)."""
     if part.staged is None:
         part.staged = blobs.stage()
     part.staged.write(data)
-    if not last:
-        return
-    part.staged.flush()
-    try:
-        with open(part.staged.path, "rb") as fp:
-            part.record = read_instance(fp)
-    except IngestError as exc:
-        part.fail(CANNOT_UNDERSTAND, str(exc))
-        part.sop_class_uid, part.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
-        return
-    part.sop_class_uid, part.sop_uid = part.record.sop_class_uid, part.record.sop_uid
+    if last:
+        part.staged.flush()
 
 
 async def _discard(parts: list[_Part]) -> None:
