@@ -86,17 +86,23 @@ class FilesystemBlobStore:
         self._path(name).unlink(missing_ok=True)
 
     def names(self) -> Iterator[str]:
+        """Every blob stored; files that are not blobs (a stray `.DS_Store`) are skipped."""
         for path in self._blobs.glob("*/*/*"):
-            yield path.name
+            if _is_blob_name(path.name) and path.parent == self._path(path.name).parent:
+                yield path.name
 
     def discard_staging(self) -> None:
         for path in self._staging.iterdir():
             path.unlink(missing_ok=True)
 
     def _path(self, name: str) -> Path:
-        if len(name) != 32 or not all(c in "0123456789abcdef" for c in name):
+        if not _is_blob_name(name):
             raise ValueError(f"not a blob name: {name!r}")
         return self._blobs / name[:2] / name[2:4] / name
+
+
+def _is_blob_name(name: str) -> bool:
+    return len(name) == 32 and all(c in "0123456789abcdef" for c in name)
 
 
 def _fsync_dir(path: Path) -> None:

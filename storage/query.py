@@ -12,6 +12,10 @@ class Level(Enum):
     INSTANCE = 2
 
 
+# Value representations whose values are numbers (PS3.5 6.2): matched by value, not by text.
+NUMERIC_VRS = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"})
+
+
 class MatchKind(Enum):
     """Matching types of PS3.4 C.2.2.2 that need a filter (universal matching needs none)."""
 

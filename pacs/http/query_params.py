@@ -13,7 +13,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pacs.errors import BadRequest
 from pacs.settings import Settings
 from storage.index.attributes import level_of
-from storage.query import Level, Match, MatchKind, Query
+from storage.query import NUMERIC_VRS, Level, Match, MatchKind, Query
 from storage.uids import is_valid_uid
 
 # Google system parameters, accepted on every call and ignored here (seed 002, spec 1.1).
@@ -25,6 +25,8 @@ _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 _RANGE_VRS = frozenset({"DA", "TM", "DT"})
 _LIST_VRS = frozenset({"UI", "CS"})
 _FUZZY_SEPARATORS = re.compile(r"[\s^=,]+")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # DS / IS syntax (PS3.5 6.2)
+MAX_OFFSET = 2**63 - 1  # SQLite's largest integer; any larger offset matches nothing anyway
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def parse_search(params: Iterable[tuple[str, str]], level: Level, settings: Sett
         if key == "limit":
             limit = min(_count(key, value, minimum=1), settings.qido_max_limit)
         elif key == "offset":
-            offset = _count(key, value, minimum=0)
+            offset = min(_count(key, value, minimum=0), MAX_OFFSET)
         elif key == "includefield":
             for field in filter(None, (f.strip() for f in value.split(","))):
                 if field == "all":
@@ -124,4 +126,6 @@ def _match(key: str, tag: int, value: str, fuzzy: bool) -> Match | None:
         return Match(tag, vr, MatchKind.FUZZY, tokens)
     if vr in _LIST_VRS and "\\" in value:
         return Match(tag, vr, MatchKind.LIST, tuple(v for v in value.split("\\") if v))
+    if vr in NUMERIC_VRS and not _NUMBER.fullmatch(value):
+        raise BadRequest(f"{key} holds numbers ({vr}); {value[:80]!r} is not one")
     return Match(tag, vr, MatchKind.SINGLE, (value,))

@@ -16,7 +16,7 @@ def dicomweb_root(request: Request) -> str:
     prefix = headers.get("x-forwarded-prefix", "").rstrip("/")
     if not any(h.startswith("x-forwarded-") for h in headers) and ":" not in host.strip("[]"):
         host = _with_server_port(host, scheme, request.scope.get("server"))
-    return f"{scheme}://{host}{prefix}{_mount_path(request.url.path)}"
+    return f"{scheme}://{host}{prefix}{_mount_path(request)}"
 
 
 def _with_server_port(host: str, scheme: str, server: tuple[str, int] | None) -> str:
@@ -28,14 +28,10 @@ def _with_server_port(host: str, scheme: str, server: tuple[str, int] | None) ->
     return f"{host}:{server[1]}"
 
 
-def _mount_path(path: str) -> str:
-    """The path up to and including the DICOMweb root segment (`dicomweb` or `dicomWeb`)."""
-    for marker in ("/dicomWeb", "/dicomweb"):
-        at = path.find(marker + "/")
-        if at >= 0 or path.endswith(marker):
-            end = (at if at >= 0 else len(path) - len(marker)) + len(marker)
-            return path[:end]
-    return path
+def _mount_path(request: Request) -> str:
+    """The path of the DICOMweb root the route is mounted at (`/dicomweb` or the Google path):
+    the Mount's root_path, so a store or dataset named `dicomWeb` cannot be mistaken for it."""
+    return str(request.scope.get("root_path", ""))
 
 
 def study_url(root: str, study: str) -> str:

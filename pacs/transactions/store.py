@@ -61,6 +61,10 @@ class _Part:
     def fail(self, reason: int, detail: str) -> None:
         self.reason, self.detail = reason, detail
 
+    @property
+    def staged_bytes(self) -> int:
+        return self.staged.size if self.staged is not None else 0
+
 
 async def store_instances(request: Request) -> Response:
     """Store the instances of a multipart/related or single application/dicom body."""
@@ -119,6 +123,8 @@ async def _receive(request: Request, archive: Archive) -> list[_Part]:
     try:
         async for event in events:
             await receiver.handle(event)
+        if media.name == DICOM and not receiver.parts[0].staged_bytes:
+            raise BadRequest(f"the {DICOM} request body is empty")
     except BaseException:
         await receiver.abandon()
         raise
@@ -188,8 +194,7 @@ class _Receiver:
         self._buffer.clear()
         if part is None or part.reason:
             return
-        size = part.staged.size if part.staged else 0
-        if size + len(data) > self._limit:
+        if part.staged_bytes + len(data) > self._limit:
             raise PayloadTooLarge(f"an instance is larger than the limit of {self._limit} bytes")
         await anyio.to_thread.run_sync(_stage, self._blobs, part, data, last)
         if last and part.staged is not None:

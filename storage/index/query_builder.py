@@ -7,7 +7,7 @@ parameters; LIKE and GLOB patterns are escaped.
 from collections.abc import Callable
 
 from storage.index.attributes import COLUMNS, MODALITIES_IN_STUDY, SOP_CLASSES_IN_STUDY, level_of
-from storage.query import Level, Match, MatchKind, Query
+from storage.query import NUMERIC_VRS, Level, Match, MatchKind, Query
 
 Sql = tuple[str, list[object]]
 
@@ -77,7 +77,10 @@ def _expression(match: Match) -> str:
 
 
 def _single(expr: str, match: Match) -> Sql:
-    """C.2.2.2.1; person names compare case-insensitively (allowed by C.2.2.2.1)."""
+    """C.2.2.2.1; person names compare case-insensitively (allowed by C.2.2.2.1), numbers by
+    value (DICOM JSON keeps them as JSON numbers)."""
+    if match.vr in NUMERIC_VRS:
+        return f"{expr} = CAST(? AS NUMERIC)", [match.values[0]]
     collate = " COLLATE NOCASE" if match.vr == "PN" else ""
     return f"{expr} = ?{collate}", [match.values[0]]
 
