@@ -1,13 +1,16 @@
-"""`pacs serve`: run the archive with uvicorn."""
+"""`pacs serve`: run the archive with uvicorn, one worker process per core by default."""
 
 import argparse
+import asyncio
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
 
-from pacs.app import create_app
-from pacs.settings import Settings
+from pacs.app import create_app, open_archive
+from pacs.settings import SETTINGS_VARIABLE, Settings
 
 
 def _store(value: str) -> str:
@@ -30,7 +33,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     serve.add_argument("--store", type=_store, action="append", default=[],
                        help="create a further store projects/P/locations/L/datasets/D/"
                             "dicomStores/S (repeatable)")
+    serve.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                       help="worker processes (default: one per core)")
     return parser.parse_args(argv)
+
+
+async def _prepare(settings: Settings) -> None:
+    """Migrate, create the stores and sweep once, before any worker serves."""
+    archive = await open_archive(settings)
+    await archive.index.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,7 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"pacs: DICOMweb (default store) at {base}/dicomweb", flush=True)
     for name in (settings.default_store, *settings.stores):
         print(f"pacs: Cloud Healthcare API path {base}/v1/{name}/dicomWeb", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    if args.workers <= 1:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        return
+    asyncio.run(_prepare(settings))
+    os.environ[SETTINGS_VARIABLE] = replace(settings, sweep_on_start=False).to_env()
+    uvicorn.run("pacs.app:app_from_env", factory=True, workers=args.workers, host=args.host,
+                port=args.port, log_level="info")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from pacs.errors import (
     http_error_handler,
     internal_error_handler,
 )
-from pacs.ingest_pool import IngestPool
 from pacs.pydicom_config import configure_pydicom
 from pacs.routes import ROUTES
 from pacs.settings import Settings
@@ -36,14 +35,21 @@ async def _query_timeout_handler(request: Request, exc: Exception) -> Response:
 
 
 async def open_archive(settings: Settings) -> Archive:
-    """Open the index and blob store, apply migrations, create the configured stores, and
-    remove staging leftovers and blobs no index row reaches (an interrupted store or delete)."""
+    """Open the index and blob store, apply migrations and create the configured stores; with
+    `sweep_on_start`, also remove staging leftovers and blobs no index row reaches (left by an
+    interrupted store or delete). Only a process that writes alone may sweep."""
     index = SqliteIndex(settings.index_path, readers=settings.index_readers,
                         read_time_limit=settings.query_time_limit_seconds)
     await index.migrate()
     blobs = FilesystemBlobStore(settings.blob_dir)
     for name in (settings.default_store, *settings.stores):
         await index.ensure_store(name, "full")
+    if settings.sweep_on_start:
+        await _sweep(index, blobs)
+    return Archive(settings, index, blobs)
+
+
+async def _sweep(index: SqliteIndex, blobs: FilesystemBlobStore) -> None:
     await anyio.to_thread.run_sync(blobs.discard_staging)
     referenced = await index.blob_names()
     orphans = [n for n in await anyio.to_thread.run_sync(lambda: list(blobs.names()))
@@ -52,7 +58,11 @@ async def open_archive(settings: Settings) -> Archive:
         await anyio.to_thread.run_sync(blobs.delete, name)
     if orphans:
         log.warning("removed %d blobs that no index row referenced", len(orphans))
-    return Archive(settings, index, blobs, IngestPool(settings.ingest_processes))
+
+
+def app_from_env() -> Starlette:
+    """The application of a worker process (`uvicorn --factory`), from `PACS_SETTINGS`."""
+    return create_app(Settings.from_env())
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -66,7 +76,6 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
-            archive.ingest.close()
             await archive.index.close()
 
     middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),

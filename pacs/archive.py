@@ -5,10 +5,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from pacs.errors import BadRequest, NotFound
-from pacs.ingest_pool import IngestPool
 from pacs.settings import Settings
 from storage.protocols import BlobStore, InstanceIndex
-from storage.rows import StoreRow
+from storage.rows import InstanceLocation, StoreRow
 from storage.uids import is_valid_uid
 
 API_VERSIONS = ("v1", "v1beta1")
@@ -21,7 +20,6 @@ class Archive:
     settings: Settings
     index: InstanceIndex
     blobs: BlobStore
-    ingest: IngestPool
 
 
 def archive_of(request: Request) -> Archive:
@@ -56,3 +54,37 @@ def path_uid(request: Request, name: str) -> str:
         raise BadRequest(f"invalid {name} UID {value[:80]!r}: a UID is digits and dots, "
                          "at most 64 characters")
     return value
+
+
+@dataclass(frozen=True)
+class Target:
+    """The study, series or instance a request's path names, UIDs checked."""
+
+    study: str
+    series: str | None = None
+    instance: str | None = None
+
+    def describe(self) -> str:
+        if self.instance is not None:
+            return f"instance {self.instance} of series {self.series} in study {self.study}"
+        if self.series is not None:
+            return f"series {self.series} in study {self.study}"
+        return f"study {self.study}"
+
+
+def target_of(request: Request) -> Target:
+    params = request.path_params
+    return Target(path_uid(request, "study"),
+                  path_uid(request, "series") if "series" in params else None,
+                  path_uid(request, "instance") if "instance" in params else None)
+
+
+async def locate(request: Request) -> tuple[Archive, list[InstanceLocation]]:
+    """The instances under the request's target, in order; 404 if there are none."""
+    archive = archive_of(request)
+    store = await resolve_store(request)
+    target = target_of(request)
+    found = await archive.index.locate(store.id, target.study, target.series, target.instance)
+    if not found:
+        raise NotFound(f"{target.describe()} not found")
+    return archive, found

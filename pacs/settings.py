@@ -1,11 +1,13 @@
 """Frozen settings, built once at startup and passed explicitly; every limit lives here."""
 
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 DEFAULT_STORE = "projects/local/locations/local/datasets/default/dicomStores/default"
 PROFILES = ("full", "google")
+SETTINGS_VARIABLE = "PACS_SETTINGS"
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,25 @@ class Settings:
     qido_max_limit: int = 10_000
     max_frames_per_request: int = 10_000
     index_readers: int = 4
-    ingest_processes: int = field(default_factory=lambda: os.cpu_count() or 1)  # 0: threads
+    sweep_on_start: bool = True  # remove staging leftovers and unreferenced blobs at startup
     query_time_limit_seconds: float = 30.0
+
+    def to_env(self) -> str:
+        """JSON for the `PACS_SETTINGS` variable that worker processes read."""
+        values = asdict(self)
+        values["data_dir"] = str(self.data_dir)
+        return json.dumps(values)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """The settings a `pacs serve` parent put in `PACS_SETTINGS` (defaults if unset)."""
+        values = json.loads(os.environ.get(SETTINGS_VARIABLE, "{}"))
+        for f in fields(cls):
+            if f.name in values and isinstance(values[f.name], list):
+                values[f.name] = tuple(values[f.name])
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        return cls(**values)
 
     @property
     def index_path(self) -> Path:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from pacs.archive import Archive, archive_of, path_uid, resolve_store
+from pacs.archive import archive_of, locate, resolve_store, target_of
 from pacs.dicom_codecs.transfer_syntaxes import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -23,7 +23,6 @@ from pacs.http.multipart_writer import Part
 from pacs.http.resource_urls import dicomweb_root, instance_url
 from pacs.http.responses import blob_spans, multipart_response
 from storage.ingest import Span
-from storage.rows import InstanceLocation
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
@@ -33,35 +32,10 @@ _METADATA_OFFERS = (Offer(False, DICOM_JSON), Offer(False, "application/json"))
 _BULK_OFFERS = (Offer(True, OCTET_STREAM), Offer(False, OCTET_STREAM))
 
 
-def _scope(request: Request) -> tuple[str, str | None, str | None]:
-    params = request.path_params
-    return (path_uid(request, "study"),
-            path_uid(request, "series") if "series" in params else None,
-            path_uid(request, "instance") if "instance" in params else None)
-
-
-async def _locate(request: Request) -> tuple[Archive, list[InstanceLocation]]:
-    archive = archive_of(request)
-    store = await resolve_store(request)
-    study, series, instance = _scope(request)
-    found = await archive.index.locate(store.id, study, series, instance)
-    if not found:
-        raise NotFound(f"{_describe(study, series, instance)} not found")
-    return archive, found
-
-
-def _describe(study: str, series: str | None, instance: str | None) -> str:
-    if instance is not None:
-        return f"instance {instance} of series {series} in study {study}"
-    if series is not None:
-        return f"series {series} in study {study}"
-    return f"study {study}"
-
-
 async def retrieve(request: Request) -> Response:
     """GET study, series or instance: multipart/related application/dicom (instance: also
     single-part application/dicom), in the stored transfer syntax."""
-    archive, found = await _locate(request)
+    archive, found = await locate(request)
     stored = sorted({i.transfer_syntax_uid for i in found})
     offers = _INSTANCE_OFFERS if "instance" in request.path_params else _STUDY_OFFERS
     available = [o.describe(ts) for o in offers for ts in (AS_STORED, *stored)]
@@ -93,10 +67,10 @@ async def retrieve_metadata(request: Request) -> Response:
     choice = negotiate(request.headers.get("accept"), _METADATA_OFFERS, [DICOM_JSON])
     archive = archive_of(request)
     store = await resolve_store(request)
-    study, series, instance = _scope(request)
-    rows = await archive.index.metadata(store.id, study, series, instance)
+    target = target_of(request)
+    rows = await archive.index.metadata(store.id, target.study, target.series, target.instance)
     if not rows:
-        raise NotFound(f"{_describe(study, series, instance)} not found")
+        raise NotFound(f"{target.describe()} not found")
     prefix = f'"BulkDataURI":"{dicomweb_root(request)}/'.encode()
     body = (b"[" + b",".join(rows) + b"]").replace(b'"BulkDataURI":"', prefix)
     return Response(body, media_type=choice.media_type)
@@ -105,7 +79,7 @@ async def retrieve_metadata(request: Request) -> Response:
 async def retrieve_bulkdata(request: Request) -> Response:
     """GET …/instances/{i}/bulkdata/{path}: the stored bytes of one bulk data element,
     multipart (default) or single-part octet-stream, honouring a byte Range (PS3.18 10.4)."""
-    archive, found = await _locate(request)
+    archive, found = await locate(request)
     item = found[0]
     path = "/".join(p.upper() if len(p) == 8 else p for p in request.path_params["path"]
                     .strip("/").split("/"))

@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pacs.archive import archive_of, path_uid, resolve_store
+from pacs.archive import locate
 from pacs.dicom_codecs.transfer_syntaxes import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     OCTET_STREAM,
     frame_media_type,
     same_frame_bytes,
 )
-from pacs.errors import BadRequest, NotFound
+from pacs.errors import BadRequest
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import blob_spans, multipart_response
@@ -39,16 +39,11 @@ def parse_frame_list(text: str, limit: int) -> list[int]:
 
 async def retrieve_frames(request: Request) -> Response:
     """GET frames of one instance as multipart/related, one part per frame."""
-    archive = archive_of(request)
-    store = await resolve_store(request)
-    study, series = path_uid(request, "study"), path_uid(request, "series")
-    instance = path_uid(request, "instance")
+    archive, found = await locate(request)
     numbers = parse_frame_list(request.path_params["frames"],
                                archive.settings.max_frames_per_request)
-    found = await archive.index.locate(store.id, study, series, instance)
-    if not found:
-        raise NotFound(f"instance {instance} of series {series} in study {study} not found")
     item = found[0]
+    instance = item.sop_uid
     frames = item.frames()
     if not frames:
         raise BadRequest(f"instance {instance} has no pixel data frames that can be retrieved")

@@ -35,7 +35,7 @@ from pacs.http.multipart_reader import (
     PartStart,
 )
 from pacs.http.resource_urls import dicomweb_root, instance_url, study_url
-from storage.ingest import IngestError, IngestRecord
+from storage.ingest import IngestError, IngestRecord, read_instance_file
 from storage.protocols import BlobStore, StagedBlob
 from storage.rows import AddOutcome
 
@@ -161,12 +161,11 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 
 
 class _Receiver:
-    """Buffers each part's bytes and hands them to a worker thread in large writes; when a
-    part ends its header is parsed in the ingest pool."""
+    """Buffers each part's bytes and hands them to a worker thread in large writes; the last
+    write of a part also parses its header, so a part costs few thread hops."""
 
     def __init__(self, archive: Archive) -> None:
         self._blobs = archive.blobs
-        self._ingest = archive.ingest
         self._limit = archive.settings.max_instance_bytes
         self._batch = archive.settings.stage_buffer_bytes
         self.parts: list[_Part] = []
@@ -197,29 +196,27 @@ class _Receiver:
         if part.staged_bytes + len(data) > self._limit:
             raise PayloadTooLarge(f"an instance is larger than the limit of {self._limit} bytes")
         await anyio.to_thread.run_sync(_stage, self._blobs, part, data, last)
-        if last and part.staged is not None:
-            await self._parse(part, part.staged)
-
-    async def _parse(self, part: _Part, staged: StagedBlob) -> None:
-        try:
-            part.record = await self._ingest.parse(staged.path)
-        except IngestError as exc:
-            part.fail(CANNOT_UNDERSTAND, str(exc))
-            part.sop_class_uid, part.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
-            return
-        part.sop_class_uid, part.sop_uid = part.record.sop_class_uid, part.record.sop_uid
 
     async def abandon(self) -> None:
         await _discard(self.parts)
 
 
 def _stage(blobs: BlobStore, part: _Part, data: bytes, last: bool) -> None:
-    """Append `data` to the part's staged blob (created on the first bytes)."""
+    """Append `data` to the part's staged blob (created on the first bytes); after the last
+    bytes, parse the header (PS3.10 file, never the pixels)."""
     if part.staged is None:
         part.staged = blobs.stage()
     part.staged.write(data)
-    if last:
-        part.staged.flush()
+    if not last:
+        return
+    part.staged.flush()
+    try:
+        part.record = read_instance_file(part.staged.path)
+    except IngestError as exc:
+        part.fail(CANNOT_UNDERSTAND, str(exc))
+        part.sop_class_uid, part.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
+        return
+    part.sop_class_uid, part.sop_uid = part.record.sop_class_uid, part.record.sop_uid
 
 
 async def _discard(parts: list[_Part]) -> None:

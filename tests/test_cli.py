@@ -1,0 +1,81 @@
+"""`pacs serve` as a newcomer runs it: a subprocess with worker processes on a real port."""
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.dataset_factories import ct_series
+
+STORE = "projects/p1/locations/l1/datasets/d1/dicomStores/s1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    data = tmp_path_factory.mktemp("cli") / "data"
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pacs", "serve", "--port", str(port), "--data", str(data),
+         "--store", STORE, "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield base, str(data)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+        print(output)
+    assert f"{base}/dicomweb" in output
+    assert f"{base}/v1/{STORE}/dicomWeb" in output
+
+
+def test_workers_share_one_archive(served: tuple[str, str]) -> None:
+    """Concurrent stores land in whichever worker; every one is then visible to all."""
+    base, _ = served
+    files = ct_series(24, size=32)
+
+    def store(data: bytes) -> int:
+        return requests.post(f"{base}/dicomweb/studies", data=data,
+                             headers={"Content-Type": "application/dicom"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(store, files)) == {200}
+    for _ in range(6):  # several requests, so both workers answer some
+        found = requests.get(f"{base}/dicomweb/instances", params={"PatientID": "GEN-0001"})
+        assert found.status_code == 200 and len(found.json()) == 24
+
+
+def test_store_given_on_the_command_line_is_served(served: tuple[str, str]) -> None:
+    base, _ = served
+    assert requests.get(f"{base}/v1/{STORE}/dicomWeb/studies").status_code == 204
+    missing = requests.get(f"{base}/v1/projects/p1/locations/l1/datasets/d1/dicomStores/nope/"
+                           "dicomWeb/studies")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_data_dir_holds_the_index_and_blobs(served: tuple[str, str]) -> None:
+    _, data = served
+    assert (Path(data) / "index.sqlite3").is_file()
+    assert (Path(data) / "blobs").is_dir()
