@@ -23,6 +23,7 @@ from pacs.errors import (
     OUT_OF_RESOURCES,
     PROCESSING_FAILURE,
     BadRequest,
+    NotAcceptable,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
@@ -74,7 +75,7 @@ async def store_instances(request: Request) -> Response:
     accept = request.headers.get("accept")
     try:
         response_type = negotiate(accept, _RESPONSE_OFFERS, []).media_type
-    except Exception:  # STOW answers even an odd Accept (Google's docs send application/dicom)
+    except NotAcceptable:  # STOW answers even an odd Accept (Google's docs send one)
         response_type = "application/dicom+xml"
     parts = await _receive(request, archive)
     try:
@@ -100,11 +101,12 @@ async def store_instances(request: Request) -> Response:
 async def _receive(request: Request, archive: Archive) -> list[_Part]:
     """Read the body into staged parts; 400/413/415 for a malformed request."""
     content_type = request.headers.get("content-type", "")
+    unsupported = UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; send "
+                                       f'multipart/related; type="{DICOM}" or {DICOM}')
     try:
         media = parse_media_type(content_type)
     except ValueError as exc:
-        raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; send "
-                                   f'multipart/related; type="{DICOM}" or {DICOM}') from exc
+        raise unsupported from exc
     if media.name == DICOM:
         events = _single_part(request)
     elif media.name == "multipart/related":
@@ -117,8 +119,7 @@ async def _receive(request: Request, archive: Archive) -> list[_Part]:
             raise BadRequest("the multipart/related Content-Type has no boundary parameter")
         events = _multipart(request, boundary, archive.settings.max_part_header_bytes)
     else:
-        raise UnsupportedMediaType(f"Content-Type {media.name!r} is not supported; send "
-                                   f'multipart/related; type="{DICOM}" or {DICOM}')
+        raise unsupported
     receiver = _Receiver(archive)
     try:
         async for event in events:
