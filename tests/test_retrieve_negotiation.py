@@ -427,11 +427,14 @@ def test_encapsulated_frames_refused_in_other_syntaxes(corpus: dict[str, Stored]
 
 def test_default_media_type_of_a_compressed_syntax(corpus: dict[str, Stored],
                                                    root: str) -> None:
-    """image/jpeg without transfer-syntax means JPEG Baseline (PS3.18 Table 8.7.3-5)."""
+    """image/jpeg without transfer-syntax means JPEG Lossless SV1 (PS3.18 Table 8.7.3-5), which
+    lossy JPEG frames are not; named, the stored syntax is served."""
     baseline, extended = corpus["SC_rgb_jpeg.dcm"], corpus["JPEG-lossy.dcm"]
-    assert _frames(get(f"{root}{baseline.path}/frames/1", "multipart/related; type=image/jpeg"))
-    assert_error(get(f"{root}{extended.path}/frames/1", "multipart/related; type=image/jpeg"),
-                 406)
+    for item in (baseline, extended):
+        assert_error(get(f"{root}{item.path}/frames/1", "multipart/related; type=image/jpeg"),
+                     406)
+    assert _frames(get(f"{root}{baseline.path}/frames/1", "multipart/related; type=image/jpeg; "
+                                                          "transfer-syntax=1.2.840.10008.1.2.4.50"))
 
 
 def test_big_endian_frames_only_as_stored(corpus: dict[str, Stored], root: str) -> None:

@@ -56,7 +56,7 @@ TRANSFER_SYNTAXES: dict[str, TransferSyntax] = {ts.uid: ts for ts in _ALL}
 DEFAULT_TRANSFER_SYNTAX: dict[str, str] = {
     "application/dicom": EXPLICIT_VR_LITTLE_ENDIAN,
     OCTET_STREAM: EXPLICIT_VR_LITTLE_ENDIAN,
-    "image/jpeg": "1.2.840.10008.1.2.4.50",
+    "image/jpeg": "1.2.840.10008.1.2.4.70",
     "image/jls": "1.2.840.10008.1.2.4.80",
     "image/jp2": "1.2.840.10008.1.2.4.90",
     "image/jpx": "1.2.840.10008.1.2.4.92",

@@ -281,11 +281,11 @@ def _response_dataset(root: str, study: str | None, parts: list[_Part]) -> dict[
             item["00081190"] = {"vr": "UR", "Value": [instance_url(
                 root, record.study_uid, record.series_uid, record.sop_uid)]}
             stored.append(item)
-    body: dict[str, Any] = {}
     studies = {p.record.study_uid for p in parts if p.record is not None}
     target = study or (studies.pop() if len(studies) == 1 else None)
-    if target:
-        body["00081190"] = {"vr": "UR", "Value": [study_url(root, target)]}
+    # RetrieveURL is Type 2 (PS3.18 Table I.1-1): empty when the parts span several studies.
+    body: dict[str, Any] = {"00081190": {"vr": "UR", "Value": [study_url(root, target)]}
+                            if target else {"vr": "UR"}}
     if failed:
         body["00081198"] = {"vr": "SQ", "Value": failed}
     if stored:
