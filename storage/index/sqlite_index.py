@@ -193,6 +193,6 @@ def _search_row(r: tuple[Any, ...]) -> SearchRow:
         study_attrs=r[3].encode(), series_attrs=None if r[4] is None else r[4].encode(),
         instance_attrs=None if r[5] is None else r[5].encode(),
         study_series=r[6], study_instances=r[7], series_instances=r[8],
-        modalities=tuple((r[9] or "").split(",")) if r[9] else (),
-        sop_classes=tuple((r[10] or "").split(",")) if r[10] else (),
+        modalities=tuple(r[9].split(",")) if r[9] else (),
+        sop_classes=tuple(r[10].split(",")) if r[10] else (),
     )
