@@ -107,6 +107,10 @@ def test_unknown_key_is_400_naming_it(server: LiveServer, path: str, key: str) -
     assert_400(get(server, path, {key: "x"}), key)
 
 
+def test_empty_key_is_400_saying_so(server: LiveServer) -> None:
+    assert_400(get(server, "/studies", {"": "x"}), "empty name")
+
+
 @pytest.mark.parametrize("field", ["Foo", "0008103", "all2"])
 def test_unknown_includefield_is_400_naming_it(server: LiveServer, field: str) -> None:
     assert_400(get(server, "/studies", {"includefield": f"PatientID,{field}"}), field)

@@ -40,6 +40,8 @@ class SearchRequest:
 
 def attribute_tag(key: str) -> int:
     """Tag of a keyword or 8-hex tag; 400 naming the key if it is neither."""
+    if not key:
+        raise BadRequest("a query parameter has an empty name")
     if _HEX_TAG.fullmatch(key):
         return int(key, 16)
     tag = tag_for_keyword(key)
