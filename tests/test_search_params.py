@@ -208,6 +208,20 @@ def test_patient_name_wildcards_ignore_case(server: LiveServer, pattern: str,
     assert found == {STUDY_UIDS[s] for s in expected}
 
 
+@pytest.mark.parametrize(("query", "expected"), [
+    ({"StudyDescription": "*phantom*"}, {"alpha"}),  # OHIF sends what the user typed
+    ({"StudyDescription": "KNEE*"}, {"beta"}),
+    ({"StudyDescription": "knee"}, set()),  # single values stay exact (PS3.4 C.2.2.2.1)
+    ({"PatientID": "pid-?"}, {"alpha", "beta", "gamma"}),
+    ({"ModalitiesInStudy": "c*"}, set()),  # codes match exactly, wildcards included
+    ({"ModalitiesInStudy": "C*"}, {"alpha", "gamma"}),
+])
+def test_text_wildcards_ignore_case_codes_do_not(server: LiveServer, query: dict[str, str],
+                                                 expected: set[str]) -> None:
+    found = study_uids(get(server, "/studies", query))
+    assert found == {STUDY_UIDS[s] for s in expected}
+
+
 def test_ohif_study_list_query(server: LiveServer) -> None:
     response = get(server, "/studies", OHIF_STUDY_LIST)
     found = results(response)

@@ -10,6 +10,7 @@ from storage.index.attributes import COLUMNS, MODALITIES_IN_STUDY, SOP_CLASSES_I
 from storage.query import NUMERIC_VRS, Level, Match, MatchKind, Query
 
 Sql = tuple[str, list[object]]
+CASE_INSENSITIVE_WILDCARD_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
 
 _FROM = {
     Level.STUDY: "studies st",
@@ -91,9 +92,11 @@ def _list(expr: str, match: Match) -> Sql:
 
 
 def _wildcard(expr: str, match: Match) -> Sql:
-    """C.2.2.2.3: `*` any run, `?` one character; PN case-insensitive (LIKE), others GLOB."""
+    """C.2.2.2.3: `*` any run, `?` one character. Names and descriptive text match regardless
+    of case (LIKE: a viewer's search box sends what the user typed); codes and the rest
+    exactly (GLOB)."""
     pattern = match.values[0]
-    if match.vr == "PN":
+    if match.vr in CASE_INSENSITIVE_WILDCARD_VRS:
         like = "".join({"*": "%", "?": "_", "%": "\\%", "_": "\\_", "\\": "\\\\"}.get(c, c)
                        for c in pattern)
         return f"{expr} LIKE ? ESCAPE '\\'", [like]
