@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Helper for run_ohif_check.sh.
 
-  ohif_check.py upload STOW_URL             -> STOW pydicom's compressed samples; prints "<name> <StudyUID>" lines
+  ohif_check.py upload STOW_URL
+      STOW pydicom's compressed samples; prints "<name> <StudyUID>" lines
   ohif_check.py report JSON ROOT [PACS_LOG_EXCERPT]
-      summarises one drive.js result (browser-requests-<tag>.json): DICOMweb request shapes and statuses,
-      4xx/5xx/failed requests (re-fetched once to show the response body), console errors, render result.
+      summarises one drive.js result (browser-requests-<tag>.json): DICOMweb request shapes
+      and statuses, 4xx/5xx/failed requests (re-fetched once to show the response body),
+      console errors, render result.
 """
 import collections
 import json
@@ -27,13 +29,15 @@ def upload(stow_url):
             print(f'# {name}: not in this pydicom install', file=sys.stderr)
             continue
         b = 'B' + uuid.uuid4().hex
-        body = (f'--{b}\r\nContent-Type: application/dicom\r\n\r\n'.encode() + open(path, 'rb').read()
-                + f'\r\n--{b}--\r\n'.encode())
+        head = f'--{b}\r\nContent-Type: application/dicom\r\n\r\n'.encode()
+        with open(path, 'rb') as fp:
+            body = head + fp.read() + f'\r\n--{b}--\r\n'.encode()
         r = requests.post(stow_url, data=body, headers={
             'Content-Type': f'multipart/related; type="application/dicom"; boundary={b}',
             'Accept': 'application/dicom+json'})
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-        print(f'# STOW {name} ({ds.file_meta.TransferSyntaxUID}) -> {r.status_code}', file=sys.stderr)
+        ts = ds.file_meta.TransferSyntaxUID
+        print(f'# STOW {name} ({ts}) -> {r.status_code}', file=sys.stderr)
         if r.status_code >= 300 and r.status_code != 409:
             print(r.text[:500], file=sys.stderr)
         print(name, ds.StudyInstanceUID)
@@ -41,7 +45,8 @@ def upload(stow_url):
 
 def norm(url, root):
     p = url[len(root):] if url.startswith(root) else url
-    p = re.sub(r'/(studies|series|instances)/' + UID, lambda m: '/%s/{%s}' % (m.group(1), m.group(1)), p)
+    p = re.sub(r'/(studies|series|instances)/' + UID,
+               lambda m: f'/{m.group(1)}/{{{m.group(1)}}}', p)
     p = re.sub(r'=' + UID + r'(?=&|$)', '={uid}', p)
     return re.sub(r'/frames/[0-9,]+', '/frames/{n}', p)
 
@@ -53,18 +58,22 @@ def report(fn, root, pacs_log=None):
     shapes = collections.OrderedDict()
     for r in reqs:
         k = (r['method'], norm(r['url'], root), r.get('accept'))
-        shapes.setdefault(k, collections.Counter())[r.get('status') or r.get('failure') or 'not-recorded'] += 1
-    print(f'  DICOMweb requests seen by the browser: {len(reqs)} ({len(shapes)} shapes; root {root}; '
-          'not-recorded = drive.js missed the status, not a failure; preflights are not listed)')
+        outcome = r.get('status') or r.get('failure') or 'not-recorded'
+        shapes.setdefault(k, collections.Counter())[outcome] += 1
+    print(f'  DICOMweb requests seen by the browser: {len(reqs)} ({len(shapes)} shapes; '
+          f'root {root}; not-recorded = drive.js missed the status, not a failure; '
+          'preflights are not listed)')
     for (m, p, acc), st in shapes.items():
         print(f'    {sum(st.values()):3d}x {m} {p}\n          Accept: {acc} -> {dict(st)}')
     bad = [r for r in d['requests'] if (r.get('status') or 0) >= 400 or r.get('failure')]
     for r in bad:
-        print(f'  BAD: {r["method"]} {r["url"]}\n       Accept: {r.get("accept")} -> {r.get("status")} {r.get("failure") or ""}')
+        print(f'  BAD: {r["method"]} {r["url"]}\n       Accept: {r.get("accept")} -> '
+              f'{r.get("status")} {r.get("failure") or ""}')
         if r['method'] == 'GET' and r['url'].startswith(root):
             try:
                 x = requests.get(r['url'], headers={'Accept': r.get('accept') or '*/*'}, timeout=30)
-                print(f'       re-fetch: {x.status_code} {x.headers.get("content-type")} {x.text[:300]!r}')
+                print(f'       re-fetch: {x.status_code} {x.headers.get("content-type")} '
+                      f'{x.text[:300]!r}')
             except Exception as e:  # noqa: BLE001
                 print(f'       re-fetch failed: {e}')
     errs = [c for c in d.get('console', []) if c.startswith(('[error]', '[pageerror]'))]
@@ -77,8 +86,10 @@ def report(fn, root, pacs_log=None):
               f'{dict(collections.Counter(ln.rsplit(chr(34), 1)[-1].strip() for ln in opts))}')
     rc = steps.get('render-check', {})
     frac = max([c.get('nonBlackFrac') or 0 for c in rc.get('canvases') or []] or [0])
-    print(f'  study list shown: {steps.get("studylist", {}).get("ok")}; viewport rendered: {rc.get("ok")} '
-          f'(non-black fraction {frac:.2f}); external requests: {len(d.get("externalBlocked", []))}')
+    shown = steps.get("studylist", {}).get("ok")
+    external = len(d.get("externalBlocked", []))
+    print(f'  study list shown: {shown}; viewport rendered: {rc.get("ok")} '
+          f'(non-black fraction {frac:.2f}); external requests: {external}')
     for s in d['steps']:
         for k in ('screenshot', 'viewport'):
             if s.get(k):
