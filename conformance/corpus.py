@@ -12,18 +12,16 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 
-import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.data import get_testdata_file
-from pydicom.dataset import FileMetaDataset
 from pydicom.uid import (
-    CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     generate_uid,
 )
 
 from conformance.wire import JsonDataset
+from tests.dataset_factories import ct_datasets
 
 CT_SLICES = 10
 CT_SIZE = 32
@@ -116,53 +114,10 @@ def build_corpus() -> Corpus:
 
 
 def _ct_series(tag: str) -> list[Instance]:
-    study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
-    yy, xx = np.mgrid[:CT_SIZE, :CT_SIZE]
-    radius = np.hypot(yy - CT_SIZE / 2, xx - CT_SIZE / 2)
-    out = []
-    for i in range(CT_SLICES):
-        sop = generate_uid()
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-        ds.file_meta.MediaStorageSOPInstanceUID = sop
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = sop
-        ds.StudyInstanceUID = study
-        ds.SeriesInstanceUID = series
-        ds.FrameOfReferenceUID = frame_of_reference
-        ds.PatientName = f"{tag}^ALPHA"
-        ds.PatientID = f"{tag}-A"
-        ds.PatientBirthDate = "19700101"
-        ds.PatientSex = "O"
-        ds.StudyDate = "20240315"
-        ds.StudyTime = "101500"
-        ds.AccessionNumber = f"{tag[-8:]}A"
-        ds.StudyDescription = "Conformance phantom"
-        ds.ReferringPhysicianName = "Referrer^Rita"
-        ds.StudyID = "1"
-        ds.Modality = "CT"
-        ds.SeriesNumber = 2
-        ds.SeriesDescription = "Axial phantom"
-        ds.InstanceNumber = i + 1
-        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PixelSpacing = [0.5, 0.5]
-        ds.SliceThickness = 1.0
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = ds.Columns = CT_SIZE
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept = -1024
-        ds.RescaleSlope = 1
-        pixels = np.where(radius < CT_SIZE / 3 - abs(i - CT_SLICES / 2) / 2, 1064, 24)
-        ds.PixelData = (pixels + i).astype(np.int16).tobytes()
-        out.append(_encode(f"ct{i + 1:02d}", ds))
-    return out
+    datasets = ct_datasets(
+        CT_SLICES, CT_SIZE, f"{tag}^ALPHA", PatientID=f"{tag}-A", AccessionNumber=f"{tag[-8:]}A",
+        StudyDescription="Conformance phantom")
+    return [_encode(f"ct{i + 1:02d}", ds) for i, ds in enumerate(datasets)]
 
 
 def _reuid(name: str, tag: str, study: str) -> Instance:

@@ -36,12 +36,25 @@ def corpus_path(name: str) -> Path:
 
 
 def ct_series(count: int = 100, size: int = 64, patient: str = "SERIES^GENERATED",
-              study_uid: str | None = None) -> list[bytes]:
+              study_uid: str | None = None, **attributes: object) -> list[bytes]:
     """A CT series of `count` slices of `size`² int16 pixels, as Part 10 bytes."""
+    files = []
+    for ds in ct_datasets(count, size, patient, study_uid, **attributes):
+        out = BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        files.append(out.getvalue())
+    return files
+
+
+def ct_datasets(count: int, size: int, patient: str, study_uid: str | None = None,
+                **attributes: object) -> list[Dataset]:
+    """The datasets of `ct_series`; `attributes` (keyword=value) override the defaults."""
     study_uid = study_uid or generate_uid()
     series_uid = generate_uid()
     frame_of_reference = generate_uid()
-    files = []
+    yy, xx = np.mgrid[:size, :size]
+    radius = np.hypot(yy - size / 2, xx - size / 2)
+    datasets = []
     for i in range(count):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
@@ -85,14 +98,12 @@ def ct_series(count: int = 100, size: int = 64, patient: str = "SERIES^GENERATED
         ds.RescaleSlope = 1
         ds.WindowCenter = 40
         ds.WindowWidth = 400
-        yy, xx = np.mgrid[:size, :size]
-        radius = np.hypot(yy - size / 2, xx - size / 2)
-        pixels = np.where(radius < size / 3 - abs(i - count / 2) / 4, 1064, 24).astype(np.int16)
-        ds.PixelData = pixels.tobytes()
-        out = BytesIO()
-        ds.save_as(out, enforce_file_format=True)
-        files.append(out.getvalue())
-    return files
+        for keyword, value in attributes.items():
+            setattr(ds, keyword, value)
+        sphere = np.where(radius < size / 3 - abs(i - count / 2) / 4, 1064, 24)
+        ds.PixelData = (sphere + i).astype(np.int16).tobytes()  # every slice differs
+        datasets.append(ds)
+    return datasets
 
 
 def corpus_bytes(name: str, sop_uid: str | None = None) -> bytes:
