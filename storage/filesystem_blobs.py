@@ -38,14 +38,17 @@ class FileStagedBlob:
         self._hash.update(data)
         self._size += len(data)
 
-    def flush(self) -> None:
-        """Make the written bytes readable through `path` (before parsing)."""
-        self._file.flush()
+    def close(self) -> None:
+        self._file.close()
 
     def make_durable(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """fsync the complete file (any descriptor of it will do on POSIX)."""
         self._file.close()
+        fd = os.open(self._path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def discard(self) -> None:
         self._file.close()

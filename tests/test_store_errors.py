@@ -228,23 +228,25 @@ def test_invalid_study_uid_in_url_is_400(archive: Archive, study: str) -> None:
     archive.assert_intact()
 
 
-def test_truncated_multipart_stores_nothing(archive: Archive) -> None:
-    """Good parts followed by a body cut before its closing delimiter: 400, none kept."""
+def test_truncated_multipart_keeps_only_completed_parts(archive: Archive) -> None:
+    """A body cut before its closing delimiter: 400 saying how many parts were stored; the parts
+    a delimiter completed are kept whole, the cut one is not."""
     files = generated(3)
     response = archive.post(multipart(files, close=False), content_type())
-    assert_error(response, 400, "closing boundary")
-    for data in files:
-        archive.assert_absent(data)
+    assert_error(response, 400, "closing boundary", "2 instance(s) completed before it")
+    for data in files[:2]:
+        assert archive.retrieve(data).content == data
+    archive.assert_absent(files[2])
     archive.assert_intact()
 
 
-def test_multipart_cut_inside_a_part_stores_nothing(archive: Archive) -> None:
+def test_multipart_cut_inside_a_part_keeps_no_piece_of_it(archive: Archive) -> None:
     files = generated(2)
     body = multipart(files)
     response = archive.post(body[:len(body) - len(files[1]) // 2], content_type())
-    assert_error(response, 400)
-    for data in files:
-        archive.assert_absent(data)
+    assert_error(response, 400, "1 instance(s) completed before it")
+    assert archive.retrieve(files[0]).content == files[0]
+    archive.assert_absent(files[1])
     archive.assert_intact()
 
 
@@ -565,12 +567,12 @@ def test_chunked_transfer_encoding_single_part(archive: Archive) -> None:
     archive.assert_intact()
 
 
-def test_chunked_truncated_multipart_stores_nothing(archive: Archive) -> None:
+def test_chunked_truncated_multipart_keeps_only_completed_parts(archive: Archive) -> None:
     files = generated(2)
     response = archive.post(_chunks(multipart(files, close=False), 1000), content_type())
-    assert_error(response, 400)
-    for data in files:
-        archive.assert_absent(data)
+    assert_error(response, 400, "1 instance(s) completed before it")
+    assert archive.retrieve(files[0]).content == files[0]
+    archive.assert_absent(files[1])
     archive.assert_intact()
 
 

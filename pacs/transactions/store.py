@@ -1,9 +1,9 @@
 """Store transaction (STOW-RS, PS3.18 10.5): POST /studies[/{study}].
 
-Each part is streamed to a staging blob and its header parsed in a worker thread as it ends;
-blobs are made durable and indexed only once the whole body has been read, so a request with
-broken framing stores nothing. A bad part fails alone (FailedSOPSequence) and never touches
-what is already stored.
+Each part streams to a staging blob; when it ends, its header is parsed in a worker thread and
+the instance is stored at once (blob durable, then the index row), so a request holds one part
+at a time whatever its size. A bad part fails alone (FailedSOPSequence) and never touches what
+is already stored. Broken framing answers 400 and keeps the parts completed before it.
 """
 
 from collections.abc import AsyncIterator
@@ -45,26 +45,22 @@ _RESPONSE_OFFERS = (Offer(False, "application/dicom+xml"), Offer(False, "applica
                     Offer(False, "application/json"), Offer(False, "application/xml"))
 _XML = {"application/dicom+xml", "application/xml"}
 GOOGLE_CREATOR = "GOOGLE"
+Event = PartStart | PartData | PartEnd
 
 
 @dataclass
-class _Part:
-    """One received part: its staged blob, and either the parsed record or why it failed."""
+class _Result:
+    """What became of one part: the few UIDs its response item needs, or why it failed."""
 
-    staged: StagedBlob | None = None
-    record: IngestRecord | None = None
-    committed: bool = False
-    reason: int = 0
-    detail: str = ""
     sop_class_uid: str = ""
     sop_uid: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    reason: int = 0
+    detail: str = ""
 
     def fail(self, reason: int, detail: str) -> None:
         self.reason, self.detail = reason, detail
-
-    @property
-    def staged_bytes(self) -> int:
-        return self.staged.size if self.staged is not None else 0
 
 
 async def store_instances(request: Request) -> Response:
@@ -72,34 +68,23 @@ async def store_instances(request: Request) -> Response:
     archive = archive_of(request)
     store = await resolve_store(request)
     study = path_uid(request, "study") if "study" in request.path_params else None
-    accept = request.headers.get("accept")
     try:
-        response_type = negotiate(accept, _RESPONSE_OFFERS, []).media_type
+        response_type = negotiate(request.headers.get("accept"), _RESPONSE_OFFERS, []).media_type
     except NotAcceptable:  # STOW answers even an odd Accept (Google's docs send one)
         response_type = "application/dicom+xml"
-    parts = await _receive(request, archive)
-    try:
-        if not parts:
-            raise BadRequest("the request body holds no DICOM instance")
-        for part in parts:
-            if part.record is not None and study and part.record.study_uid != study:
-                part.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {part.record.study_uid} "
-                          f"differs from the study in the request URL, {study}")
-        for part in parts:
-            if part.record is not None and not part.reason:
-                await _commit(archive, store.id, part)
-    finally:
-        await _discard(parts)
-    body = _response_dataset(dicomweb_root(request), study, parts)
-    stored = sum(1 for p in parts if not p.reason)
-    status = 200 if stored == len(parts) else 202 if stored else 409
+    receiver = _Receiver(archive, store.id, study)
+    await receiver.receive(_events(request, archive))
+    results = receiver.results
+    body = _response_dataset(dicomweb_root(request), study, results)
+    stored = sum(1 for r in results if not r.reason)
+    status = 200 if stored == len(results) else 202 if stored else 409
     if response_type in _XML:
         return Response(to_native_xml(body), status, media_type="application/dicom+xml")
     return Response(orjson.dumps(body), status, media_type=response_type)
 
 
-async def _receive(request: Request, archive: Archive) -> list[_Part]:
-    """Read the body into staged parts; 400/413/415 for a malformed request."""
+def _events(request: Request, archive: Archive) -> AsyncIterator[Event]:
+    """The body as part events; 400/415 for a Content-Type we cannot read."""
     content_type = request.headers.get("content-type", "")
     unsupported = UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; send "
                                        f'multipart/related; type="{DICOM}" or {DICOM}')
@@ -108,39 +93,32 @@ async def _receive(request: Request, archive: Archive) -> list[_Part]:
     except ValueError as exc:
         raise unsupported from exc
     if media.name == DICOM:
-        events = _single_part(request)
-    elif media.name == "multipart/related":
-        part_type = media.params.get("type", DICOM).lower()
-        if part_type != DICOM:
-            raise UnsupportedMediaType(f"multipart/related parts of type {part_type!r} are not "
-                                       f"supported; the parts must be {DICOM}")
-        boundary = media.params.get("boundary")
-        if not boundary:
-            raise BadRequest("the multipart/related Content-Type has no boundary parameter")
-        events = _multipart(request, boundary, archive.settings.max_part_header_bytes)
-    else:
+        return _single_part(request)
+    if media.name != "multipart/related":
         raise unsupported
-    receiver = _Receiver(archive)
-    try:
-        async for event in events:
-            await receiver.handle(event)
-        if media.name == DICOM and not receiver.parts[0].staged_bytes:
-            raise BadRequest(f"the {DICOM} request body is empty")
-    except BaseException:
-        await receiver.abandon()
-        raise
-    return receiver.parts
+    part_type = media.params.get("type", DICOM).lower()
+    if part_type != DICOM:
+        raise UnsupportedMediaType(f"multipart/related parts of type {part_type!r} are not "
+                                   f"supported; the parts must be {DICOM}")
+    boundary = media.params.get("boundary")
+    if not boundary:
+        raise BadRequest("the multipart/related Content-Type has no boundary parameter")
+    return _multipart(request, boundary, archive.settings.max_part_header_bytes)
 
 
-async def _single_part(request: Request) -> AsyncIterator[PartStart | PartData | PartEnd]:
+async def _single_part(request: Request) -> AsyncIterator[Event]:
     yield PartStart({"content-type": DICOM})
+    empty = True
     async for chunk in _body(request):
+        empty = False
         yield PartData(chunk)
+    if empty:
+        raise BadRequest(f"the {DICOM} request body is empty")
     yield PartEnd()
 
 
-async def _multipart(request: Request, boundary: str,
-                     max_header_bytes: int) -> AsyncIterator[PartStart | PartData | PartEnd]:
+async def _multipart(request: Request, boundary: str, max_header_bytes: int
+                     ) -> AsyncIterator[Event]:
     try:
         reader = MultipartReader(boundary, max_header_bytes=max_header_bytes)
         async for chunk in _body(request):
@@ -162,21 +140,39 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 
 
 class _Receiver:
-    """Buffers each part's bytes and hands them to a worker thread in large writes; the last
-    write of a part also parses its header, so a part costs few thread hops."""
+    """Writes each part to staging in large buffered writes (worker threads) and stores it as
+    soon as it is complete; only the small per-part results stay in memory."""
 
-    def __init__(self, archive: Archive) -> None:
-        self._blobs = archive.blobs
+    def __init__(self, archive: Archive, store_id: int, study: str | None) -> None:
+        self._archive = archive
+        self._store_id = store_id
+        self._study = study
         self._limit = archive.settings.max_instance_bytes
         self._batch = archive.settings.stage_buffer_bytes
-        self.parts: list[_Part] = []
+        self.results: list[_Result] = []
         self._buffer = bytearray()
-        self._current: _Part | None = None
+        self._staged: StagedBlob | None = None
+        self._current: _Result | None = None
 
-    async def handle(self, event: PartStart | PartData | PartEnd) -> None:
+    async def receive(self, events: AsyncIterator[Event]) -> None:
+        """Consume the events; on a malformed body say how many instances were kept."""
+        try:
+            async for event in events:
+                await self._handle(event)
+        except BadRequest as exc:
+            kept = sum(1 for r in self.results if not r.reason and r is not self._current)
+            if kept:
+                exc.message += f"; the {kept} instance(s) completed before it were stored"
+            raise
+        finally:
+            await self._discard()
+        if not self.results:
+            raise BadRequest("the request body holds no DICOM instance")
+
+    async def _handle(self, event: Event) -> None:
         if isinstance(event, PartStart):
-            self._current = _Part()
-            self.parts.append(self._current)
+            self._current = _Result()
+            self.results.append(self._current)
             part_type = event.headers.get("content-type", DICOM).split(";")[0].strip().lower()
             if part_type != DICOM:
                 self._current.fail(CANNOT_UNDERSTAND, f"part of type {part_type!r} is not "
@@ -186,102 +182,103 @@ class _Receiver:
             if len(self._buffer) >= self._batch:
                 await self._write(last=False)
         elif self._current is not None:
-            await self._write(last=True)
+            record = await self._write(last=True)
+            if record is not None:
+                await self._store(self._current, record)
+            await self._discard()
             self._current = None
 
-    async def _write(self, last: bool) -> None:
-        part, data = self._current, bytes(self._buffer)
+    async def _write(self, last: bool) -> IngestRecord | None:
+        """Append the buffered bytes; after the last ones, the parsed header (or None)."""
+        result, data = self._current, bytes(self._buffer)
         self._buffer.clear()
-        if part is None or part.reason:
-            return
-        if part.staged_bytes + len(data) > self._limit:
+        if result is None or result.reason:
+            return None
+        size = self._staged.size if self._staged is not None else 0
+        if size + len(data) > self._limit:
             raise PayloadTooLarge(f"an instance is larger than the limit of {self._limit} bytes")
-        await anyio.to_thread.run_sync(_stage, self._blobs, part, data, last)
+        if self._staged is None:
+            self._staged = await anyio.to_thread.run_sync(self._archive.blobs.stage)
+        return await anyio.to_thread.run_sync(_stage, self._staged, result, data, last)
 
-    async def abandon(self) -> None:
-        await _discard(self.parts)
+    async def _store(self, result: _Result, record: IngestRecord) -> None:
+        if self._study and record.study_uid != self._study:
+            result.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {record.study_uid} differs "
+                        f"from the study in the request URL, {self._study}")
+            return
+        assert self._staged is not None
+        staged, self._staged = self._staged, None
+        await _commit(self._archive, self._store_id, staged, record, result)
+
+    async def _discard(self) -> None:
+        staged, self._staged = self._staged, None
+        if staged is not None:
+            await anyio.to_thread.run_sync(staged.discard)
 
 
-def _stage(blobs: BlobStore, part: _Part, data: bytes, last: bool) -> None:
-    """Append `data` to the part's staged blob (created on the first bytes); after the last
-    bytes, parse the header (PS3.10 file, never the pixels)."""
-    if part.staged is None:
-        part.staged = blobs.stage()
-    part.staged.write(data)
+def _stage(staged: StagedBlob, result: _Result, data: bytes, last: bool) -> IngestRecord | None:
+    """Append `data`; after the last bytes, close the blob and parse its header (never the
+    pixels), noting the UIDs in `result`, or why it cannot be stored."""
+    staged.write(data)
     if not last:
-        return
-    part.staged.flush()
+        return None
+    staged.close()
     try:
-        part.record = read_instance_file(part.staged.path)
+        record = read_instance_file(staged.path)
     except IngestError as exc:
-        part.fail(CANNOT_UNDERSTAND, str(exc))
-        part.sop_class_uid, part.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
-        return
-    part.sop_class_uid, part.sop_uid = part.record.sop_class_uid, part.record.sop_uid
+        result.fail(CANNOT_UNDERSTAND, str(exc))
+        result.sop_class_uid, result.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
+        return None
+    result.sop_class_uid, result.sop_uid = record.sop_class_uid, record.sop_uid
+    result.study_uid, result.series_uid = record.study_uid, record.series_uid
+    return record
 
 
-async def _discard(parts: list[_Part]) -> None:
-    leftovers = [p.staged for p in parts if p.staged is not None and not p.committed]
-    if leftovers:
-        def discard_all() -> None:
-            for staged in leftovers:
-                staged.discard()
-        await anyio.to_thread.run_sync(discard_all)
-
-
-async def _commit(archive: Archive, store_id: int, part: _Part) -> None:
+async def _commit(archive: Archive, store_id: int, staged: StagedBlob, record: IngestRecord,
+                  result: _Result) -> None:
     """Blob durable first, then the index row; a refused row removes its blob again."""
-    record, staged = part.record, part.staged
-    assert record is not None and staged is not None
     size, sha256 = staged.size, staged.sha256
+    blobs: BlobStore = archive.blobs
     try:
-        name = await anyio.to_thread.run_sync(archive.blobs.commit, staged)
+        name = await anyio.to_thread.run_sync(blobs.commit, staged)
     except OSError as exc:
-        part.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
+        await anyio.to_thread.run_sync(staged.discard)
+        result.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
         return
-    part.committed = True
     try:
         outcome = await archive.index.add_instance(store_id, record, name, size, sha256)
     except BaseException:
-        await anyio.to_thread.run_sync(archive.blobs.delete, name)
+        await anyio.to_thread.run_sync(blobs.delete, name)
         raise
     if outcome is not AddOutcome.STORED:
-        await anyio.to_thread.run_sync(archive.blobs.delete, name)
-    _settle(part, outcome)
-
-
-def _settle(part: _Part, outcome: AddOutcome) -> None:
-    record = part.record
-    assert record is not None
+        await anyio.to_thread.run_sync(blobs.delete, name)
     if outcome is AddOutcome.CONFLICT:
-        part.fail(PROCESSING_FAILURE, f"an instance with SOPInstanceUID {record.sop_uid} already "
-                  "exists with different content; the stored instance is unchanged")
+        result.fail(PROCESSING_FAILURE, f"an instance with SOPInstanceUID {record.sop_uid} "
+                    "already exists with different content; the stored instance is unchanged")
     elif outcome is AddOutcome.SERIES_CONFLICT:
-        part.fail(PROCESSING_FAILURE, f"SeriesInstanceUID {record.series_uid} already belongs "
-                  f"to another study than {record.study_uid}")
+        result.fail(PROCESSING_FAILURE, f"SeriesInstanceUID {record.series_uid} already "
+                    f"belongs to another study than {record.study_uid}")
 
 
-def _response_dataset(root: str, study: str | None, parts: list[_Part]) -> dict[str, Any]:
+def _response_dataset(root: str, study: str | None, results: list[_Result]) -> dict[str, Any]:
     """Store Instances Response Module (PS3.18 Table 10.5.3-2), as DICOM JSON."""
     stored, failed = [], []
-    for part in parts:
+    for result in results:
         item: dict[str, Any] = {}
-        if part.sop_class_uid:
-            item["00081150"] = {"vr": "UI", "Value": [part.sop_class_uid]}
-        if part.sop_uid:
-            item["00081155"] = {"vr": "UI", "Value": [part.sop_uid]}
-        if part.reason:
-            item["00081197"] = {"vr": "US", "Value": [part.reason]}
+        if result.sop_class_uid:
+            item["00081150"] = {"vr": "UI", "Value": [result.sop_class_uid]}
+        if result.sop_uid:
+            item["00081155"] = {"vr": "UI", "Value": [result.sop_uid]}
+        if result.reason:
+            item["00081197"] = {"vr": "US", "Value": [result.reason]}
             item["00090010"] = {"vr": "LO", "Value": [GOOGLE_CREATOR]}
-            item["00091097"] = {"vr": "LT", "Value": [part.detail]}
+            item["00091097"] = {"vr": "LT", "Value": [result.detail]}
             failed.append(item)
         else:
-            record = part.record
-            assert record is not None
             item["00081190"] = {"vr": "UR", "Value": [instance_url(
-                root, record.study_uid, record.series_uid, record.sop_uid)]}
+                root, result.study_uid, result.series_uid, result.sop_uid)]}
             stored.append(item)
-    studies = {p.record.study_uid for p in parts if p.record is not None}
+    studies = {r.study_uid for r in results if r.study_uid}
     target = study or (studies.pop() if len(studies) == 1 else None)
     # RetrieveURL is Type 2 (PS3.18 Table I.1-1): empty when the parts span several studies.
     body: dict[str, Any] = {"00081190": {"vr": "UR", "Value": [study_url(root, target)]}
