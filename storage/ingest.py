@@ -18,6 +18,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.hooks import hooks
 from pydicom.uid import UID
 
+from storage.json_values import ENCODINGS, raw_json
 from storage.uids import is_valid_uid
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -165,35 +166,49 @@ class _JsonWalker:
     def file_meta(self, meta: Dataset) -> dict[str, Any]:
         return {f"{el.tag:08X}": _plain_json(el) for el in meta}
 
-    def dataset(self, ds: Dataset, prefix: str, base: int) -> dict[str, Any]:
-        """`base` is the file offset that this dataset's value positions are relative to."""
+    def dataset(self, ds: Dataset, prefix: str, base: int,
+                charset: str = "") -> dict[str, Any]:
+        """`base` is the file offset that this dataset's value positions are relative to;
+        `charset` the Specific Character Set it inherits (PS3.5 6.1.2.5.2)."""
+        if 0x00080005 in ds:
+            own = ds.SpecificCharacterSet
+            charset = own if isinstance(own, str) else "\\".join(own)
+        encoding = ENCODINGS.get(charset.strip())
         out: dict[str, Any] = {}
         for tag in sorted(ds.keys()):
             raw = ds.get_item(tag, keep_deferred=True)
             key = f"{tag:08X}"
-            # Bulk data is recognised before conversion, so a large deferred value is never read.
-            if isinstance(raw, RawDataElement) and self._bulk(raw, ds, prefix + key, base, out):
-                continue
+            if isinstance(raw, RawDataElement):
+                vr = _raw_vr(raw, ds)
+                # Bulk data is recognised before conversion: a large deferred value is never read.
+                if self._bulk(raw, vr, prefix + key, base, out):
+                    continue
+                if encoding and isinstance(raw.value, bytes):
+                    fast = raw_json(vr, raw.value, encoding, raw.is_little_endian)
+                    if fast is not None:
+                        out[key] = fast
+                        continue
             elem = ds[tag]
             if elem.VR == "SQ":
-                out[key] = self._sequence(raw, elem, prefix + key, base)
+                out[key] = self._sequence(raw, elem, prefix + key, base, charset)
             else:
                 out[key] = _plain_json(elem, raw)
         return out
 
-    def _sequence(self, raw: Any, elem: DataElement, path: str, base: int) -> dict[str, Any]:
+    def _sequence(self, raw: Any, elem: DataElement, path: str, base: int,
+                  charset: str) -> dict[str, Any]:
         # Items of a defined-length sequence are parsed from its value bytes, so their
         # positions are relative to the sequence's value; undefined-length ones are not.
         if isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH:
             base += raw.value_tell
-        items = [self.dataset(item, f"{path}/{i}/", base) for i, item in enumerate(elem.value)]
+        items = [self.dataset(item, f"{path}/{i}/", base, charset)
+                 for i, item in enumerate(elem.value)]
         return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
 
-    def _bulk(self, raw: RawDataElement, ds: Dataset, path: str, base: int,
+    def _bulk(self, raw: RawDataElement, vr: str, path: str, base: int,
               out: dict[str, Any]) -> bool:
         """Record `raw` as bulk data if it is; nested spans are checked against the file
         when the value is at hand (else the value stays inline)."""
-        vr = _raw_vr(raw, ds)
         if " or " in vr or not is_bulk(vr, raw.length) or raw.length in (0, UNDEFINED_LENGTH):
             return False
         span = Span(base + raw.value_tell, raw.length)
