@@ -197,9 +197,9 @@ class _Receiver:
         size = self._staged.size if self._staged is not None else 0
         if size + len(data) > self._limit:
             raise PayloadTooLarge(f"an instance is larger than the limit of {self._limit} bytes")
-        if self._staged is None:
-            self._staged = await anyio.to_thread.run_sync(self._archive.blobs.stage)
-        return await anyio.to_thread.run_sync(_stage, self._staged, result, data, last)
+        self._staged, record = await anyio.to_thread.run_sync(
+            _stage, self._archive.blobs, self._staged, result, data, last)
+        return record
 
     async def _store(self, result: _Result, record: IngestRecord) -> None:
         if self._study and record.study_uid != self._study:
@@ -216,22 +216,25 @@ class _Receiver:
             await anyio.to_thread.run_sync(staged.discard)
 
 
-def _stage(staged: StagedBlob, result: _Result, data: bytes, last: bool) -> IngestRecord | None:
-    """Append `data`; after the last bytes, close the blob and parse its header (never the
-    pixels), noting the UIDs in `result`, or why it cannot be stored."""
+def _stage(blobs: BlobStore, staged: StagedBlob | None, result: _Result, data: bytes,
+           last: bool) -> tuple[StagedBlob, IngestRecord | None]:
+    """Append `data` to the part's staged blob (created on its first bytes); after the last
+    bytes, close it and parse the header (never the pixels), noting the UIDs in `result`, or
+    why it cannot be stored. One worker-thread hop per call."""
+    staged = staged or blobs.stage()
     staged.write(data)
     if not last:
-        return None
+        return staged, None
     staged.close()
     try:
         record = read_instance_file(staged.path)
     except IngestError as exc:
         result.fail(CANNOT_UNDERSTAND, str(exc))
         result.sop_class_uid, result.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
-        return None
+        return staged, None
     result.sop_class_uid, result.sop_uid = record.sop_class_uid, record.sop_uid
     result.study_uid, result.series_uid = record.study_uid, record.series_uid
-    return record
+    return staged, record
 
 
 async def _commit(archive: Archive, store_id: int, staged: StagedBlob, record: IngestRecord,
