@@ -109,6 +109,12 @@ def test_series_and_study_retrieve_carry_every_instance(archive: dict[str, objec
     client: DICOMwebClient = archive["client"]  # type: ignore[assignment]
     by_sop: dict[str, bytes] = archive["by_sop"]  # type: ignore[assignment]
     ct = [ds for ds in archive["datasets"] if ds.PatientName == "SERIES^GENERATED"]  # type: ignore[attr-defined]
+    raw = requests.get(f"{client.base_url}/studies/{ct[0].StudyInstanceUID}/series/"
+                       f"{ct[0].SeriesInstanceUID}",
+                       headers={"Accept": 'multipart/related; type="application/dicom"; '
+                                          "transfer-syntax=*"})
+    assert int(raw.headers["content-length"]) == len(raw.content)  # not chunked
+    assert sum(len(by_sop[ds.SOPInstanceUID]) for ds in ct) < len(raw.content)
     series = client.retrieve_series(ct[0].StudyInstanceUID, ct[0].SeriesInstanceUID,
                                     media_types=(("application/dicom", "*"),))
     assert len(series) == 100

@@ -5,7 +5,7 @@ Framing is CRLF throughout (RFC 2046 §5.1.1); part bodies are passed through ch
 
 import re
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 # RFC 9110 §5.6.2: token = 1*tchar
@@ -19,10 +19,22 @@ def new_boundary() -> str:
 
 @dataclass(frozen=True)
 class Part:
-    """One body part: its MIME headers and its bytes as a stream."""
+    """One body part: its MIME headers, its bytes as a stream, and their count if known."""
 
     headers: Mapping[str, str]
     body: AsyncIterable[bytes]
+    length: int | None = None
+
+
+def multipart_length(parts: Sequence[Part], boundary: str) -> int | None:
+    """The exact size of `multipart_stream(parts, boundary)`, if every part's length is known
+    (so a response can carry Content-Length instead of being chunked)."""
+    total = len(boundary) + 6  # --boundary--CRLF
+    for part in parts:
+        if part.length is None:
+            return None
+        total += len(boundary) + 4 + len(_encode_headers(part.headers)) + 2 + part.length + 2
+    return total
 
 
 async def multipart_stream(parts: AsyncIterable[Part], boundary: str) -> AsyncIterator[bytes]:

@@ -1,11 +1,17 @@
 """Streaming response bodies: blob byte ranges and multipart/related of them."""
 
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import anyio
 from starlette.responses import StreamingResponse
 
-from pacs.http.multipart_writer import Part, multipart_content_type, multipart_stream, new_boundary
+from pacs.http.multipart_writer import (
+    Part,
+    multipart_content_type,
+    multipart_length,
+    multipart_stream,
+    new_boundary,
+)
 from storage.ingest import Span
 from storage.protocols import BlobStore
 
@@ -24,12 +30,20 @@ async def blob_spans(blobs: BlobStore, name: str, spans: Sequence[Span],
             yield data
 
 
-def multipart_response(parts: AsyncIterable[Part], part_type: str,
+def multipart_response(parts: Sequence[Part], part_type: str,
                        params: Mapping[str, str] | None = None,
                        status: int = 200) -> StreamingResponse:
     """A streamed multipart/related response whose parts are of `part_type` (PS3.18 8.6.1.2);
-    `params` are further Content-Type parameters such as transfer-syntax."""
+    `params` are further Content-Type parameters such as transfer-syntax. With every part's
+    length known it carries Content-Length: chunked encoding would copy every chunk again."""
     boundary = new_boundary()
-    return StreamingResponse(multipart_stream(parts, boundary), status_code=status,
-                             media_type=multipart_content_type(part_type, boundary,
-                                                               **(params or {})))
+    length = multipart_length(parts, boundary)
+    headers = {"Content-Length": str(length)} if length is not None else None
+    return StreamingResponse(multipart_stream(_each(parts), boundary), status_code=status,
+                             headers=headers, media_type=multipart_content_type(
+                                 part_type, boundary, **(params or {})))
+
+
+async def _each(parts: Sequence[Part]) -> AsyncIterator[Part]:
+    for part in parts:
+        yield part

@@ -5,7 +5,6 @@ Instances stream from their blobs unchanged; metadata is the JSON precomputed at
 BulkDataURIs made absolute for the requester; bulk data is one seek to the recorded span.
 """
 
-from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -51,15 +50,14 @@ async def retrieve(request: Request) -> Response:
             headers={"Content-Length": str(only.blob_size)})
     root = dicomweb_root(request)
 
-    async def parts() -> AsyncIterator[Part]:
-        for item in found:
-            yield Part({"Content-Type": f"{DICOM}; transfer-syntax={item.transfer_syntax_uid}",
-                        "Content-Location": instance_url(root, item.study_uid, item.series_uid,
-                                                         item.sop_uid)},
-                       blob_spans(archive.blobs, item.blob_name, [Span(0, item.blob_size)],
-                                  chunk))
+    parts = [Part({"Content-Type": f"{DICOM}; transfer-syntax={item.transfer_syntax_uid}",
+                   "Content-Location": instance_url(root, item.study_uid, item.series_uid,
+                                                    item.sop_uid)},
+                  blob_spans(archive.blobs, item.blob_name, [Span(0, item.blob_size)], chunk),
+                  item.blob_size)
+             for item in found]
     params = {} if choice.transfer_syntax == AS_STORED else {"transfer-syntax": stored[0]}
-    return multipart_response(parts(), DICOM, params)
+    return multipart_response(parts, DICOM, params)
 
 
 async def retrieve_metadata(request: Request) -> Response:
@@ -99,10 +97,8 @@ async def retrieve_bulkdata(request: Request) -> Response:
     if not choice.offer.multipart:
         return StreamingResponse(body, status_code=status, media_type=part_type,
                                  headers={**headers, "Content-Length": str(span.length)})
-
-    async def parts() -> AsyncIterator[Part]:
-        yield Part({"Content-Type": part_type, **headers}, body)
-    return multipart_response(parts(), OCTET_STREAM, status=status)
+    return multipart_response([Part({"Content-Type": part_type, **headers}, body, span.length)],
+                              OCTET_STREAM, status=status)
 
 
 def _bulk_producible(rep: Representation, stored: str, is_pixel: bool) -> bool:

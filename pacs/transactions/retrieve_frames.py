@@ -5,7 +5,6 @@ own part in request order: native frames as application/octet-stream, encapsulat
 their compressed bitstream under the media type of the stored transfer syntax.
 """
 
-from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -61,12 +60,11 @@ async def retrieve_frames(request: Request) -> Response:
         else stored
     part_type = f"{media_type}; transfer-syntax={label}"
     chunk = archive.settings.read_chunk_bytes
-
-    async def parts() -> AsyncIterator[Part]:
-        for number in numbers:
-            yield Part({"Content-Type": part_type},
-                       blob_spans(archive.blobs, item.blob_name, frames[number - 1], chunk))
-    return multipart_response(parts(), media_type, {"transfer-syntax": label})
+    parts = [Part({"Content-Type": part_type},
+                  blob_spans(archive.blobs, item.blob_name, frames[number - 1], chunk),
+                  sum(fragment.length for fragment in frames[number - 1]))
+             for number in numbers]
+    return multipart_response(parts, media_type, {"transfer-syntax": label})
 
 
 def _producible(rep: Representation, stored: str, media_type: str) -> bool:

@@ -10,6 +10,7 @@ from pacs.http.multipart_reader import MultipartReader
 from pacs.http.multipart_writer import (
     Part,
     multipart_content_type,
+    multipart_length,
     multipart_stream,
     new_boundary,
 )
@@ -39,6 +40,16 @@ async def test_exact_framing() -> None:
         b"--XYZ\r\nContent-Type: text/plain\r\nContent-Location: /x\r\n\r\n\r\n"
         b"--XYZ--\r\n"
     )
+
+
+@pytest.mark.parametrize("payloads", [[], [b""], [b"x" * 1000, b"", b"\r\n--y"]])
+async def test_length_is_exactly_what_is_streamed(payloads: list[bytes]) -> None:
+    boundary = new_boundary()
+    parts = [Part({"Content-Type": "application/dicom", "Content-Location": f"/i/{i}"},
+                  body_of(p), len(p)) for i, p in enumerate(payloads)]
+    streamed = b"".join(await collect(multipart_stream(parts_of(*parts), boundary)))
+    assert multipart_length(parts, boundary) == len(streamed)
+    assert multipart_length([*parts, Part({}, body_of())], boundary) is None
 
 
 async def test_zero_parts_is_close_delimiter_only() -> None:
