@@ -46,6 +46,19 @@ def ct_series(count: int = 100, size: int = 64, patient: str = "SERIES^GENERATED
     return files
 
 
+def edited(data: bytes, **changes: object) -> bytes:
+    """`data` re-encoded with `changes` applied (keyword=value; None deletes the attribute)."""
+    ds = dcmread(BytesIO(data))
+    for keyword, value in changes.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    out = BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
 def ct_datasets(count: int, size: int, patient: str, study_uid: str | None = None,
                 **attributes: object) -> list[Dataset]:
     """The datasets of `ct_series`; `attributes` (keyword=value) override the defaults."""

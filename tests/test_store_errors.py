@@ -18,7 +18,7 @@ import requests
 from pydicom.uid import generate_uid
 
 from tests.conftest import LiveServer, run_server
-from tests.dataset_factories import corpus_bytes, ct_series
+from tests.dataset_factories import corpus_bytes, ct_series, edited
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -43,24 +43,13 @@ def content_type(boundary: str = BOUNDARY) -> str:
     return f'multipart/related; type="{DICOM}"; boundary={boundary}'
 
 
-def generated(count: int = 1, study_uid: str | None = None, **changes: str | None) -> list[bytes]:
+def generated(count: int = 1, study_uid: str | None = None, **changes: object) -> list[bytes]:
     """`count` fresh 8x8 CT instances of one new series, with `changes` applied to each
     (None deletes the attribute)."""
     files = ct_series(count, size=8, patient="STOW^ERRORS", study_uid=study_uid)
     if not changes:
         return files
-    out = []
-    for data in files:
-        ds = pydicom.dcmread(BytesIO(data))
-        for keyword, value in changes.items():
-            if value is None:
-                delattr(ds, keyword)
-            else:
-                setattr(ds, keyword, value)
-        buffer = BytesIO()
-        ds.save_as(buffer)
-        out.append(buffer.getvalue())
-    return out
+    return [edited(data, **changes) for data in files]
 
 
 def uids(data: bytes) -> tuple[str, str, str]:

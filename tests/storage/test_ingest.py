@@ -19,7 +19,7 @@ from pydicom.encaps import generate_frames
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 from storage.ingest import IngestError, IngestRecord, Span, read_instance
-from tests.dataset_factories import CORPUS, corpus_path, ct_series
+from tests.dataset_factories import CORPUS, corpus_path, ct_series, edited
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -210,15 +210,7 @@ def test_metadata_equals_pydicom_json_for_non_bulk_elements(name: str) -> None:
 
 def _generated(**changes: str | None) -> bytes:
     """A small generated CT with `changes` applied (None deletes the attribute)."""
-    ds = pydicom.dcmread(BytesIO(ct_series(1, size=8)[0]))
-    for keyword, value in changes.items():
-        if value is None:
-            delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    out = BytesIO()
-    ds.save_as(out)
-    return out.getvalue()
+    return edited(ct_series(1, size=8)[0], **changes)
 
 
 def test_a_generated_instance_reads() -> None:
