@@ -1,0 +1,1 @@
+"""Pixel work: decoding and encoding frames, transcoding instances, rendering images."""

@@ -1,0 +1,76 @@
+"""The Image Pixel module attributes a codec needs (PS3.3 C.7.6.3)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+FLOAT_PIXEL_TAGS = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}
+
+
+class PixelError(ValueError):
+    """Pixel data that cannot be decoded, or a target it cannot be encoded to."""
+
+
+@dataclass(frozen=True)
+class PixelDescription:
+    """How one frame's samples are laid out; `photometric` is as stored."""
+
+    rows: int
+    columns: int
+    samples: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    photometric: str
+    planar: int
+    frames: int
+    floating: bool = False
+    pixel_vr: str = "OW"
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The native-endian dtype a decoded frame has."""
+        if self.floating:
+            return np.dtype(f"float{self.bits_allocated}")
+        size = max(self.bits_allocated, 8)
+        return np.dtype(f"{'int' if self.signed else 'uint'}{size}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self.samples == 1:
+            return (self.rows, self.columns)
+        return (self.rows, self.columns, self.samples)
+
+    @property
+    def subsampled(self) -> bool:
+        """Native YBR_FULL_422: two luminance samples share one chroma pair (PS3.3 C.7.6.3.1.2)."""
+        return self.photometric == "YBR_FULL_422" and self.samples == 3
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one native frame (bits rounded up to whole bytes for 1-bit data)."""
+        samples = 2 if self.subsampled else self.samples
+        bits = self.rows * self.columns * samples * self.bits_allocated
+        return (bits + 7) // 8
+
+
+def describe(ds: Dataset) -> PixelDescription:
+    """The description of `ds`'s pixel data; PixelError when the module is incomplete."""
+    try:
+        floating = next((bits for keyword, bits in FLOAT_PIXEL_TAGS.items()
+                         if keyword in ds), 0)
+        bits_allocated = int(ds.BitsAllocated)
+        pixel = next((ds[k] for k in ("PixelData", *FLOAT_PIXEL_TAGS) if k in ds), None)
+        return PixelDescription(
+            rows=int(ds.Rows), columns=int(ds.Columns),
+            samples=int(ds.get("SamplesPerPixel", 1) or 1),
+            bits_allocated=bits_allocated,
+            bits_stored=int(ds.get("BitsStored", bits_allocated) or bits_allocated),
+            signed=int(ds.get("PixelRepresentation", 0) or 0) == 1,
+            photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip(),
+            planar=int(ds.get("PlanarConfiguration", 0) or 0),
+            frames=int(ds.get("NumberOfFrames", 1) or 1),
+            floating=bool(floating), pixel_vr=pixel.VR if pixel is not None else "OW")
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise PixelError(f"the Image Pixel module is incomplete or invalid: {exc}") from exc

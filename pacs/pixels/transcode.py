@@ -1,0 +1,120 @@
+"""Transcoding frames and whole instances between transfer syntaxes (PS3.18 8.7.3, PS3.5 8,
+A.4): decode with the stored syntax's codec, encode with the target's, and fix the attributes
+the new encoding changes (Photometric Interpretation, Planar Configuration, Lossy Image
+Compression)."""
+
+from io import BytesIO
+
+import numpy as np
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
+from pydicom.multival import MultiValue
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+
+from pacs.dicom_codecs.transfer_syntaxes import (
+    EXPLICIT_VR_BIG_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    same_frame_bytes,
+)
+from pacs.pixels.codecs import CODECS, Encoded, codec_for, encode_refusal
+from pacs.pixels.description import PixelDescription, PixelError, describe
+from pacs.pixels.source import dataset_frames
+
+IMPLEMENTATION_VERSION = "PACS_PY_1"
+PIXEL_DATA = 0x7FE00010
+
+
+def transcode_frame(data: bytes, stored: str, target: str,
+                    desc: PixelDescription) -> Encoded:
+    """One stored frame in `target`; PixelError with the reason when impossible."""
+    reason = encode_refusal(target, desc)
+    if reason:
+        raise PixelError(reason)
+    encoder = CODECS[target].encode
+    assert encoder is not None  # encode_refusal said it exists
+    return encoder(codec_for(stored).decode(data, desc), desc)
+
+
+def transcode_refusal(stored: str, target: str, desc: PixelDescription | None) -> str | None:
+    """Why an instance stored in `stored` cannot be sent in `target` (None if it can)."""
+    if stored == target or desc is None:
+        return None
+    if stored not in CODECS:
+        return f"pixel data in transfer syntax {stored} cannot be decoded here"
+    if same_frame_bytes(stored, target):
+        return None
+    return encode_refusal(target, desc)
+
+
+def transcode_instance(ds: Dataset, target: str) -> bytes:
+    """A parsed Part 10 instance re-encoded in `target`, as Part 10 bytes."""
+    stored = str(ds.file_meta.TransferSyntaxUID)
+    if "PixelData" in ds and stored != target and not same_frame_bytes(stored, target):
+        _reencode_pixels(ds, stored, target)
+    for _ in ds.iterall():
+        pass  # parses every raw element, so that each has its VR before re-encoding
+    if stored == EXPLICIT_VR_BIG_ENDIAN:
+        _to_little_endian(ds)
+    ds.file_meta.TransferSyntaxUID = UID(target)
+    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    out = BytesIO()
+    # every target is little endian; syntaxes pydicom 3.0 does not know need the encoding named
+    dcmwrite(out, ds, implicit_vr=target == IMPLICIT_VR_LITTLE_ENDIAN, little_endian=True,
+             enforce_file_format=True)
+    return out.getvalue()
+
+
+_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _to_little_endian(ds: Dataset) -> None:
+    """A big endian dataset made little endian: values are parsed, and the words of the
+    binary VRs pydicom keeps as bytes are swapped (the pixel data is already re-encoded)."""
+    for elem in ds.iterall():
+        size = _WORD_SIZES.get(elem.VR)
+        if size and isinstance(elem.value, bytes) and elem.tag != PIXEL_DATA:
+            elem.value = np.frombuffer(elem.value, f">u{size}").astype(f"<u{size}").tobytes()
+    ds.set_original_encoding(False, True, ds.original_character_set)
+
+
+def _reencode_pixels(ds: Dataset, stored: str, target: str) -> None:
+    desc = describe(ds)
+    encoded = [transcode_frame(frame, stored, target, desc)
+               for frame in dataset_frames(ds, desc)]
+    codec = CODECS[target]
+    if codec.encapsulated:
+        ds.PixelData = encapsulate([e.data for e in encoded], has_bot=True)
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+    else:
+        ds.PixelData = b"".join(e.data for e in encoded)
+        ds["PixelData"].VR = "OB" if desc.bits_allocated <= 8 else "OW"
+        ds["PixelData"].is_undefined_length = False
+    ds.PhotometricInterpretation = encoded[0].photometric
+    if desc.samples > 1:
+        ds.PlanarConfiguration = desc.planar if not codec.encapsulated and \
+            not desc.subsampled else 0
+    methods = [e.lossy_method for e in encoded if e.lossy_method]
+    if methods:
+        _mark_lossy(ds, methods[0], desc.frame_bytes * len(encoded),
+                    sum(len(e.data) for e in encoded))
+
+
+def _mark_lossy(ds: Dataset, method: str, raw_bytes: int, coded_bytes: int) -> None:
+    """Lossy Image Compression, Ratio and Method (PS3.3 C.7.6.1.1.5), history kept."""
+    ratio = f"{raw_bytes / max(coded_bytes, 1):.4g}"[:16]
+    ratios, methods = (_history(ds, k) for k in ("LossyImageCompressionRatio",
+                                                 "LossyImageCompressionMethod"))
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionRatio = [*ratios, ratio]
+    ds.LossyImageCompressionMethod = [*methods, method]
+
+
+def _history(ds: Dataset, keyword: str) -> list[object]:
+    """Earlier values of a lossy compression attribute, when the image was lossy before."""
+    if ds.get("LossyImageCompression") != "01" or keyword not in ds:
+        return []
+    value = ds[keyword].value
+    return list(value) if isinstance(value, MultiValue | list) else [value]
