@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import anyio
@@ -20,6 +21,8 @@ from pacs.errors import (
     http_error_handler,
     internal_error_handler,
 )
+from pacs.pixels.description import PixelError
+from pacs.pixels.engine import PixelEngine
 from pacs.pydicom_config import configure_pydicom
 from pacs.routes import ROUTES
 from pacs.settings import Settings
@@ -28,6 +31,10 @@ from storage.index.connection import QueryTimeout
 from storage.index.sqlite_index import SqliteIndex
 
 log = logging.getLogger("pacs")
+
+
+async def _pixel_error_handler(request: Request, exc: Exception) -> Response:
+    return error_response(400, str(exc))
 
 
 async def _query_timeout_handler(request: Request, exc: Exception) -> Response:
@@ -46,7 +53,9 @@ async def open_archive(settings: Settings) -> Archive:
         await index.ensure_store(name, "full")
     if settings.sweep_on_start:
         await _sweep(index, blobs)
-    return Archive(settings, index, blobs)
+    workers = settings.pixel_workers or os.cpu_count() or 1
+    return Archive(settings, index, blobs,
+                   PixelEngine(blobs, workers, settings.pixel_cache_bytes))
 
 
 async def _sweep(index: SqliteIndex, blobs: FilesystemBlobStore) -> None:
@@ -86,5 +95,6 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={DicomWebError: dicomweb_error_handler,
                             HTTPException: http_error_handler,
                             QueryTimeout: _query_timeout_handler,
+                            PixelError: _pixel_error_handler,
                             Exception: internal_error_handler},
     )

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from pacs.errors import BadRequest, NotFound
+from pacs.pixels.engine import PixelEngine
 from pacs.settings import Settings
 from storage.protocols import BlobStore, InstanceIndex
 from storage.rows import InstanceLocation, StoreRow
@@ -15,11 +16,13 @@ API_VERSIONS = ("v1", "v1beta1")
 
 @dataclass(frozen=True)
 class Archive:
-    """Settings, the index and the blob store; no other state lives in the server."""
+    """Settings, the index and the blob store, and the pixel workers with their caches of
+    immutable results; no other state lives in the server."""
 
     settings: Settings
     index: InstanceIndex
     blobs: BlobStore
+    pixels: PixelEngine
 
 
 def archive_of(request: Request) -> Archive:

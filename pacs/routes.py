@@ -8,11 +8,19 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from pacs.transactions import delete, retrieve, retrieve_frames, search, store
+from pacs.transactions import (
+    delete,
+    retrieve,
+    retrieve_frames,
+    retrieve_rendered,
+    search,
+    store,
+)
 
 STUDY = "/studies/{study}"
 SERIES = STUDY + "/series/{series}"
 INSTANCE = SERIES + "/instances/{instance}"
+FRAMES = INSTANCE + "/frames/{frames}"
 GOOGLE_STORE = ("/{version}/projects/{project}/locations/{location}/datasets/{dataset}"
                 "/dicomStores/{store}/dicomWeb")
 
@@ -40,8 +48,12 @@ DICOMWEB: list[BaseRoute] = [
     Route(INSTANCE, retrieve.retrieve, methods=["GET"]),
     Route(INSTANCE, delete.delete, methods=["DELETE"]),
     Route(INSTANCE + "/metadata", retrieve.retrieve_metadata, methods=["GET"]),
-    Route(INSTANCE + "/frames/{frames}", retrieve_frames.retrieve_frames, methods=["GET"]),
+    Route(FRAMES, retrieve_frames.retrieve_frames, methods=["GET"]),
     Route(INSTANCE + "/bulkdata/{path:path}", retrieve.retrieve_bulkdata, methods=["GET"]),
+    *(Route(resource + "/rendered", retrieve_rendered.retrieve_rendered, methods=["GET"])
+      for resource in (STUDY, SERIES, INSTANCE, FRAMES)),
+    *(Route(resource + "/thumbnail", retrieve_rendered.retrieve_thumbnail, methods=["GET"])
+      for resource in (STUDY, SERIES, INSTANCE, FRAMES)),
 ]
 
 ROUTES: list[BaseRoute] = [

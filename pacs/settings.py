@@ -26,6 +26,8 @@ class Settings:
     qido_max_limit: int = 10_000
     max_frames_per_request: int = 10_000
     index_readers: int = 4
+    pixel_workers: int = 0  # threads decoding, encoding and rendering at once (0: one per core)
+    pixel_cache_bytes: int = 256 * 1024**2  # transcoded frames and rendered pictures kept
     sweep_on_start: bool = True  # remove staging leftovers and unreferenced blobs at startup
     query_time_limit_seconds: float = 30.0
 

@@ -8,6 +8,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 import pytest
 import requests
@@ -181,9 +182,14 @@ def test_explicit_little_endian_is_the_default_syntax(corpus: dict[str, Stored],
     for name in ("MR_small_implicit.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm",
                  "MR_small_bigendian.dcm"):
         other = corpus[name]
-        refused = get(root + other.path, accept)
-        message = assert_error(refused, 406, "available")
-        assert other.ts in message  # says what can be produced instead
+        response = get(root + other.path, accept)
+        assert response.status_code == 200, response.text
+        body = (parse_multipart(response)[0][1] if accept.startswith("multipart")
+                else response.content)
+        sent = pydicom.dcmread(BytesIO(body))
+        source = pydicom.dcmread(BytesIO(other.data))
+        assert sent.file_meta.TransferSyntaxUID == EXPLICIT_LE  # decompressed / re-encoded
+        assert np.array_equal(sent.pixel_array, source.pixel_array)
 
 
 @pytest.mark.parametrize("name", ["JPEG2000.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg.dcm",
@@ -206,7 +212,8 @@ def test_the_stored_syntax_by_name(corpus: dict[str, Stored], root: str, name: s
     "text/html",
     f'multipart/related; type="{DICOM}"; transfer-syntax=1.2.840.10008.1.2.4.50',
     'multipart/related; type="application/dicom+xml"',
-    f"{DICOM}; transfer-syntax=1.2.840.10008.1.2.4.90",
+    f"{DICOM}; transfer-syntax=1.2.840.10008.1.2.4.81",  # near-lossless: signed CT refused
+    f"{DICOM}; transfer-syntax=1.2.840.10008.1.2.4.100",  # MPEG-2: not an image target
     f'multipart/related; type="{DICOM}"; transfer-syntax=*; q=0',
 ])
 def test_unproducible_instance_representations_are_406(corpus: dict[str, Stored], root: str,
@@ -239,10 +246,26 @@ def test_study_with_mixed_syntaxes_as_stored(corpus: dict[str, Stored], root: st
 
 @pytest.mark.parametrize("accept", [f'multipart/related; type="{DICOM}"',
                                     f'multipart/related; type="{DICOM}"; '
-                                    f"transfer-syntax={EXPLICIT_LE}",
-                                    DICOM, f"{DICOM}; transfer-syntax=*"])
-def test_study_with_mixed_syntaxes_refuses_one_syntax_or_single_part(
-        corpus: dict[str, Stored], root: str, accept: str) -> None:
+                                    f"transfer-syntax={EXPLICIT_LE}"])
+def test_study_with_mixed_syntaxes_in_one_syntax(corpus: dict[str, Stored], root: str,
+                                                 accept: str) -> None:
+    """Each instance not stored in the asked syntax is transcoded (PS3.18 8.7.3.5)."""
+    response = get(f"{root}/studies/{MR_STUDY}", accept)
+    assert response.status_code == 200, response.text
+    expected = {sop: s for sop, s in _by_sop(corpus).items()
+                if s.ds.StudyInstanceUID == MR_STUDY}
+    parts = parse_multipart(response)
+    assert len(parts) == len(expected)
+    for headers, body in parts:
+        assert media_params(headers["content-type"])[1]["transfer-syntax"] == EXPLICIT_LE
+        sent = pydicom.dcmread(BytesIO(body))
+        source = expected[headers["content-location"].rsplit("/", 1)[1]]
+        assert sent.file_meta.TransferSyntaxUID == EXPLICIT_LE
+        assert np.array_equal(sent.pixel_array, source.ds.pixel_array)
+
+
+@pytest.mark.parametrize("accept", [DICOM, f"{DICOM}; transfer-syntax=*"])
+def test_study_is_never_single_part(corpus: dict[str, Stored], root: str, accept: str) -> None:
     assert_error(get(f"{root}/studies/{MR_STUDY}", accept), 406)
 
 
@@ -414,35 +437,47 @@ def test_encapsulated_frames_in_every_accepted_form(corpus: dict[str, Stored], r
 
 
 @pytest.mark.parametrize("name", sorted(ENCAPSULATED))
-def test_encapsulated_frames_refused_in_other_syntaxes(corpus: dict[str, Stored], root: str,
-                                                       name: str) -> None:
+def test_encapsulated_frames_decoded_to_native(corpus: dict[str, Stored], root: str,
+                                               name: str) -> None:
+    """octet-stream without transfer-syntax means Explicit VR Little Endian: the frame is
+    decoded (PS3.18 Table 8.7.3-5); frames are multipart only."""
     item = corpus[name]
     url = f"{root}{item.path}/frames/1"
+    size = item.ds.Rows * item.ds.Columns * item.ds.SamplesPerPixel * item.ds.BitsAllocated // 8
     for accept in (f'multipart/related; type="{OCTET}"',
-                   f"multipart/related; type={OCTET}; transfer-syntax={EXPLICIT_LE}",
-                   "multipart/related; type=image/png",
-                   "image/jpeg", f"{OCTET}; transfer-syntax=*"):
+                   f"multipart/related; type={OCTET}; transfer-syntax={EXPLICIT_LE}"):
+        response = get(url, accept)
+        assert response.status_code == 200, response.text
+        [(headers, body)] = parse_multipart(response)
+        assert media_params(headers["content-type"]) == (OCTET, {"transfer-syntax": EXPLICIT_LE})
+        assert len(body) == size
+    for accept in ("image/jpeg", f"{OCTET}; transfer-syntax=*"):
         assert_error(get(url, accept), 406)
 
 
 def test_default_media_type_of_a_compressed_syntax(corpus: dict[str, Stored],
                                                    root: str) -> None:
-    """image/jpeg without transfer-syntax means JPEG Lossless SV1 (PS3.18 Table 8.7.3-5), which
-    lossy JPEG frames are not; named, the stored syntax is served."""
+    """image/jpeg without transfer-syntax means JPEG Lossless SV1 (PS3.18 Table 8.7.3-5): lossy
+    JPEG frames are re-encoded losslessly; named, the stored syntax is served as stored."""
     baseline, extended = corpus["SC_rgb_jpeg.dcm"], corpus["JPEG-lossy.dcm"]
     for item in (baseline, extended):
-        assert_error(get(f"{root}{item.path}/frames/1", "multipart/related; type=image/jpeg"),
-                     406)
+        response = get(f"{root}{item.path}/frames/1", "multipart/related; type=image/jpeg")
+        [(headers, _body)] = parse_multipart(response)
+        assert media_params(headers["content-type"]) == (
+            "image/jpeg", {"transfer-syntax": "1.2.840.10008.1.2.4.70"})
     assert _frames(get(f"{root}{baseline.path}/frames/1", "multipart/related; type=image/jpeg; "
-                                                          "transfer-syntax=1.2.840.10008.1.2.4.50"))
+                                                          "transfer-syntax=1.2.840.10008.1.2.4.50"
+                       )) == [baseline.frames()[0]]
 
 
-def test_big_endian_frames_only_as_stored(corpus: dict[str, Stored], root: str) -> None:
+def test_big_endian_frames(corpus: dict[str, Stored], root: str) -> None:
+    """As stored with `*`; by default swapped to little endian."""
     item = corpus["MR_small_bigendian.dcm"]
     url = f"{root}{item.path}/frames/1"
     assert _frames(get(url, f"multipart/related; type={OCTET}; transfer-syntax=*")) == [
         item.frames()[0]]
-    assert_error(get(url, f"multipart/related; type={OCTET}"), 406)
+    [little] = _frames(get(url, f"multipart/related; type={OCTET}"))
+    assert little == item.ds.pixel_array.astype("<i2").tobytes()
 
 
 @pytest.mark.parametrize(("frames", "fragment"), [

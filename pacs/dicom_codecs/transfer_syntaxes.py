@@ -48,6 +48,8 @@ _ALL = (
     TransferSyntax("1.2.840.10008.1.2.4.202", "HTJ2K Lossless RPCL", "image/jphc"),
     TransferSyntax("1.2.840.10008.1.2.4.203", "HTJ2K", "image/jphc"),
     TransferSyntax("1.2.840.10008.1.2.5", "RLE Lossless", "image/dicom-rle"),
+    TransferSyntax("1.2.840.10008.1.2.8.1", "Deflated Image Frame Compression",
+                   "application/x-deflate"),
 )
 TRANSFER_SYNTAXES: dict[str, TransferSyntax] = {ts.uid: ts for ts in _ALL}
 
@@ -63,7 +65,33 @@ DEFAULT_TRANSFER_SYNTAX: dict[str, str] = {
     "image/dicom-rle": "1.2.840.10008.1.2.5",
     "image/jxl": "1.2.840.10008.1.2.4.110",
     "image/jphc": "1.2.840.10008.1.2.4.201",
+    "application/x-deflate": "1.2.840.10008.1.2.8.1",
 }
+
+
+# The transfer syntaxes each frame media type can carry (PS3.18 Table 8.7.3-5, and the
+# Cloud Healthcare API's list, which adds HTJ2K, JPEG XL and deflated frames).
+FRAME_SYNTAXES: dict[str, tuple[str, ...]] = {
+    OCTET_STREAM: (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN),  # the same bytes
+    "image/jpeg": ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+                   "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"),
+    "image/jls": ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
+    "image/jp2": ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"),
+    "image/jphc": ("1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+                   "1.2.840.10008.1.2.4.203"),
+    "image/jxl": ("1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.111",
+                  "1.2.840.10008.1.2.4.112"),
+    "image/dicom-rle": ("1.2.840.10008.1.2.5",),
+    "application/x-deflate": ("1.2.840.10008.1.2.8.1",),
+}
+PNG = "image/png"  # a frame's samples as a lossless PNG; no transfer syntax applies
+
+# Transfer syntaxes a whole instance can be asked for in (PS3.18 Table 8.7.3-2 and Google's).
+INSTANCE_SYNTAXES: tuple[str, ...] = (
+    IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.1.2.1.99",
+    *(uid for media_type, uids in FRAME_SYNTAXES.items() if media_type != OCTET_STREAM
+      for uid in uids),
+)
 
 
 def frame_media_type(uid: str) -> str:

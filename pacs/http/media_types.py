@@ -114,21 +114,32 @@ class Representation:
     transfer_syntax: str
 
 
+def _always(_: "Representation") -> str | None:
+    return None
+
+
 def negotiate(accept: str | None, offers: Sequence[Offer], available: Sequence[str],
-              can_produce: Callable[[Representation], bool] = lambda _: True) -> Representation:
-    """The first Accept range, by preference, that an offer satisfies; else 406 (PS3.18 8.7.1).
+              refusal: Callable[[Representation], str | None] = _always) -> Representation:
+    """The first Accept range, by preference, that an offer satisfies and `refusal` does not
+    refuse; else 406 naming the reasons (PS3.18 8.7.1).
 
     `available` lists, for the error message, the media types the server can produce here.
     """
     ranges = parse_accept(accept)
+    reasons: list[str] = []
     for media_range in ranges:
         for offer in offers:
             candidate = _resolve(media_range, offer)
-            if candidate is not None and can_produce(candidate):
+            if candidate is None:
+                continue
+            reason = refusal(candidate)
+            if reason is None:
                 return candidate
+            reasons.append(f"{_show(media_range)}: {reason}")
     asked = ", ".join(_show(r) for r in ranges) or "(nothing)"
+    why = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
     raise NotAcceptable(f"none of the acceptable media types [{asked}] can be produced for "
-                        f"this resource; available: {'; '.join(available)}")
+                        f"this resource{why}; available: {'; '.join(available)}")
 
 
 def _resolve(media_range: MediaType, offer: Offer) -> Representation | None:

@@ -12,6 +12,7 @@ import numpy as np
 from pydicom.pixels.processing import convert_color_space
 from rle import utils as rle_utils
 
+from pacs.dicom_codecs.transfer_syntaxes import PNG
 from pacs.pixels import native
 from pacs.pixels.description import PixelDescription, PixelError
 
@@ -107,7 +108,7 @@ def _compressible(max_bits: int, colour_bits: int = 16, signed: bool = True) -> 
             return f"this syntax holds {colour}samples of at most {limit} bits; the image " \
                    f"has {desc.bits_stored} bits stored"
         if desc.signed and not signed:
-            return "this lossy syntax cannot hold signed samples without changing them"
+            return "signed samples cannot be sent in this form without changing their values"
         return None
     return refuse
 
@@ -349,6 +350,13 @@ def _rle_encode(frame: Frame, desc: PixelDescription) -> Encoded:
     return Encoded(bytes(data), frame.photometric)
 
 
+# --- PNG frames (the Cloud Healthcare API's image/png frame type) ------------------------
+
+def _png_encode(frame: Frame, desc: PixelDescription) -> Encoded:
+    return Encoded(bytes(imagecodecs.png_encode(_container(frame.array, desc))),
+                   frame.photometric)
+
+
 # --- the registry -------------------------------------------------------------------------
 
 _LOSSY_8 = _both(_compressible(8, signed=False), _lossy_colour)
@@ -391,6 +399,9 @@ _ALL = (
           lossy=True),
 )
 CODECS: dict[str, Codec] = {codec.uid: codec for codec in _ALL}
+# PNG frames carry no transfer syntax: the entry is keyed by media type.
+CODECS[PNG] = Codec(PNG, _decoding(imagecodecs.png_decode, _as_stored), _png_encode, False,
+                    _compressible(16, colour_bits=16, signed=False))
 
 
 def codec_for(uid: str) -> Codec:

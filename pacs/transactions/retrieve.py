@@ -1,27 +1,38 @@
 """Retrieve transaction (WADO-RS, PS3.18 10.4): studies, series and instances as stored,
 their metadata, and bulk data.
 
-Instances stream from their blobs unchanged; metadata is the JSON precomputed at ingest with
-BulkDataURIs made absolute for the requester; bulk data is one seek to the recorded span.
+Instances stream from their blobs unchanged, or transcoded one at a time in the pixel
+workers when another transfer syntax is asked for (PS3.18 8.7.3.5); metadata is the JSON
+precomputed at ingest with BulkDataURIs made absolute for the requester; bulk data is one
+seek to the recorded span.
 """
 
+from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from pacs.archive import archive_of, locate, resolve_store, target_of
+from pacs.archive import Archive, archive_of, locate, resolve_store, target_of
 from pacs.dicom_codecs.transfer_syntaxes import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    INSTANCE_SYNTAXES,
     OCTET_STREAM,
     same_frame_bytes,
 )
-from pacs.errors import NotFound, RangeNotSatisfiable
+from pacs.errors import NotAcceptable, NotFound, RangeNotSatisfiable
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
 from pacs.http.multipart_writer import Part
 from pacs.http.resource_urls import dicomweb_root, instance_url
 from pacs.http.responses import blob_spans, multipart_response
+from pacs.pixels.engine import PixelEngine
+from pacs.pixels.transcode import transcode_refusal
 from storage.ingest import Span
+from storage.rows import InstanceLocation
+
+NATIVE_SYNTAXES = (IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
+                   "1.2.840.10008.1.2.1.99")
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
@@ -33,31 +44,71 @@ _BULK_OFFERS = (Offer(True, OCTET_STREAM), Offer(False, OCTET_STREAM))
 
 async def retrieve(request: Request) -> Response:
     """GET study, series or instance: multipart/related application/dicom (instance: also
-    single-part application/dicom), in the stored transfer syntax."""
+    single-part application/dicom), as stored or transcoded to the asked transfer syntax."""
     archive, found = await locate(request)
-    stored = sorted({i.transfer_syntax_uid for i in found})
     offers = _INSTANCE_OFFERS if "instance" in request.path_params else _STUDY_OFFERS
-    available = [o.describe(ts) for o in offers for ts in (AS_STORED, *stored)]
-    choice = negotiate(request.headers.get("accept"), offers, available,
-                       lambda rep: rep.transfer_syntax == AS_STORED
-                       or stored == [rep.transfer_syntax])
+    available = [o.describe(ts) for o in offers for ts in (AS_STORED, *INSTANCE_SYNTAXES)]
+    choice = negotiate(request.headers.get("accept"), offers, available, _syntax_refusal)
+    targets = [await _instance_target(archive.pixels, item, choice.transfer_syntax)
+               for item in found]
     chunk = archive.settings.read_chunk_bytes
     if not choice.offer.multipart:
-        only = found[0]
-        return StreamingResponse(
-            blob_spans(archive.blobs, only.blob_name, [Span(0, only.blob_size)], chunk),
-            media_type=f"{DICOM}; transfer-syntax={only.transfer_syntax_uid}",
-            headers={"Content-Length": str(only.blob_size)})
+        return await _single(archive, found[0], targets[0])
     root = dicomweb_root(request)
-
-    parts = [Part({"Content-Type": f"{DICOM}; transfer-syntax={item.transfer_syntax_uid}",
-                   "Content-Location": instance_url(root, item.study_uid, item.series_uid,
-                                                    item.sop_uid)},
-                  blob_spans(archive.blobs, item.blob_name, [Span(0, item.blob_size)], chunk),
-                  item.blob_size)
-             for item in found]
-    params = {} if choice.transfer_syntax == AS_STORED else {"transfer-syntax": stored[0]}
+    parts = [_instance_part(archive, item, target, chunk,
+                            instance_url(root, item.study_uid, item.series_uid, item.sop_uid))
+             for item, target in zip(found, targets, strict=True)]
+    uniform = choice.transfer_syntax != AS_STORED and len(set(targets)) == 1
+    params = {"transfer-syntax": targets[0]} if uniform else {}
     return multipart_response(parts, DICOM, params)
+
+
+def _syntax_refusal(rep: Representation) -> str | None:
+    if rep.transfer_syntax == AS_STORED or rep.transfer_syntax in INSTANCE_SYNTAXES:
+        return None
+    return f"instances cannot be sent in transfer syntax {rep.transfer_syntax}"
+
+
+async def _instance_target(pixels: PixelEngine, item: InstanceLocation, asked: str) -> str:
+    """The syntax one instance goes out in; 406 with the reason if it cannot be produced.
+    Instances without pixel data are re-encoded only to a native syntax (else Explicit VR
+    Little Endian), as pixel encodings do not apply to them."""
+    stored = item.transfer_syntax_uid
+    if asked in (AS_STORED, stored):
+        return stored
+    desc = await pixels.description(item)
+    if desc is None:
+        return asked if asked in NATIVE_SYNTAXES else EXPLICIT_VR_LITTLE_ENDIAN
+    reason = transcode_refusal(stored, asked, desc)
+    if reason:
+        raise NotAcceptable(f"instance {item.sop_uid} cannot be sent in transfer syntax "
+                            f"{asked}: {reason}")
+    return asked
+
+
+async def _single(archive: Archive, item: InstanceLocation, target: str) -> Response:
+    media_type = f"{DICOM}; transfer-syntax={target}"
+    if target == item.transfer_syntax_uid:
+        chunk = archive.settings.read_chunk_bytes
+        return StreamingResponse(
+            blob_spans(archive.blobs, item.blob_name, [Span(0, item.blob_size)], chunk),
+            media_type=media_type, headers={"Content-Length": str(item.blob_size)})
+    return Response(await archive.pixels.instance(item, target), media_type=media_type)
+
+
+def _instance_part(archive: Archive, item: InstanceLocation, target: str, chunk: int,
+                   location: str) -> Part:
+    headers = {"Content-Type": f"{DICOM}; transfer-syntax={target}",
+               "Content-Location": location}
+    if target == item.transfer_syntax_uid:
+        return Part(headers, blob_spans(archive.blobs, item.blob_name,
+                                        [Span(0, item.blob_size)], chunk), item.blob_size)
+    return Part(headers, _transcoded(archive.pixels, item, target))
+
+
+async def _transcoded(pixels: PixelEngine, item: InstanceLocation,
+                      target: str) -> AsyncIterator[bytes]:
+    yield await pixels.instance(item, target)
 
 
 async def retrieve_metadata(request: Request) -> Response:
@@ -88,7 +139,8 @@ async def retrieve_bulkdata(request: Request) -> Response:
     choice = negotiate(
         request.headers.get("accept"), _BULK_OFFERS,
         [o.describe(ts) for o in _BULK_OFFERS for ts in (AS_STORED, stored)],
-        lambda rep: _bulk_producible(rep, stored, is_pixel=path.startswith("7FE0")))
+        lambda rep: None if _bulk_producible(rep, stored, is_pixel=path.startswith("7FE0"))
+        else "bulk data is sent as stored")
     span, content_range = _byte_range(request.headers.get("range"), span)
     status = 206 if content_range else 200
     body = blob_spans(archive.blobs, item.blob_name, [span], archive.settings.read_chunk_bytes)

@@ -1,18 +1,22 @@
 """Retrieve frames (WADO-RS, PS3.18 10.4.1.1.2): …/instances/{i}/frames/{list}.
 
-Each frame is read with one seek per fragment at the spans recorded at ingest, and sent as its
-own part in request order: native frames as application/octet-stream, encapsulated frames as
-their compressed bitstream under the media type of the stored transfer syntax.
+One part per requested frame, in request order. A frame asked for as stored is read with one
+seek per fragment at the spans recorded at ingest; a frame asked for in another transfer
+syntax (or as PNG) is decoded and re-encoded in the pixel workers, only the frames asked for.
 """
 
+from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from pacs.archive import locate
 from pacs.dicom_codecs.transfer_syntaxes import (
+    DEFAULT_TRANSFER_SYNTAX,
     EXPLICIT_VR_LITTLE_ENDIAN,
+    FRAME_SYNTAXES,
     OCTET_STREAM,
+    PNG,
     frame_media_type,
     same_frame_bytes,
 )
@@ -20,6 +24,13 @@ from pacs.errors import BadRequest
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import blob_spans, multipart_response
+from pacs.pixels.description import PixelDescription
+from pacs.pixels.engine import PixelEngine
+from pacs.pixels.transcode import transcode_refusal
+from storage.protocols import BlobStore
+from storage.rows import InstanceLocation
+
+OFFERS = tuple(Offer(True, media_type) for media_type in (*FRAME_SYNTAXES, PNG))
 
 
 def parse_frame_list(text: str, limit: int) -> list[int]:
@@ -36,39 +47,85 @@ def parse_frame_list(text: str, limit: int) -> list[int]:
     return numbers
 
 
+def checked_frames(item: InstanceLocation, desc: PixelDescription | None,
+                   numbers: list[int]) -> None:
+    """400 unless every frame number exists in the instance."""
+    count = len(item.frames()) or (desc.frames if desc is not None else 0)
+    if count == 0:
+        raise BadRequest(f"instance {item.sop_uid} has no pixel data frames that can be "
+                         "retrieved")
+    missing = [n for n in numbers if n > count]
+    if missing:
+        raise BadRequest(f"frame {missing[0]} does not exist: instance {item.sop_uid} has "
+                         f"{count} frame(s)")
+
+
+def target_syntax(rep: Representation, stored: str) -> str:
+    """What a frame goes out in: AS_STORED, a transfer syntax UID, or PNG."""
+    if rep.media_type == PNG:
+        return PNG
+    if rep.transfer_syntax != AS_STORED:
+        return rep.transfer_syntax
+    if rep.media_type == OCTET_STREAM or stored in FRAME_SYNTAXES[rep.media_type]:
+        return AS_STORED
+    return DEFAULT_TRANSFER_SYNTAX[rep.media_type]
+
+
+def frame_refusal(rep: Representation, stored: str,
+                  desc: PixelDescription | None) -> str | None:
+    """Why frames of this instance cannot go out as `rep`, or None."""
+    target = target_syntax(rep, stored)
+    if target == AS_STORED:
+        return None
+    if target != PNG and target not in FRAME_SYNTAXES[rep.media_type]:
+        return f"{rep.media_type} cannot carry transfer syntax {target}"
+    return transcode_refusal(stored, target, desc)
+
+
 async def retrieve_frames(request: Request) -> Response:
     """GET frames of one instance as multipart/related, one part per frame."""
     archive, found = await locate(request)
     numbers = parse_frame_list(request.path_params["frames"],
                                archive.settings.max_frames_per_request)
     item = found[0]
-    instance = item.sop_uid
-    frames = item.frames()
-    if not frames:
-        raise BadRequest(f"instance {instance} has no pixel data frames that can be retrieved")
-    missing = [n for n in numbers if n > len(frames)]
-    if missing:
-        raise BadRequest(f"frame {missing[0]} does not exist: instance {instance} has "
-                         f"{len(frames)} frame(s)")
+    stored = item.transfer_syntax_uid
+    desc = await archive.pixels.description(item)
+    checked_frames(item, desc, numbers)
+    available = [OFFERS[0].describe(AS_STORED), OFFERS[0].describe(EXPLICIT_VR_LITTLE_ENDIAN)]
+    if frame_media_type(stored) != OCTET_STREAM:
+        available.append(Offer(True, frame_media_type(stored)).describe(stored))
+    choice = negotiate(request.headers.get("accept"), OFFERS, available,
+                       lambda rep: frame_refusal(rep, stored, desc))
+    target = target_syntax(choice, stored)
+    if target == AS_STORED and not item.frames():
+        target = EXPLICIT_VR_LITTLE_ENDIAN  # a deflated dataset: frames exist only inflated
+    if target == AS_STORED or same_frame_bytes(stored, target):
+        return _as_stored(archive.blobs, archive.settings.read_chunk_bytes, item, numbers)
+    part_type = PNG if target == PNG else f"{choice.media_type}; transfer-syntax={target}"
+    first = await archive.pixels.frame(item, numbers[0], target)  # errors before the headers
+    parts = [Part({"Content-Type": part_type}, _transcoded(archive.pixels, item, n, target),
+                  len(first.data) if i == 0 else None)
+             for i, n in enumerate(numbers)]
+    params = {} if target == PNG else {"transfer-syntax": target}
+    return multipart_response(parts, choice.media_type, params)
+
+
+def _as_stored(blobs: BlobStore, chunk: int, item: InstanceLocation,
+               numbers: list[int]) -> Response:
+    """The stored bytes of each frame, under the stored syntax's frame media type."""
     stored = item.transfer_syntax_uid
     media_type = frame_media_type(stored)
-    offers = tuple(dict.fromkeys((Offer(True, OCTET_STREAM), Offer(True, media_type))))
-    available = [o.describe(ts) for o in offers for ts in (AS_STORED, stored)]
-    negotiate(request.headers.get("accept"), offers, available,
-              lambda rep: _producible(rep, stored, media_type))
     label = EXPLICIT_VR_LITTLE_ENDIAN if same_frame_bytes(stored, EXPLICIT_VR_LITTLE_ENDIAN) \
         else stored
     part_type = f"{media_type}; transfer-syntax={label}"
-    chunk = archive.settings.read_chunk_bytes
+    frames = item.frames()
     parts = [Part({"Content-Type": part_type},
-                  blob_spans(archive.blobs, item.blob_name, frames[number - 1], chunk),
+                  blob_spans(blobs, item.blob_name, frames[number - 1], chunk),
                   sum(fragment.length for fragment in frames[number - 1]))
              for number in numbers]
     return multipart_response(parts, media_type, {"transfer-syntax": label})
 
 
-def _producible(rep: Representation, stored: str, media_type: str) -> bool:
-    """Frames go out as stored: `*`, or the stored syntax under its own media type."""
-    if rep.transfer_syntax == AS_STORED:
-        return True
-    return same_frame_bytes(stored, rep.transfer_syntax) and rep.media_type == media_type
+async def _transcoded(pixels: PixelEngine, item: InstanceLocation, number: int,
+                      target: str) -> AsyncIterator[bytes]:
+    yield (await pixels.frame(item, number, target)).data

@@ -1,0 +1,106 @@
+"""Pixel work for requests: a bounded pool of worker threads, so a slow transcode never
+stalls searches, and caches of parsed headers and of encoded results."""
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import anyio
+from pydicom.dataset import Dataset
+
+from pacs.pixels.cache import ByteCache
+from pacs.pixels.codecs import CODECS, Encoded
+from pacs.pixels.description import PixelDescription, PixelError, describe
+from pacs.pixels.render import RenderParams, display_image, encode_image, fit_viewport
+from pacs.pixels.source import read_frame, read_header, read_instance
+from pacs.pixels.transcode import transcode_frame, transcode_instance
+from storage.protocols import BlobStore
+from storage.rows import InstanceLocation
+
+T = TypeVar("T")
+HEADERS_KEPT = 4096
+
+
+class PixelEngine:
+    """Decodes, encodes and renders frames of stored instances off the event loop."""
+
+    def __init__(self, blobs: BlobStore, workers: int, cache_bytes: int) -> None:
+        self._blobs = blobs
+        self._limiter = anyio.CapacityLimiter(workers)
+        self._frames: ByteCache[Encoded] = ByteCache(cache_bytes // 2)
+        self._pictures: ByteCache[bytes] = ByteCache(cache_bytes // 2)
+        self._headers: OrderedDict[str, tuple[Dataset, PixelDescription | None]] = \
+            OrderedDict()
+        self._lock = threading.Lock()
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        """`work(*args)` in a pixel worker thread; at most `workers` run at once."""
+        return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
+
+    async def description(self, item: InstanceLocation) -> PixelDescription | None:
+        """The instance's pixel description; None when it has no pixel data."""
+        return (await self.run(self._header, item))[1]
+
+    async def frame(self, item: InstanceLocation, number: int, target: str) -> Encoded:
+        """Frame `number` of `item` encoded in transfer syntax `target`."""
+        key = ("frame", item.blob_name, number, target)
+        encoded = self._frames.get(key)
+        if encoded is None:
+            encoded = await self.run(self._transcode_frame, item, number, target)
+            self._frames.put(key, encoded, len(encoded.data))
+        return encoded
+
+    async def instance(self, item: InstanceLocation, target: str) -> bytes:
+        """The whole instance as Part 10 in `target` (not cached: instances can be big)."""
+        return await self.run(lambda: transcode_instance(read_instance(self._blobs, item),
+                                                         target))
+
+    async def rendered(self, item: InstanceLocation, numbers: Sequence[int],
+                       params: RenderParams) -> bytes:
+        """Frames `numbers` of `item` as one picture (an animation for several GIF frames)."""
+        key = ("rendered", item.blob_name, tuple(numbers), params)
+        picture = self._pictures.get(key)
+        if picture is None:
+            picture = await self.run(self._render, item, numbers, params)
+            self._pictures.put(key, picture, len(picture))
+        return picture
+
+    def _header(self, item: InstanceLocation) -> tuple[Dataset, PixelDescription | None]:
+        with self._lock:
+            known = self._headers.get(item.blob_name)
+            if known is not None:
+                self._headers.move_to_end(item.blob_name)
+                return known
+        ds = read_header(self._blobs, item)
+        desc = describe(ds) if "BitsAllocated" in ds and "Rows" in ds else None
+        with self._lock:
+            self._headers[item.blob_name] = (ds, desc)
+            if len(self._headers) > HEADERS_KEPT:
+                self._headers.popitem(last=False)
+        return ds, desc
+
+    def _pixels(self, item: InstanceLocation) -> tuple[Dataset, PixelDescription]:
+        ds, desc = self._header(item)
+        if desc is None:
+            raise PixelError(f"instance {item.sop_uid} has no pixel data")
+        return ds, desc
+
+    def _transcode_frame(self, item: InstanceLocation, number: int, target: str) -> Encoded:
+        _, desc = self._pixels(item)
+        data = read_frame(self._blobs, item, number)
+        return transcode_frame(data, item.transfer_syntax_uid, target, desc)
+
+    def _render(self, item: InstanceLocation, numbers: Sequence[int],
+                params: RenderParams) -> bytes:
+        ds, desc = self._pixels(item)
+        decoder = CODECS[item.transfer_syntax_uid].decode if item.transfer_syntax_uid in CODECS \
+            else None
+        if decoder is None:
+            raise PixelError(f"pixel data in transfer syntax {item.transfer_syntax_uid} "
+                             "cannot be decoded here")
+        images = [fit_viewport(display_image(decoder(read_frame(self._blobs, item, n), desc),
+                                             ds, desc, params.window), params.viewport)
+                  for n in numbers]
+        return encode_image(images, params)
+

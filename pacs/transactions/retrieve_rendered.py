@@ -1,0 +1,98 @@
+"""Rendered and thumbnail resources (PS3.18 10.4.1.1.3, 8.3.5; Sup 203 thumbnails) of a
+study, series, instance or frame list: consumer images with the Modality and VOI LUTs
+applied, as JPEG (default), PNG or GIF (animated for several frames).
+
+A single-part answer for a study or series is its representative image: the first frame of
+the middle instance that has pixels. A multipart answer carries one picture per instance
+(study, series), or per frame (instance, frame list).
+"""
+
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pacs.archive import Archive, locate
+from pacs.errors import BadRequest
+from pacs.http.media_types import Offer, negotiate
+from pacs.http.multipart_writer import Part
+from pacs.http.responses import multipart_response
+from pacs.pixels.engine import PixelEngine
+from pacs.pixels.render import RENDERED_MEDIA_TYPES, RenderParams, parse_render_params
+from pacs.transactions.retrieve_frames import checked_frames, parse_frame_list
+from storage.rows import InstanceLocation
+
+GIF = "image/gif"
+_OFFERS = (*(Offer(False, t) for t in RENDERED_MEDIA_TYPES),
+           *(Offer(True, t) for t in RENDERED_MEDIA_TYPES))
+_AVAILABLE = [o.describe() for o in _OFFERS]
+
+Job = tuple[InstanceLocation, list[int]]  # an instance and the frames of one picture
+
+
+async def retrieve_rendered(request: Request) -> Response:
+    """GET …/rendered: the resource rendered as asked by the query parameters."""
+    return await _respond(request, thumbnail=False)
+
+
+async def retrieve_thumbnail(request: Request) -> Response:
+    """GET …/thumbnail: a small rendering (128 pixels unless a viewport is given)."""
+    return await _respond(request, thumbnail=True)
+
+
+async def _respond(request: Request, thumbnail: bool) -> Response:
+    archive, found = await locate(request)
+    accept = request.query_params.get("accept") or request.headers.get("accept")
+    choice = negotiate(accept, _OFFERS, _AVAILABLE)
+    try:
+        params = parse_render_params(request.query_params, choice.media_type, thumbnail)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    jobs = await _jobs(request, archive, found, choice.offer.multipart, choice.media_type)
+    first = await archive.pixels.rendered(*jobs[0], params)  # errors before the headers
+    if not choice.offer.multipart:
+        return Response(first, media_type=choice.media_type)
+    parts = [Part({"Content-Type": choice.media_type},
+                  _picture(archive.pixels, job, params), len(first) if i == 0 else None)
+             for i, job in enumerate(jobs)]
+    return multipart_response(parts, choice.media_type)
+
+
+async def _jobs(request: Request, archive: Archive, found: list[InstanceLocation],
+                multipart: bool, media_type: str) -> list[Job]:
+    """The pictures to render: which instance, and which of its frames in each."""
+    limit = archive.settings.max_frames_per_request
+    if "instance" not in request.path_params:
+        return await _level_jobs(archive.pixels, found, multipart)
+    item = found[0]
+    desc = await archive.pixels.description(item)
+    if "frames" in request.path_params:
+        numbers = parse_frame_list(request.path_params["frames"], limit)
+    else:
+        numbers = list(range(1, min(desc.frames if desc else 1, limit) + 1))
+    checked_frames(item, desc, numbers)
+    if multipart:
+        return [(item, [n]) for n in numbers]
+    return [(item, numbers if media_type == GIF else numbers[:1])]
+
+
+async def _level_jobs(pixels: PixelEngine, found: Sequence[InstanceLocation],
+                      multipart: bool) -> list[Job]:
+    """Study or series: each instance with pixels, or the one nearest the middle."""
+    if multipart:
+        jobs = [(item, [1]) for item in found if await pixels.description(item) is not None]
+    else:
+        middle = len(found) // 2
+        by_distance = sorted(range(len(found)), key=lambda i: (abs(i - middle), i))
+        jobs = []
+        for i in by_distance:
+            if await pixels.description(found[i]) is not None:
+                jobs = [(found[i], [1])]
+                break
+    if not jobs:
+        raise BadRequest("nothing here has pixel data to render")
+    return jobs
+
+
+async def _picture(pixels: PixelEngine, job: Job, params: RenderParams) -> AsyncIterator[bytes]:
+    yield await pixels.rendered(*job, params)
