@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pydicom
+from PIL import Image
 
 from tests.conftest import LiveServer
 from tests.dataset_factories import corpus_path
@@ -27,7 +28,7 @@ def test_readme_curl_commands_work(live_server: LiveServer, tmp_path: Path) -> N
     uids = {"STUDY": ds.StudyInstanceUID, "SERIES": ds.SeriesInstanceUID,
             "INSTANCE": ds.SOPInstanceUID}
     commands = _curl_commands()
-    assert len(commands) == 3
+    assert len(commands) == 5
     outputs = []
     for command in commands:
         command = command.replace("http://127.0.0.1:8080", live_server.base)
@@ -40,3 +41,9 @@ def test_readme_curl_commands_work(live_server: LiveServer, tmp_path: Path) -> N
     assert b"ReferencedSOPSequence" in outputs[0]
     assert ds.StudyInstanceUID.encode() in outputs[1]
     assert (tmp_path / "copy.dcm").read_bytes() == (tmp_path / "image.dcm").read_bytes()
+    j2k = pydicom.dcmread(tmp_path / "j2k.dcm")
+    assert j2k.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
+    assert (j2k.pixel_array == ds.pixel_array).all()
+    with Image.open(tmp_path / "picture.png") as picture:
+        assert picture.format == "PNG"
+        assert picture.size == (256, 256)
