@@ -145,3 +145,93 @@ MR_VARIANTS = {
 def corpus_files() -> dict[str, bytes]:
     """Every corpus file, MR variants under distinct SOP Instance UIDs."""
     return {name: corpus_bytes(name, MR_VARIANTS.get(name)) for name in CORPUS}
+
+
+# --- synthetic images with smooth content (meaningful bounds for lossy codecs) -------------
+
+MULTIFRAME_GREY_BYTE_SC = "1.2.840.10008.5.1.4.1.1.7.2"
+PARAMETRIC_MAP = "1.2.840.10008.5.1.4.1.1.30"
+
+
+def smooth_samples(rows: int, columns: int, low: float, high: float,
+                   frame: int = 0) -> np.ndarray:
+    """A gradient, a soft-edged disc and a gentle ripple spanning [low, high], as float64;
+    `frame` moves the disc so the frames of a multi-frame image differ."""
+    yy, xx = np.mgrid[:rows, :columns].astype(np.float64)
+    ramp = 0.2 + 0.4 * xx / columns + 0.1 * yy / rows
+    centre = (rows / 2 + 3 * frame, columns / 2 - 5 * frame)
+    distance = np.hypot(yy - centre[0], xx - centre[1]) / (min(rows, columns) / 4)
+    disc = 0.25 / (1 + np.exp((distance - 1) * 8))
+    ripple = 0.05 * np.sin(xx / 5.0) * np.cos(yy / 7.0)
+    raw = ramp + disc + ripple
+    unit: np.ndarray = (raw - raw.min()) / (raw.max() - raw.min())
+    return low + unit * (high - low)
+
+
+def synthetic_image(*, bits_stored: int, signed: bool = False, frames: int = 1,
+                    rows: int = 96, columns: int = 128, photometric: str = "MONOCHROME2",
+                    sop_class: str = CTImageStorage, modality: str = "CT",
+                    study_uid: str | None = None) -> bytes:
+    """A greyscale image (Part 10, Explicit VR Little Endian) of smooth content using most of
+    the range of `bits_stored` bits; 8 bits allocated up to 8 bits stored, else 16."""
+    bits_allocated = 8 if bits_stored <= 8 else 16
+    top = 2 ** bits_stored - 1
+    low, high = (-(top + 1) // 2, top // 2) if signed else (0, top)
+    margin = (high - low) * 0.03
+    dtype = np.dtype(f"{'i' if signed else 'u'}{bits_allocated // 8}")
+    pixels = np.stack([np.rint(smooth_samples(rows, columns, low + margin, high - margin, i))
+                       .astype(dtype) for i in range(frames)])
+    ds = _image_header(sop_class, modality, study_uid)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated = bits_allocated
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = int(signed)
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.PixelData = pixels.astype(dtype.newbyteorder("<")).tobytes()
+    return _part10(ds)
+
+
+def float_image(frames: int = 2, rows: int = 32, columns: int = 40,
+                study_uid: str | None = None) -> bytes:
+    """A Parametric Map with 32-bit Float Pixel Data (7FE0,0008), `frames` frames."""
+    pixels = np.stack([smooth_samples(rows, columns, -2.5, 7.25, i)
+                       for i in range(frames)]).astype("<f4")
+    ds = _image_header(PARAMETRIC_MAP, "MR", study_uid)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated = 32
+    ds.NumberOfFrames = frames
+    ds.FloatPixelData = pixels.tobytes()
+    return _part10(ds)
+
+
+def _image_header(sop_class: str, modality: str, study_uid: str | None) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    sop = generate_uid()
+    meta.MediaStorageSOPInstanceUID = sop
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = "SYNTHETIC^IMAGE"
+    ds.PatientID = "GEN-0002"
+    ds.StudyDate = "20240315"
+    ds.Modality = modality
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    return ds
+
+
+def _part10(ds: Dataset) -> bytes:
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()

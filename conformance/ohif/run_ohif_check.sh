@@ -1,7 +1,7 @@
 #!/bin/bash
 # OHIF v3 (prebuilt @ohif/app 3.13.2) in headless Chromium against a running DICOMweb server.
 #   run_ohif_check.sh BASE_URL          e.g. run_ohif_check.sh http://127.0.0.1:8080/dicomweb
-# env: SCENARIOS="same-origin cross-origin cross-origin-quoted compressed thumb-rendered thumb-thumbnail"   OUT=/tmp/ohif-check/<time>
+# env: SCENARIOS="same-origin cross-origin cross-origin-quoted compressed thumb-rendered thumb-thumbnail thumb-thumbnail-fetch"   OUT=/tmp/ohif-check/<time>
 #      OHIF_WORK=/tmp/ohif (installed copy of the recipe)   VIEWER_PORT=28080   PACS_LOG=<server access log>
 # Exit 0 only if every scenario showed the study list and a non-black viewport.
 set -u
@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 RECIPE=${OHIF_RECIPE:-$(git -C "$HERE" rev-parse --show-toplevel)/../shared/tools/ohif}
 WORK=${OHIF_WORK:-/tmp/ohif}
 OUT=${OUT:-/tmp/ohif-check/$(date +%Y%m%d-%H%M%S)}
-SCENARIOS=${SCENARIOS:-same-origin cross-origin cross-origin-quoted compressed thumb-rendered thumb-thumbnail}
+SCENARIOS=${SCENARIOS:-same-origin cross-origin cross-origin-quoted compressed thumb-rendered thumb-thumbnail thumb-thumbnail-fetch}
 VPORT=${VIEWER_PORT:-28080}
 HOSTPORT=${BASE#*://}; HOSTPORT=${HOSTPORT%%/*}; ROOTPATH=/${BASE#*://*/}
 [ "$ROOTPATH" = "/$BASE" ] && ROOTPATH=""
@@ -52,6 +52,7 @@ for S in $SCENARIOS; do
     same-origin|compressed) ROOT=http://127.0.0.1:$VPORT/dicom-web ;;   # via serve.js proxy
     thumb-rendered)         ROOT=$BASE; export THUMBNAIL_RENDERING=rendered THUMB_STRATEGY=fetch ;;  # …/rendered?viewport=
     thumb-thumbnail)        ROOT=$BASE; export THUMBNAIL_RENDERING=thumbnail ;;                      # …/thumbnail?accept=
+    thumb-thumbnail-fetch)  ROOT=$BASE; export THUMBNAIL_RENDERING=thumbnail THUMB_STRATEGY=fetch ;; # …/thumbnail?viewport=
     cross-origin)           ROOT=$BASE ;;                              # viewer :VPORT, DICOMweb on the server (CORS)
     cross-origin-quoted)    ROOT=$BASE; export OMIT_QUOTE=false ;;     # quoted multipart Accept -> preflights
     *) echo "unknown scenario $S"; continue ;;

@@ -5,7 +5,12 @@ from dataclasses import dataclass
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 OCTET_STREAM = "application/octet-stream"
+# Native little endian datasets: their Pixel Data bytes are the same in each (deflate
+# compresses the whole dataset, not the pixels).
+NATIVE_LITTLE_ENDIAN = (IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
+                        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,8 @@ class TransferSyntax:
 _ALL = (
     TransferSyntax(IMPLICIT_VR_LITTLE_ENDIAN, "Implicit VR Little Endian", OCTET_STREAM),
     TransferSyntax(EXPLICIT_VR_LITTLE_ENDIAN, "Explicit VR Little Endian", OCTET_STREAM),
-    TransferSyntax("1.2.840.10008.1.2.1.99", "Deflated Explicit VR Little Endian", OCTET_STREAM),
+    TransferSyntax(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, "Deflated Explicit VR Little Endian",
+                   OCTET_STREAM),
     TransferSyntax(EXPLICIT_VR_BIG_ENDIAN, "Explicit VR Big Endian", OCTET_STREAM),
     TransferSyntax("1.2.840.10008.1.2.4.50", "JPEG Baseline (Process 1)", "image/jpeg"),
     TransferSyntax("1.2.840.10008.1.2.4.51", "JPEG Extended (Process 2 & 4)", "image/jpeg"),
@@ -88,7 +94,7 @@ PNG = "image/png"  # a frame's samples as a lossless PNG; no transfer syntax app
 
 # Transfer syntaxes a whole instance can be asked for in (PS3.18 Table 8.7.3-2 and Google's).
 INSTANCE_SYNTAXES: tuple[str, ...] = (
-    IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.1.2.1.99",
+    *NATIVE_LITTLE_ENDIAN,
     *(uid for media_type, uids in FRAME_SYNTAXES.items() if media_type != OCTET_STREAM
       for uid in uids),
 )

@@ -30,12 +30,10 @@ class Frame:
 
 @dataclass(frozen=True)
 class Encoded:
-    """One encoded frame; `lossy_method` is the Lossy Image Compression Method (0028,2114)
-    when the encoding lost information."""
+    """One encoded frame."""
 
     data: bytes
     photometric: str
-    lossy_method: str | None = None
 
 
 Decoder = Callable[[bytes, PixelDescription], Frame]
@@ -56,7 +54,11 @@ class Codec:
     encode: Encoder | None
     encapsulated: bool
     refuse: Refusal = _never
-    lossy: bool = False
+    lossy_method: str | None = None  # Lossy Image Compression Method (0028,2114) if lossy
+
+    @property
+    def lossy(self) -> bool:
+        return self.lossy_method is not None
 
 
 # --- native -----------------------------------------------------------------------------
@@ -70,6 +72,11 @@ def _native_decode(big_endian: bool) -> Decoder:
 
 def _native_encode(frame: Frame, desc: PixelDescription) -> Encoded:
     return Encoded(native.pack(frame.array, desc), frame.photometric)
+
+
+def _pixel_data_only(desc: PixelDescription) -> str | None:
+    """Encapsulation applies to Pixel Data (7FE0,0010) only (PS3.5 A.4, 8.2.16)."""
+    return "float pixel data can only be sent uncompressed" if desc.floating else None
 
 
 def _deflate_decode(data: bytes, desc: PixelDescription) -> Frame:
@@ -186,10 +193,10 @@ def _mct(codestream: bytes) -> bool:
 def _jpeg_lossy(frame: Frame, desc: PixelDescription, bits: int) -> Encoded:
     if desc.samples == 3:
         data = imagecodecs.jpeg8_encode(_rgb(frame), level=90, subsampling="422")
-        return Encoded(bytes(data), "YBR_FULL_422", "ISO_10918_1")
+        return Encoded(bytes(data), "YBR_FULL_422")
     samples = _container(frame.array, desc)
     data = imagecodecs.jpeg8_encode(samples, level=90, bitspersample=bits)
-    return Encoded(bytes(data), frame.photometric, "ISO_10918_1")
+    return Encoded(bytes(data), frame.photometric)
 
 
 def _jpeg_baseline(frame: Frame, desc: PixelDescription) -> Encoded:
@@ -245,7 +252,7 @@ def _jpegls(near: int) -> Encoder:
         data = jpeg_ls.encode_buffer(samples.tobytes(), desc.rows, desc.columns, desc.samples,
                                      max(desc.bits_stored, 2), lossy_error=near,
                                      interleave_mode=2 if desc.samples > 1 else 0)
-        return Encoded(bytes(data), frame.photometric, "ISO_14495_1" if near else None)
+        return Encoded(bytes(data), frame.photometric)
     return encode
 
 
@@ -280,13 +287,12 @@ def _j2k(reversible: bool) -> Encoder:
             data = imagecodecs.jpeg2k_encode(array, level=0, codecformat="j2k", mct=mct,
                                              reversible=True, bitspersample=desc.bits_stored)
         else:
-            peak = float(np.iinfo(array.dtype).max)
+            peak = 2.0 ** desc.bits_stored - 1  # OpenJPEG's PSNR is against the precision
             psnr = 20 * np.log10(peak / _target_rmse(desc))
             data = imagecodecs.jpeg2k_encode(array, level=psnr, codecformat="j2k", mct=mct,
                                              reversible=False, bitspersample=desc.bits_stored)
         data = bytes(data)
-        return Encoded(data, _colour_out(data, frame, reversible),
-                       None if reversible else "ISO_15444_1")
+        return Encoded(data, _colour_out(data, frame, reversible))
     return encode
 
 
@@ -296,12 +302,13 @@ def _htj2k(reversible: bool) -> Encoder:
         if reversible:
             data = imagecodecs.htj2k_encode(array, reversible=True, rgb=mct, tlm=True)
         else:
-            step = _target_rmse(desc) * np.sqrt(12) / 2.0 ** (array.dtype.itemsize * 8)
+            # uniform quantisation of step q errs by q/√12 in the sample domain; the wavelet
+            # synthesis gain adds about half again, hence the 1.5
+            step = _target_rmse(desc) * np.sqrt(12) / 1.5 / 2.0 ** (array.dtype.itemsize * 8)
             data = imagecodecs.htj2k_encode(array, level=float(step), reversible=False,
                                             rgb=mct, tlm=True)
         data = bytes(data)
-        return Encoded(data, _colour_out(data, frame, reversible),
-                       None if reversible else "ISO_15444_15")
+        return Encoded(data, _colour_out(data, frame, reversible))
     return encode
 
 
@@ -320,14 +327,16 @@ def _jpegxl(lossless: bool) -> Encoder:
         else:
             data = imagecodecs.jpegxl_encode(samples, distance=JPEG_XL_DISTANCE,
                                              bitspersample=desc.bits_stored)
-        return Encoded(bytes(data), photometric, None if lossless else "ISO_18181_1")
+        return Encoded(bytes(data), photometric)
     return encode
 
 
 # --- RLE (PS3.5 G) ------------------------------------------------------------------------
 
 def _rle_refuse(desc: PixelDescription) -> str | None:
-    if desc.floating or desc.bits_allocated not in (8, 16, 32):
+    if reason := _pixel_data_only(desc):
+        return reason
+    if desc.bits_allocated not in (8, 16, 32):
         return "RLE Lossless holds integer samples of 8, 16 or 32 bits allocated"
     if desc.samples * desc.bits_allocated // 8 > 15:
         return "RLE Lossless holds at most 15 byte segments per frame"
@@ -368,8 +377,9 @@ _JXL_LOSSY = _both(_compressible(16, signed=False), _lossy_colour)
 _jpeg = _jpeg_decoder(_colour_as_rgb)  # libjpeg undoes YCbCr for lossy colour
 _jpeg_lossless_decode = _jpeg_decoder(_as_stored)
 _jpegls_decode = _decoding(imagecodecs.jpegls_decode, _as_stored)
+# OpenJPEG decodes HTJ2K too; OpenJPH's decoder wraps overshooting lossy samples (256 → 0)
+# where OpenJPEG clips them.
 _j2k_decode = _decoding(imagecodecs.jpeg2k_decode, _colour_as_rgb)
-_htj2k_decode = _decoding(imagecodecs.htj2k_decode, _colour_as_rgb)
 _jxl_decode = _decoding(imagecodecs.jpegxl_decode, _as_stored)
 
 _ALL = (
@@ -377,26 +387,28 @@ _ALL = (
     Codec("1.2.840.10008.1.2.1", _native_decode(False), _native_encode, False),
     Codec("1.2.840.10008.1.2.1.99", _native_decode(False), _native_encode, False),
     Codec("1.2.840.10008.1.2.2", _native_decode(True), None, False),
-    Codec("1.2.840.10008.1.2.8.1", _deflate_decode, _deflate_encode, True),
+    Codec("1.2.840.10008.1.2.8.1", _deflate_decode, _deflate_encode, True, _pixel_data_only),
     Codec("1.2.840.10008.1.2.5", _rle_decode, _rle_encode, True, _rle_refuse),
-    Codec("1.2.840.10008.1.2.4.50", _jpeg, _jpeg_baseline, True, _LOSSY_8, lossy=True),
-    Codec("1.2.840.10008.1.2.4.51", _jpeg, _jpeg_extended, True, _LOSSY_12, lossy=True),
+    Codec("1.2.840.10008.1.2.4.50", _jpeg, _jpeg_baseline, True, _LOSSY_8,
+          lossy_method="ISO_10918_1"),
+    Codec("1.2.840.10008.1.2.4.51", _jpeg, _jpeg_extended, True, _LOSSY_12,
+          lossy_method="ISO_10918_1"),
     Codec("1.2.840.10008.1.2.4.57", _jpeg_lossless_decode, _jpeg_lossless, True, _LOSSLESS_16),
     Codec("1.2.840.10008.1.2.4.70", _jpeg_lossless_decode, _jpeg_lossless, True, _LOSSLESS_16),
     Codec("1.2.840.10008.1.2.4.80", _jpegls_decode, _jpegls(0), True, _LOSSLESS_16),
     Codec("1.2.840.10008.1.2.4.81", _jpegls_decode, _jpegls(NEAR_LOSSLESS_ERROR), True,
-          _both(_compressible(16, signed=False), _lossy_colour), lossy=True),
+          _both(_compressible(16, signed=False), _lossy_colour), lossy_method="ISO_14495_1"),
     Codec("1.2.840.10008.1.2.4.90", _j2k_decode, _j2k(True), True, _LOSSLESS_16),
     Codec("1.2.840.10008.1.2.4.91", _j2k_decode, _j2k(False), True, _WAVELET_LOSSY,
-          lossy=True),
-    Codec("1.2.840.10008.1.2.4.201", _htj2k_decode, _htj2k(True), True, _LOSSLESS_16),
-    Codec("1.2.840.10008.1.2.4.202", _htj2k_decode, _htj2k(True), True, _LOSSLESS_16),
-    Codec("1.2.840.10008.1.2.4.203", _htj2k_decode, _htj2k(False), True, _WAVELET_LOSSY,
-          lossy=True),
+          lossy_method="ISO_15444_1"),
+    Codec("1.2.840.10008.1.2.4.201", _j2k_decode, _htj2k(True), True, _LOSSLESS_16),
+    Codec("1.2.840.10008.1.2.4.202", _j2k_decode, _htj2k(True), True, _LOSSLESS_16),
+    Codec("1.2.840.10008.1.2.4.203", _j2k_decode, _htj2k(False), True, _WAVELET_LOSSY,
+          lossy_method="ISO_15444_15"),
     Codec("1.2.840.10008.1.2.4.110", _jxl_decode, _jpegxl(True), True, _LOSSLESS_16),
     Codec("1.2.840.10008.1.2.4.111", _jxl_decode, None, True),
     Codec("1.2.840.10008.1.2.4.112", _jxl_decode, _jpegxl(False), True, _JXL_LOSSY,
-          lossy=True),
+          lossy_method="ISO_18181_1"),
 )
 CODECS: dict[str, Codec] = {codec.uid: codec for codec in _ALL}
 # PNG frames carry no transfer syntax: the entry is keyed by media type.

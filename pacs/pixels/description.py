@@ -6,6 +6,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 FLOAT_PIXEL_TAGS = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}
+PIXEL_KEYWORDS = ("PixelData", *FLOAT_PIXEL_TAGS)
+FLOAT_PIXEL_KEYS = {"7FE00008": "FloatPixelData", "7FE00009": "DoubleFloatPixelData"}
 
 
 class PixelError(ValueError):
@@ -55,13 +57,13 @@ class PixelDescription:
         return (bits + 7) // 8
 
 
-def describe(ds: Dataset) -> PixelDescription:
-    """The description of `ds`'s pixel data; PixelError when the module is incomplete."""
+def describe(ds: Dataset, pixel_key: str | None = None) -> PixelDescription:
+    """The description of `ds`'s pixel data; `pixel_key` ("7FE00008" …) names the pixel
+    element when `ds` was read without it. PixelError when the module is incomplete."""
     try:
-        floating = next((bits for keyword, bits in FLOAT_PIXEL_TAGS.items()
-                         if keyword in ds), 0)
+        floating = pixel_key in FLOAT_PIXEL_KEYS or any(k in ds for k in FLOAT_PIXEL_TAGS)
         bits_allocated = int(ds.BitsAllocated)
-        pixel = next((ds[k] for k in ("PixelData", *FLOAT_PIXEL_TAGS) if k in ds), None)
+        pixel = next((ds[k] for k in PIXEL_KEYWORDS if k in ds), None)
         return PixelDescription(
             rows=int(ds.Rows), columns=int(ds.Columns),
             samples=int(ds.get("SamplesPerPixel", 1) or 1),
@@ -71,6 +73,6 @@ def describe(ds: Dataset) -> PixelDescription:
             photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip(),
             planar=int(ds.get("PlanarConfiguration", 0) or 0),
             frames=int(ds.get("NumberOfFrames", 1) or 1),
-            floating=bool(floating), pixel_vr=pixel.VR if pixel is not None else "OW")
+            floating=floating, pixel_vr=pixel.VR if pixel is not None else "OW")
     except (AttributeError, TypeError, ValueError) as exc:
         raise PixelError(f"the Image Pixel module is incomplete or invalid: {exc}") from exc

@@ -10,10 +10,10 @@ import anyio
 from pydicom.dataset import Dataset
 
 from pacs.pixels.cache import ByteCache
-from pacs.pixels.codecs import CODECS, Encoded
+from pacs.pixels.codecs import Encoded, codec_for
 from pacs.pixels.description import PixelDescription, PixelError, describe
 from pacs.pixels.render import RenderParams, display_image, encode_image, fit_viewport
-from pacs.pixels.source import read_frame, read_header, read_instance
+from pacs.pixels.source import PIXEL_KEYS, read_frame, read_header, read_instance
 from pacs.pixels.transcode import transcode_frame, transcode_instance
 from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
@@ -73,7 +73,8 @@ class PixelEngine:
                 self._headers.move_to_end(item.blob_name)
                 return known
         ds = read_header(self._blobs, item)
-        desc = describe(ds) if "BitsAllocated" in ds and "Rows" in ds else None
+        pixel_key = next((key for key in PIXEL_KEYS if key in item.bulk()), None)
+        desc = describe(ds, pixel_key) if "BitsAllocated" in ds and "Rows" in ds else None
         with self._lock:
             self._headers[item.blob_name] = (ds, desc)
             if len(self._headers) > HEADERS_KEPT:
@@ -94,11 +95,7 @@ class PixelEngine:
     def _render(self, item: InstanceLocation, numbers: Sequence[int],
                 params: RenderParams) -> bytes:
         ds, desc = self._pixels(item)
-        decoder = CODECS[item.transfer_syntax_uid].decode if item.transfer_syntax_uid in CODECS \
-            else None
-        if decoder is None:
-            raise PixelError(f"pixel data in transfer syntax {item.transfer_syntax_uid} "
-                             "cannot be decoded here")
+        decoder = codec_for(item.transfer_syntax_uid).decode
         images = [fit_viewport(display_image(decoder(read_frame(self._blobs, item, n), desc),
                                              ds, desc, params.window), params.viewport)
                   for n in numbers]

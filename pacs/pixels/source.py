@@ -6,7 +6,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
-from pacs.pixels.description import PixelDescription, PixelError, describe
+from pacs.pixels.description import PIXEL_KEYWORDS, PixelDescription, PixelError, describe
 from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
 
@@ -47,8 +47,7 @@ def _frame_by_parsing(blobs: BlobStore, item: InstanceLocation, number: int) -> 
 
 def dataset_frames(ds: Dataset, desc: PixelDescription) -> list[bytes]:
     """Every frame of a parsed dataset, as stored (PS3.5 8.1.1, A.4)."""
-    keyword = next((k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-                    if k in ds), None)
+    keyword = next((k for k in PIXEL_KEYWORDS if k in ds), None)
     if keyword is None:
         raise PixelError("the instance has no pixel data")
     value: bytes = ds[keyword].value

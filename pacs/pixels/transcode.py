@@ -15,10 +15,11 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 from pacs.dicom_codecs.transfer_syntaxes import (
     EXPLICIT_VR_BIG_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
+    NATIVE_LITTLE_ENDIAN,
     same_frame_bytes,
 )
 from pacs.pixels.codecs import CODECS, Encoded, codec_for, encode_refusal
-from pacs.pixels.description import PixelDescription, PixelError, describe
+from pacs.pixels.description import PIXEL_KEYWORDS, PixelDescription, PixelError, describe
 from pacs.pixels.source import dataset_frames
 
 IMPLEMENTATION_VERSION = "PACS_PY_1"
@@ -42,16 +43,26 @@ def transcode_refusal(stored: str, target: str, desc: PixelDescription | None) -
         return None
     if stored not in CODECS:
         return f"pixel data in transfer syntax {stored} cannot be decoded here"
-    if same_frame_bytes(stored, target):
+    if _same_pixel_bytes(stored, target):
         return None
     return encode_refusal(target, desc)
+
+
+def _same_pixel_bytes(stored: str, target: str) -> bool:
+    return same_frame_bytes(stored, target) or (stored in NATIVE_LITTLE_ENDIAN
+                                                 and target in NATIVE_LITTLE_ENDIAN)
 
 
 def transcode_instance(ds: Dataset, target: str) -> bytes:
     """A parsed Part 10 instance re-encoded in `target`, as Part 10 bytes."""
     stored = str(ds.file_meta.TransferSyntaxUID)
-    if "PixelData" in ds and stored != target and not same_frame_bytes(stored, target):
-        _reencode_pixels(ds, stored, target)
+    if any(k in ds for k in PIXEL_KEYWORDS) and not _same_pixel_bytes(stored, target):
+        desc = describe(ds)
+        reason = transcode_refusal(stored, target, desc)
+        if reason:
+            raise PixelError(reason)
+        if not desc.floating:  # float values are native everywhere: only byte order changes
+            _reencode_pixels(ds, desc, stored, target)
     for _ in ds.iterall():
         pass  # parses every raw element, so that each has its VR before re-encoding
     if stored == EXPLICIT_VR_BIG_ENDIAN:
@@ -79,8 +90,7 @@ def _to_little_endian(ds: Dataset) -> None:
     ds.set_original_encoding(False, True, ds.original_character_set)
 
 
-def _reencode_pixels(ds: Dataset, stored: str, target: str) -> None:
-    desc = describe(ds)
+def _reencode_pixels(ds: Dataset, desc: PixelDescription, stored: str, target: str) -> None:
     encoded = [transcode_frame(frame, stored, target, desc)
                for frame in dataset_frames(ds, desc)]
     codec = CODECS[target]
@@ -96,17 +106,21 @@ def _reencode_pixels(ds: Dataset, stored: str, target: str) -> None:
     if desc.samples > 1:
         ds.PlanarConfiguration = desc.planar if not codec.encapsulated and \
             not desc.subsampled else 0
-    methods = [e.lossy_method for e in encoded if e.lossy_method]
-    if methods:
-        _mark_lossy(ds, methods[0], desc.frame_bytes * len(encoded),
+    if codec.lossy_method:
+        _mark_lossy(ds, stored, codec.lossy_method, desc.frame_bytes * len(encoded),
                     sum(len(e.data) for e in encoded))
 
 
-def _mark_lossy(ds: Dataset, method: str, raw_bytes: int, coded_bytes: int) -> None:
-    """Lossy Image Compression, Ratio and Method (PS3.3 C.7.6.1.1.5), history kept."""
+def _mark_lossy(ds: Dataset, stored: str, method: str, raw_bytes: int,
+                coded_bytes: int) -> None:
+    """Lossy Image Compression, Ratio and Method (PS3.3 C.7.6.1.1.5), history kept; a
+    history without its methods gets the one the stored lossy syntax implies."""
     ratio = f"{raw_bytes / max(coded_bytes, 1):.4g}"[:16]
     ratios, methods = (_history(ds, k) for k in ("LossyImageCompressionRatio",
                                                  "LossyImageCompressionMethod"))
+    implied = CODECS[stored].lossy_method if stored in CODECS else None
+    if len(methods) < len(ratios) and implied:
+        methods = [*methods, *[implied] * (len(ratios) - len(methods))]
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = [*ratios, ratio]
     ds.LossyImageCompressionMethod = [*methods, method]

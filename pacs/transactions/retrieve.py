@@ -16,8 +16,8 @@ from pacs.archive import Archive, archive_of, locate, resolve_store, target_of
 from pacs.dicom_codecs.transfer_syntaxes import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
-    IMPLICIT_VR_LITTLE_ENDIAN,
     INSTANCE_SYNTAXES,
+    NATIVE_LITTLE_ENDIAN,
     OCTET_STREAM,
     same_frame_bytes,
 )
@@ -30,9 +30,6 @@ from pacs.pixels.engine import PixelEngine
 from pacs.pixels.transcode import transcode_refusal
 from storage.ingest import Span
 from storage.rows import InstanceLocation
-
-NATIVE_SYNTAXES = (IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
-                   "1.2.840.10008.1.2.1.99")
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
@@ -78,7 +75,7 @@ async def _instance_target(pixels: PixelEngine, item: InstanceLocation, asked: s
         return stored
     desc = await pixels.description(item)
     if desc is None:
-        return asked if asked in NATIVE_SYNTAXES else EXPLICIT_VR_LITTLE_ENDIAN
+        return asked if asked in NATIVE_LITTLE_ENDIAN else EXPLICIT_VR_LITTLE_ENDIAN
     reason = transcode_refusal(stored, asked, desc)
     if reason:
         raise NotAcceptable(f"instance {item.sop_uid} cannot be sent in transfer syntax "
