@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from PIL import Image
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, run_server
 from tests.dataset_factories import corpus_bytes, ct_datasets, ct_series
 
 OCTET = "application/octet-stream"
@@ -108,6 +109,19 @@ def test_multi_frame_instance_as_animated_gif_and_first_frame(archive: dict[str,
     first = requests.get(f"{dose.url}/rendered", headers={"Accept": "image/png"})
     frame_one = requests.get(f"{dose.url}/frames/1/rendered", headers={"Accept": "image/png"})
     assert first.content == frame_one.content
+
+
+def test_animations_are_bounded(tmp_path: Path) -> None:
+    """An animated GIF holds every frame while it is encoded, so its length has a limit."""
+    with run_server(tmp_path / "data", max_animated_frames=4) as running:
+        dose = store(f"http://127.0.0.1:{running.port}/dicomweb", corpus_bytes("rtdose.dcm"))
+        gif = picture(requests.get(f"{dose.url}/rendered", headers={"Accept": "image/gif"}),
+                      "image/gif")
+        assert gif.n_frames == 4  # the instance's first frames
+        response = requests.get(f"{dose.url}/frames/1,2,3,4,5/rendered",
+                                headers={"Accept": "image/gif"})
+        assert response.status_code == 400
+        assert "at most 4" in response.json()["error"]["message"]
 
 
 def test_frames_rendered_multipart_one_part_per_frame(archive: dict[str, Stored]) -> None:

@@ -4,7 +4,8 @@ applied, as JPEG (default), PNG or GIF (animated for several frames).
 
 A single-part answer for a study or series is its representative image: the first frame of
 the middle instance that has pixels. A multipart answer carries one picture per instance
-(study, series), or per frame (instance, frame list).
+(study, series), or per frame (instance, frame list). An animated GIF holds at most
+`max_animated_frames` frames: an instance's first ones, or a frame list no longer than that.
 """
 
 from collections.abc import AsyncIterator, Sequence
@@ -61,19 +62,24 @@ async def _respond(request: Request, thumbnail: bool) -> Response:
 async def _jobs(request: Request, archive: Archive, found: list[InstanceLocation],
                 multipart: bool, media_type: str) -> list[Job]:
     """The pictures to render: which instance, and which of its frames in each."""
-    limit = archive.settings.max_frames_per_request
+    settings = archive.settings
     if "instance" not in request.path_params:
         return await _level_jobs(archive.pixels, found, multipart)
     item = found[0]
     desc = await archive.pixels.description(item)
     if "frames" in request.path_params:
-        numbers = parse_frame_list(request.path_params["frames"], limit)
+        numbers = parse_frame_list(request.path_params["frames"], settings.max_frames_per_request)
     else:
-        numbers = list(range(1, min(desc.frames if desc else 1, limit) + 1))
+        numbers = list(range(1, (desc.frames if desc else 1) + 1))
     checked_frames(item, desc, numbers)
     if multipart:
         return [(item, [n]) for n in numbers]
-    return [(item, numbers if media_type == GIF else numbers[:1])]
+    if media_type != GIF:
+        return [(item, numbers[:1])]
+    if len(numbers) > settings.max_animated_frames and "frames" in request.path_params:
+        raise BadRequest(f"{len(numbers)} frames asked for one animation; at most "
+                         f"{settings.max_animated_frames}")
+    return [(item, numbers[:settings.max_animated_frames])]
 
 
 async def _level_jobs(pixels: PixelEngine, found: Sequence[InstanceLocation],
