@@ -25,6 +25,7 @@ class Settings:
     qido_default_limit: int = 1000  # results per page when the query gives no limit
     qido_max_limit: int = 10_000
     max_frames_per_request: int = 10_000
+    max_transcode_bytes: int = 1024**3  # an instance transcoded whole (Google: 1 GB)
     max_animated_frames: int = 256  # frames in one rendered GIF (each is held while encoding)
     index_readers: int = 4
     pixel_workers: int = 0  # threads decoding, encoding and rendering at once (0: one per core)

@@ -124,6 +124,22 @@ def test_animations_are_bounded(tmp_path: Path) -> None:
         assert "at most 4" in response.json()["error"]["message"]
 
 
+def test_transcoded_instances_are_bounded(tmp_path: Path) -> None:
+    """A whole instance is transcoded in memory, so its size is limited; as stored it is not."""
+    data = corpus_bytes("CT_small.dcm")
+    with run_server(tmp_path / "data", max_transcode_bytes=len(data) - 1) as running:
+        ct = store(f"http://127.0.0.1:{running.port}/dicomweb", data)
+        refused = requests.get(ct.url, headers={
+            "Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.90"})
+        assert refused.status_code == 406
+        assert f"at most {len(data) - 1}" in refused.json()["error"]["message"]
+        frame = requests.get(f"{ct.url}/frames/1", headers={
+            "Accept": "multipart/related; type=image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90"})
+        assert frame.status_code == 200  # frames are transcoded one by one
+        as_stored = requests.get(ct.url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+        assert as_stored.content == data
+
+
 def test_frames_rendered_multipart_one_part_per_frame(archive: dict[str, Stored]) -> None:
     ybr = archive["examples_ybr_color.dcm"]
     response = requests.get(f"{ybr.url}/frames/2,5,9/rendered",

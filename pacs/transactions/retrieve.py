@@ -46,8 +46,7 @@ async def retrieve(request: Request) -> Response:
     offers = _INSTANCE_OFFERS if "instance" in request.path_params else _STUDY_OFFERS
     available = [o.describe(ts) for o in offers for ts in (AS_STORED, *INSTANCE_SYNTAXES)]
     choice = negotiate(request.headers.get("accept"), offers, available, _syntax_refusal)
-    targets = [await _instance_target(archive.pixels, item, choice.transfer_syntax)
-               for item in found]
+    targets = [await _instance_target(archive, item, choice.transfer_syntax) for item in found]
     chunk = archive.settings.read_chunk_bytes
     if not choice.offer.multipart:
         return await _single(archive, found[0], targets[0])
@@ -66,17 +65,21 @@ def _syntax_refusal(rep: Representation) -> str | None:
     return f"instances cannot be sent in transfer syntax {rep.transfer_syntax}"
 
 
-async def _instance_target(pixels: PixelEngine, item: InstanceLocation, asked: str) -> str:
+async def _instance_target(archive: Archive, item: InstanceLocation, asked: str) -> str:
     """The syntax one instance goes out in; 406 with the reason if it cannot be produced.
     Instances without pixel data are re-encoded only to a native syntax (else Explicit VR
-    Little Endian), as pixel encodings do not apply to them."""
+    Little Endian), as pixel encodings do not apply to them. A transcoded instance is held
+    in memory, so its size is limited (as Google limits it, to 1 GB by default)."""
     stored = item.transfer_syntax_uid
     if asked in (AS_STORED, stored):
         return stored
-    desc = await pixels.description(item)
+    desc = await archive.pixels.description(item)
     if desc is None:
         return asked if asked in NATIVE_LITTLE_ENDIAN else EXPLICIT_VR_LITTLE_ENDIAN
-    reason = transcode_refusal(stored, asked, desc)
+    limit = archive.settings.max_transcode_bytes
+    reason = transcode_refusal(stored, asked, desc) or (
+        f"it has {item.blob_size} bytes; instances of at most {limit} are transcoded"
+        if item.blob_size > limit else None)
     if reason:
         raise NotAcceptable(f"instance {item.sop_uid} cannot be sent in transfer syntax "
                             f"{asked}: {reason}")
