@@ -12,7 +12,13 @@ from pydicom.dataset import Dataset
 from pacs.pixels.cache import ByteCache
 from pacs.pixels.codecs import Encoded, codec_for
 from pacs.pixels.description import PixelDescription, PixelError, describe
-from pacs.pixels.render import RenderParams, display_image, encode_image, fit_viewport
+from pacs.pixels.render import (
+    RenderParams,
+    display_image,
+    encode_image,
+    fit_viewport,
+    frame_header,
+)
 from pacs.pixels.source import PIXEL_KEYS, read_frame, read_header, read_instance
 from pacs.pixels.transcode import transcode_frame, transcode_instance
 from storage.protocols import BlobStore
@@ -97,7 +103,8 @@ class PixelEngine:
         ds, desc = self._pixels(item)
         decoder = codec_for(item.transfer_syntax_uid).decode
         images = [fit_viewport(display_image(decoder(read_frame(self._blobs, item, n), desc),
-                                             ds, desc, params.window), params.viewport)
+                                             frame_header(ds, n), desc, params.window),
+                               params.viewport)
                   for n in numbers]
         return encode_image(images, params)
 

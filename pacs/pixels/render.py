@@ -177,6 +177,29 @@ def _module(header: Dataset, keyword: str, group: str) -> Dataset:
     return header
 
 
+_PER_FRAME_GROUPS = ("PixelValueTransformationSequence", "FrameVOILUTSequence")
+
+
+def frame_header(header: Dataset, number: int) -> Dataset:
+    """The header as frame `number` (1-based) sees it: the rescale and window of its Per-Frame
+    Functional Groups item (PS3.3 C.7.6.16.2.9, C.7.6.16.2.10) override the others. The
+    header itself is left untouched (it is shared between requests)."""
+    frames = header.get("PerFrameFunctionalGroupsSequence")
+    if not frames or number > len(frames):
+        return header
+    own = [item for group in _PER_FRAME_GROUPS if (item := _first_item(frames[number - 1],
+                                                                        group)) is not None]
+    if not own:
+        return header
+    view = Dataset(dict(header.items()))  # its own element table, the same elements
+    implicit, little = header.original_encoding
+    view.set_original_encoding(implicit, little, header.original_character_set)
+    for item in own:
+        for element in item:
+            view[element.tag] = element
+    return view
+
+
 def _lut_table(data: object, entries: int, little: bool) -> np.ndarray:
     """LUT Data as numbers: 16-bit words, or bytes when the data holds one byte per entry."""
     if isinstance(data, bytes):

@@ -25,6 +25,7 @@ from pacs.pixels.render import (
     display_image,
     encode_image,
     fit_viewport,
+    frame_header,
     parse_render_params,
 )
 from pacs.pixels.source import dataset_frames
@@ -244,6 +245,33 @@ def test_enhanced_multiframe_shared_functional_groups() -> None:
     shared.FrameVOILUTSequence = Sequence([voi])
     ds = synthetic(stored, SharedFunctionalGroupsSequence=Sequence([shared]))
     assert_picture(render(ds), linear(stored - 1024.0, 300, 1500))
+
+
+def test_enhanced_multiframe_per_frame_functional_groups() -> None:
+    """Each frame's own rescale and window (PS3.3 C.7.6.16.2.9-10) win over the shared ones;
+    the header itself is not changed."""
+    stored = np.stack([ramp(0, 3000, dtype="uint16"), ramp(500, 2500, dtype="uint16")])
+    shared, first, second = Dataset(), Dataset(), Dataset()
+    voi = Dataset()
+    voi.WindowCenter, voi.WindowWidth = 300, 1500
+    shared.FrameVOILUTSequence = Sequence([voi])
+    for item, (slope, intercept, window) in ((first, (1, -1024, None)),
+                                            (second, (2, -3000, (100, 400)))):
+        transform = Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept = slope, intercept
+        item.PixelValueTransformationSequence = Sequence([transform])
+        if window:
+            own = Dataset()
+            own.WindowCenter, own.WindowWidth = window
+            item.FrameVOILUTSequence = Sequence([own])
+    ds = synthetic(stored, NumberOfFrames=2, SharedFunctionalGroupsSequence=Sequence([shared]),
+                   PerFrameFunctionalGroupsSequence=Sequence([first, second]))
+    frames, desc = decoded(ds)
+    one = display_image(frames[0], frame_header(ds, 1), desc, None)
+    two = display_image(frames[1], frame_header(ds, 2), desc, None)
+    assert_picture(one, linear(stored[0] - 1024.0, 300, 1500))
+    assert_picture(two, linear(stored[1] * 2.0 - 3000, 100, 400))
+    assert "RescaleSlope" not in ds and "WindowCenter" not in ds
 
 
 def test_float_pixel_data_is_stretched_and_nan_is_black() -> None:
