@@ -159,3 +159,17 @@ def _encode(name: str, ds: Dataset) -> Instance:
         data = buffer.getvalue()
         parsed = dcmread(BytesIO(data))
     return Instance(name=name, data=data, dataset=parsed)
+
+
+# pydicom's MR_small.dcm (64×64, signed 16-bit) in three lossless compressed syntaxes, with
+# identical pixels; stored by conformance/test_transcoding.py next to its corpus.
+COMPRESSED = (
+    "MR_small_jp2klossless.dcm",  # JPEG 2000 Image Compression (Lossless Only), .4.90
+    "MR_small_RLE.dcm",  # RLE Lossless, .5
+    "MR_small_jpeg_ls_lossless.dcm",  # JPEG-LS Lossless, .4.80
+)
+
+
+def build_compressed(corpus: Corpus) -> dict[str, Instance]:
+    """The COMPRESSED files re-UID'd into `corpus`'s study B, one new series each."""
+    return {name: _reuid(name, corpus.tag, corpus.study_b) for name in COMPRESSED}
