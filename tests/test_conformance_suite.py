@@ -1,0 +1,23 @@
+"""The black-box conformance suite (conformance/) passes against this server, except for the
+one deviation the conformance statement lists: the bare XML root of Store responses, which
+is the shape Google returns (seed 002)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import LiveServer
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOWN_DEVIATIONS = {
+    "conformance/test_store.py::test_xml_response_is_in_native_dicom_model_namespace"}
+
+
+def test_conformance_suite_passes(live_server: LiveServer) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "--base-url", live_server.dicomweb,
+         "-p", "no:cacheprovider", "-q", "-rf"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    failed = {line.split()[1] for line in run.stdout.splitlines() if line.startswith("FAILED")}
+    assert failed == KNOWN_DEVIATIONS, run.stdout[-3000:]
+    assert " passed" in run.stdout.splitlines()[-1], run.stdout[-3000:]
