@@ -1,6 +1,7 @@
 """Pixel work for requests: a bounded pool of worker threads, so a slow transcode never
 stalls searches, and caches of parsed headers and of encoded results."""
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ class PixelEngine:
     def __init__(self, blobs: BlobStore, workers: int, cache_bytes: int) -> None:
         self._blobs = blobs
         self._limiter = anyio.CapacityLimiter(workers)
+        self._depth = workers
         self._frames: ByteCache[Encoded] = ByteCache(cache_bytes // 2)
         self._pictures: ByteCache[bytes] = ByteCache(cache_bytes // 2)
         self._headers: OrderedDict[str, tuple[Dataset, PixelDescription | None]] = \
@@ -61,6 +63,11 @@ class PixelEngine:
         """The whole instance as Part 10 in `target` (not cached: instances can be big)."""
         return await self.run(lambda: transcode_instance(read_instance(self._blobs, item),
                                                          target))
+
+    def ahead(self, jobs: Sequence[tuple[InstanceLocation, str]]) -> "Lookahead":
+        """Whole-instance transcodes of `jobs` (instance, syntax), each started while the one
+        before it is being sent, so a series keeps every pixel worker busy."""
+        return Lookahead(self, jobs, self._depth)
 
     async def rendered(self, item: InstanceLocation, numbers: Sequence[int],
                        params: RenderParams) -> bytes:
@@ -108,3 +115,30 @@ class PixelEngine:
                   for n in numbers]
         return encode_image(images, params)
 
+
+
+class Lookahead:
+    """Instances transcoded up to `depth` ahead of the one asked for; results are held only
+    until taken. Transcodes left running when a client goes away finish and are dropped."""
+
+    def __init__(self, engine: PixelEngine, jobs: Sequence[tuple[InstanceLocation, str]],
+                 depth: int) -> None:
+        self._engine = engine
+        self._jobs = jobs
+        self._depth = depth
+        self._started: dict[int, asyncio.Task[bytes]] = {}
+
+    async def take(self, index: int) -> bytes:
+        """Instance `index` of the jobs, transcoded; later ones are started meanwhile."""
+        for ahead in range(index, min(index + self._depth, len(self._jobs))):
+            if ahead not in self._started:
+                task = asyncio.ensure_future(self._engine.instance(*self._jobs[ahead]))
+                task.add_done_callback(_retrieved)
+                self._started[ahead] = task
+        return await self._started.pop(index)
+
+
+def _retrieved(task: "asyncio.Task[bytes]") -> None:
+    """Mark an abandoned transcode's failure as seen (it is reported to whoever awaits it)."""
+    if not task.cancelled():
+        task.exception()

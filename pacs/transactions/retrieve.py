@@ -26,7 +26,7 @@ from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
 from pacs.http.multipart_writer import Part
 from pacs.http.resource_urls import dicomweb_root, instance_url
 from pacs.http.responses import blob_spans, multipart_response
-from pacs.pixels.engine import PixelEngine
+from pacs.pixels.engine import Lookahead
 from pacs.pixels.transcode import transcode_refusal
 from storage.ingest import Span
 from storage.rows import InstanceLocation
@@ -47,16 +47,34 @@ async def retrieve(request: Request) -> Response:
     available = [o.describe(ts) for o in offers for ts in (AS_STORED, *INSTANCE_SYNTAXES)]
     choice = negotiate(request.headers.get("accept"), offers, available, _syntax_refusal)
     targets = [await _instance_target(archive, item, choice.transfer_syntax) for item in found]
-    chunk = archive.settings.read_chunk_bytes
     if not choice.offer.multipart:
         return await _single(archive, found[0], targets[0])
-    root = dicomweb_root(request)
-    parts = [_instance_part(archive, item, target, chunk,
-                            instance_url(root, item.study_uid, item.series_uid, item.sop_uid))
-             for item, target in zip(found, targets, strict=True)]
+    parts = _parts(archive, dicomweb_root(request), found, targets)
     uniform = choice.transfer_syntax != AS_STORED and len(set(targets)) == 1
     params = {"transfer-syntax": targets[0]} if uniform else {}
     return multipart_response(parts, DICOM, params)
+
+
+def _parts(archive: Archive, root: str, found: list[InstanceLocation],
+           targets: list[str]) -> list[Part]:
+    """One part per instance: its blob as stored, or its transcode, started ahead."""
+    chunk = archive.settings.read_chunk_bytes
+    transcodes = [(item, target) for item, target in zip(found, targets, strict=True)
+                  if target != item.transfer_syntax_uid]
+    ahead = archive.pixels.ahead(transcodes)
+    parts, transcoded = [], 0
+    for item, target in zip(found, targets, strict=True):
+        headers = {"Content-Type": f"{DICOM}; transfer-syntax={target}",
+                   "Content-Location": instance_url(root, item.study_uid, item.series_uid,
+                                                    item.sop_uid)}
+        if target == item.transfer_syntax_uid:
+            parts.append(Part(headers, blob_spans(archive.blobs, item.blob_name,
+                                                  [Span(0, item.blob_size)], chunk),
+                              item.blob_size))
+        else:
+            parts.append(Part(headers, _transcoded(ahead, transcoded)))
+            transcoded += 1
+    return parts
 
 
 def _syntax_refusal(rep: Representation) -> str | None:
@@ -96,19 +114,8 @@ async def _single(archive: Archive, item: InstanceLocation, target: str) -> Resp
     return Response(await archive.pixels.instance(item, target), media_type=media_type)
 
 
-def _instance_part(archive: Archive, item: InstanceLocation, target: str, chunk: int,
-                   location: str) -> Part:
-    headers = {"Content-Type": f"{DICOM}; transfer-syntax={target}",
-               "Content-Location": location}
-    if target == item.transfer_syntax_uid:
-        return Part(headers, blob_spans(archive.blobs, item.blob_name,
-                                        [Span(0, item.blob_size)], chunk), item.blob_size)
-    return Part(headers, _transcoded(archive.pixels, item, target))
-
-
-async def _transcoded(pixels: PixelEngine, item: InstanceLocation,
-                      target: str) -> AsyncIterator[bytes]:
-    yield await pixels.instance(item, target)
+async def _transcoded(ahead: Lookahead, index: int) -> AsyncIterator[bytes]:
+    yield await ahead.take(index)
 
 
 async def retrieve_metadata(request: Request) -> Response:
