@@ -292,8 +292,27 @@ def _voi(values: np.ndarray, header: Dataset, window: Window | None, signed: boo
     return scaled
 
 
+LUT_MIN_PIXELS = 4096  # below this, applying the transforms directly is as quick
+LUT_MAX_ENTRIES = 1 << 17
+
+
 def _grey(frame: Frame, header: Dataset, desc: PixelDescription,
           window: Window | None) -> np.ndarray:
+    """Greyscale display values. Every step is a function of the stored value alone, so an
+    integer frame is mapped through a table built over its own value range: the transforms
+    then run once per distinct value instead of once per pixel."""
+    values = frame.array
+    if values.dtype.kind in "iu" and values.size >= LUT_MIN_PIXELS:
+        low, high = int(values.min()), int(values.max())
+        if high - low < LUT_MAX_ENTRIES:
+            domain = Frame(np.arange(low, high + 1), frame.photometric)
+            table = _grey_values(domain, header, desc, window)
+            return table[np.subtract(values, low, dtype=np.int64)]
+    return _grey_values(frame, header, desc, window)
+
+
+def _grey_values(frame: Frame, header: Dataset, desc: PixelDescription,
+                 window: Window | None) -> np.ndarray:
     little = header.original_encoding[1] is not False
     shown = _voi(_modality(frame, header, desc, little), header, window, desc.signed, little)
     if frame.photometric == "MONOCHROME1":  # minimum is white (PS3.3 C.7.6.3.1.2)
