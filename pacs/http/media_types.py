@@ -5,7 +5,7 @@ in preference order is resolved against the offers to a Representation, which th
 checks against what is stored (the transfer syntax it can produce).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pacs.dicom_codecs.transfer_syntaxes import DEFAULT_TRANSFER_SYNTAX
@@ -127,19 +127,30 @@ def negotiate(accept: str | None, offers: Sequence[Offer], available: Sequence[s
     """
     ranges = parse_accept(accept)
     reasons: list[str] = []
-    for media_range in ranges:
-        for offer in offers:
-            candidate = _resolve(media_range, offer)
-            if candidate is None:
-                continue
-            reason = refusal(candidate)
-            if reason is None:
-                return candidate
-            reasons.append(f"{_show(media_range)}: {reason}")
+    for media_range, candidate in _candidates(ranges, offers):
+        reason = refusal(candidate)
+        if reason is None:
+            return candidate
+        reasons.append(f"{_show(media_range)}: {reason}")
     asked = ", ".join(_show(r) for r in ranges) or "(nothing)"
     why = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
     raise NotAcceptable(f"none of the acceptable media types [{asked}] can be produced for "
                         f"this resource{why}; available: {'; '.join(available)}")
+
+
+def preferred(accept: str | None, offers: Sequence[Offer]) -> Representation | None:
+    """The representation `negotiate` tries first (what the client likes best)."""
+    return next((c for _, c in _candidates(parse_accept(accept), offers)), None)
+
+
+def _candidates(ranges: Sequence[MediaType], offers: Sequence[Offer]
+                ) -> Iterator[tuple[MediaType, Representation]]:
+    """Each Accept range resolved against each offer, in the order negotiation tries them."""
+    for media_range in ranges:
+        for offer in offers:
+            candidate = _resolve(media_range, offer)
+            if candidate is not None:
+                yield media_range, candidate
 
 
 def _resolve(media_range: MediaType, offer: Offer) -> Representation | None:

@@ -307,7 +307,8 @@ def _grey(frame: Frame, header: Dataset, desc: PixelDescription,
         if high - low < LUT_MAX_ENTRIES:
             domain = Frame(np.arange(low, high + 1), frame.photometric)
             table = _grey_values(domain, header, desc, window)
-            return table[np.subtract(values, low, dtype=np.int64)]
+            shown: np.ndarray = table[np.subtract(values, low, dtype=np.int64)]
+            return shown
     return _grey_values(frame, header, desc, window)
 
 

@@ -21,7 +21,7 @@ from pacs.dicom_codecs.transfer_syntaxes import (
     same_frame_bytes,
 )
 from pacs.errors import BadRequest
-from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
+from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate, preferred
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import blob_spans, multipart_response
 from pacs.pixels.description import PixelDescription
@@ -71,6 +71,11 @@ def target_syntax(rep: Representation, stored: str) -> str:
     return DEFAULT_TRANSFER_SYNTAX[rep.media_type]
 
 
+def _as_stored_target(rep: Representation, stored: str) -> bool:
+    target = target_syntax(rep, stored)
+    return target == AS_STORED or (target != PNG and same_frame_bytes(stored, target))
+
+
 def frame_refusal(rep: Representation, stored: str,
                   desc: PixelDescription | None) -> str | None:
     """Why frames of this instance cannot go out as `rep`, or None."""
@@ -89,13 +94,16 @@ async def retrieve_frames(request: Request) -> Response:
                                archive.settings.max_frames_per_request)
     item = found[0]
     stored = item.transfer_syntax_uid
-    desc = await archive.pixels.description(item)
+    accept = request.headers.get("accept")
+    liked = preferred(accept, OFFERS)
+    # frames wanted as stored need no pixel description: they are read at recorded spans
+    as_stored = liked is not None and item.frames() and _as_stored_target(liked, stored)
+    desc = None if as_stored else await archive.pixels.description(item)
     checked_frames(item, desc, numbers)
     available = [OFFERS[0].describe(AS_STORED), OFFERS[0].describe(EXPLICIT_VR_LITTLE_ENDIAN)]
     if frame_media_type(stored) != OCTET_STREAM:
         available.append(Offer(True, frame_media_type(stored)).describe(stored))
-    choice = negotiate(request.headers.get("accept"), OFFERS, available,
-                       lambda rep: frame_refusal(rep, stored, desc))
+    choice = negotiate(accept, OFFERS, available, lambda rep: frame_refusal(rep, stored, desc))
     target = target_syntax(choice, stored)
     if target == AS_STORED and not item.frames():
         target = EXPLICIT_VR_LITTLE_ENDIAN  # a deflated dataset: frames exist only inflated
