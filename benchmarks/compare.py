@@ -3,7 +3,8 @@
     python -m benchmarks.compare [--size full|smoke] [--out results.json]
 
 Prints a markdown table of ours/Orthanc ratios (> 1 means ours is better: orthanc/ours for
-latencies, ours/orthanc for throughputs), then the raw JSON. Exits 1 on any failed request.
+latencies, ours/orthanc for throughputs), then the raw JSON. Exits 1 on any failed request,
+or if ours refuses a scenario; Orthanc refusing one (it cannot transcode to HTJ2K) is shown.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load import Target, environment, run, write
+from benchmarks.load import Target, environment, failed, run, write
 from benchmarks.scenarios import SIZES
 from benchmarks.servers import ORTHANC_TOOLS, orthanc_server, pacs_server
 
@@ -30,6 +31,7 @@ TABLE_FIGURES = {
     "metadata": ("p50_ms", "p95_ms"),
     "retrieve": ("mb_per_s",),
     "frames": ("frames_per_s", "p50_ms", "p95_ms"),
+    "rendered": ("frames_per_s", "p50_ms", "p95_ms"),
 }
 
 
@@ -41,12 +43,16 @@ def ratio(figure: str, ours: float | None, orthanc: float | None) -> float | Non
 
 
 def ratios(ours: dict[str, Any], orthanc: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    """Ratio of every table figure, per scenario."""
+    """Ratio of every table figure, per scenario; none where either side had a request fail
+    (its rates then count only what succeeded, over a wall time that includes the rest)."""
     table: dict[str, dict[str, float | None]] = {}
     for name, figures in ours["scenarios"].items():
         wanted = TABLE_FIGURES.get(name.split("_")[0], ())
         theirs = orthanc["scenarios"].get(name, {})
-        table[name] = {f: ratio(f, figures.get(f), theirs.get(f)) for f in wanted}
+        if _failed(figures) or _failed(theirs):
+            table[name] = dict.fromkeys(wanted)
+        else:
+            table[name] = {f: ratio(f, figures.get(f), theirs.get(f)) for f in wanted}
     return {name: row for name, row in table.items() if row}
 
 
@@ -58,12 +64,13 @@ def markdown(ours: dict[str, Any], orthanc: dict[str, Any]) -> str:
     ]
     known = []
     for name, row in ratios(ours, orthanc).items():
-        mine, theirs = ours["scenarios"][name], orthanc["scenarios"][name]
+        mine, theirs = ours["scenarios"][name], orthanc["scenarios"].get(name, {})
         failed = f"{_failed(mine)}/{_failed(theirs)}"
         for figure, value in row.items():
             shown = "n/a" if value is None else f"{value:.2f}"
+            shown += "" if value is not None or failed == "0/0" else " (failed)"
             lines.append(
-                f"| {name} | {figure} | {mine.get(figure, '-')} | {theirs.get(figure, '-')} "
+                f"| {name} | {figure} | {_cell(mine, figure)} | {_cell(theirs, figure)} "
                 f"| {shown} | {failed} |"
             )
             if value is not None:
@@ -71,11 +78,22 @@ def markdown(ours: dict[str, Any], orthanc: dict[str, Any]) -> str:
     if known:
         mean = math.exp(sum(math.log(v) for v in known) / len(known))
         lines.append(f"\nGeometric mean of {len(known)} ratios: {mean:.2f}")
+    for label, report in (("ours", ours), ("Orthanc", orthanc)):
+        refused: dict[str, list[str]] = {}
+        for name, figures in report["scenarios"].items():
+            if "unsupported" in figures:
+                refused.setdefault(figures["unsupported"], []).append(name)
+        for reason, names in refused.items():
+            lines.append(f"\n{label} refused {', '.join(names)} at the probe: {reason}")
     return "\n".join(lines)
 
 
+def _cell(figures: dict[str, Any], figure: str) -> Any:
+    return "unsupported" if "unsupported" in figures else figures.get(figure, "-")
+
+
 def _failed(figures: dict[str, Any]) -> int:
-    return int(figures["errors"] + figures["verification_failures"])
+    return int(figures.get("errors", 0) + figures.get("verification_failures", 0))
 
 
 def _measure(size_name: str, orthanc_tools: Path) -> dict[str, dict[str, Any]]:
@@ -107,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets": reports,
     }
     write(document, args.out)
-    return 1 if any(r["errors"] or r["verification_failures"] for r in reports.values()) else 0
+    return 1 if failed(ours, False) or failed(orthanc, True) else 0
 
 
 if __name__ == "__main__":

@@ -22,12 +22,14 @@ HU_OFFSET = 1024  # stored value = HU + 1024, undone by RescaleIntercept -1024
 
 @dataclass(frozen=True)
 class Instance:
-    """One encoded instance and its identifying UIDs."""
+    """One encoded instance, its identifying UIDs, and its one frame's native pixel bytes
+    (little-endian int16, Rows x Columns), which transcoded frames must decode back to."""
 
     study_uid: str
     series_uid: str
     sop_uid: str
     data: bytes
+    frame: bytes
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,11 @@ class CTFactory:
             ds.InstanceNumber = index + 1
             ds.ImagePositionPatient = [-250.0, -250.0, z]
             ds.SliceLocation = z
-            ds.PixelData = self._slices[index % SLICE_BANK]
+            frame = self._slices[index % SLICE_BANK]
+            ds.PixelData = frame
             buffer = BytesIO()
             ds.save_as(buffer, enforce_file_format=True)
-            instances.append(Instance(study_uid, series_uid, sop_uid, buffer.getvalue()))
+            instances.append(Instance(study_uid, series_uid, sop_uid, buffer.getvalue(), frame))
         return Series(
             patient_name, study_uid, series_uid, self.rows, self.columns, tuple(instances)
         )

@@ -1,9 +1,10 @@
 """Load-test any DICOMweb base URL and print one JSON document of verified figures.
 
     python -m benchmarks.load --base-url URL [--label NAME] [--size smoke|full]
-                              [--single-part-dicom] [--out results.json]
+                              [--single-part-dicom] [--allow-unsupported] [--out results.json]
 
-Exits 1 when any request failed or any response did not verify.
+Exits 1 when any request failed, any response did not verify, or (unless allowed) the server
+refused a whole scenario as unsupported.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import platform
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -23,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.dataset import new_run_id
-from benchmarks.dicomweb import DicomWebClient, open_session
-from benchmarks.scenarios import SIZES, STOW_CONCURRENCY, plan
-from benchmarks.timing import Job, run_pool, summarise
+from benchmarks.dicomweb import DicomWebClient, StatusError, open_session
+from benchmarks.scenarios import SIZES, STOW_CONCURRENCY, Scenario, plan
+from benchmarks.timing import Job, Tally, run_pool, summarise
 
 MAX_CONNECTIONS = max(STOW_CONCURRENCY)
 
@@ -54,17 +56,56 @@ async def run(
         pairs = list(zip(targets, clients, strict=True))
         for index, scenario in enumerate(plan(SIZES[size_name], single_part_dicom, run_id)):
             for target, client in pairs[::-1] if index % 2 else pairs:
-                jobs = scenario.jobs(client)
-                if scenario.warmup:
-                    await _warm_up(jobs[0])
-                tally = await run_pool(jobs, scenario.concurrency)
-                figures = summarise(tally, scenario.concurrency, scenario.unit)
+                figures = await _measure(scenario, client)
                 reports[target.label]["scenarios"][scenario.name] = figures
                 _progress(target.label, scenario.name, figures)
     for report in reports.values():
         for key in ("errors", "verification_failures"):
             report[key] = sum(s[key] for s in report["scenarios"].values())
+        report["unsupported"] = [n for n, s in report["scenarios"].items() if "unsupported" in s]
     return reports
+
+
+def failed(report: dict[str, Any], allow_unsupported: bool) -> bool:
+    """Whether a target's report fails the run."""
+    refused = report["unsupported"] and not allow_unsupported
+    return bool(report["errors"] or report["verification_failures"] or refused)
+
+
+async def _measure(scenario: Scenario, client: DicomWebClient) -> dict[str, Any]:
+    """Probe or warm up, run the timed pool, then check what it deferred (untimed)."""
+    jobs = scenario.jobs(client)
+    probe: dict[str, Any] = {}
+    if scenario.probe:
+        start = time.perf_counter()
+        try:
+            await scenario.probe(client)()
+            probe["probe_ms"] = round((time.perf_counter() - start) * 1000, 2)
+        except StatusError as exc:
+            return {
+                "concurrency": scenario.concurrency,
+                "requests": 0,
+                "ok": 0,
+                "unsupported": f"HTTP {exc.status}: {exc.detail}",
+                "errors": 0,
+                "verification_failures": 0,
+            }
+        except Exception as exc:  # a real failure shows again in the timed run
+            probe["probe_error"] = f"{type(exc).__name__}: {exc}"
+        client.check_deferred()  # the probe's own payload is not part of the figures
+    elif scenario.warmup:
+        await _warm_up(jobs[0])
+        client.check_deferred()
+    tally = await run_pool(jobs, scenario.concurrency)
+    _fail_deferred(client, tally)
+    return {**summarise(tally, scenario.concurrency, scenario.unit), **probe}
+
+
+def _fail_deferred(client: DicomWebClient, tally: Tally) -> None:
+    """Move the results whose payload failed its deferred check to the failures."""
+    for result, reason in client.check_deferred():
+        tally.results.remove(result)  # equal results are interchangeable in the figures
+        tally.failures.append(reason)
 
 
 def environment(size_name: str, single_part_dicom: bool) -> dict[str, Any]:
@@ -89,7 +130,9 @@ async def _warm_up(job: Job) -> None:
 
 def _progress(label: str, scenario: str, figures: dict[str, Any]) -> None:
     shown = {
-        k: v for k, v in figures.items() if k.endswith(("_per_s", "_ms", "failures", "errors"))
+        k: v
+        for k, v in figures.items()
+        if k.endswith(("_per_s", "_ms", "failures", "errors", "_error", "unsupported"))
     }
     print(f"[{label}] {scenario}: {shown}", file=sys.stderr, flush=True)
 
@@ -112,13 +155,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="single-instance STOW sends bare application/dicom instead of multipart/related",
     )
+    parser.add_argument(
+        "--allow-unsupported",
+        action="store_true",
+        help="a scenario the server refuses outright (e.g. a transfer syntax it cannot "
+        "transcode to) does not fail the run",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON document here")
     args = parser.parse_args(argv)
     target = Target(args.label, args.base_url)
     reports = asyncio.run(run([target], args.size, args.single_part_dicom))
     report = reports[target.label]
     write({**environment(args.size, args.single_part_dicom), **report}, args.out)
-    return 1 if report["errors"] or report["verification_failures"] else 0
+    return 1 if failed(report, args.allow_unsupported) else 0
 
 
 if __name__ == "__main__":

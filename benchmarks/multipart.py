@@ -41,10 +41,12 @@ def media_type_params(value: str) -> tuple[str, dict[str, str]]:
 
 @dataclass
 class Part:
-    """A received part: its headers (lower-cased names) and its body size in bytes."""
+    """A received part: its headers (lower-cased names), its body size in bytes, and its body
+    when the parser keeps bodies."""
 
     headers: dict[str, str] = field(default_factory=dict)
     size: int = 0
+    body: bytearray = field(default_factory=bytearray)
 
 
 class MultipartError(ValueError):
@@ -52,10 +54,11 @@ class MultipartError(ValueError):
 
 
 class StreamingParser:
-    """Feed body chunks; counts part sizes without keeping part bodies in memory."""
+    """Feed body chunks; counts part sizes, and keeps part bodies only if `keep_bodies`."""
 
-    def __init__(self, boundary: str) -> None:
+    def __init__(self, boundary: str, keep_bodies: bool = False) -> None:
         self._delimiter = b"\r\n--" + boundary.encode()
+        self._keep = keep_bodies
         self._buffer = bytearray(CRLF)  # lets the first delimiter match like the others
         self._state = "preamble"
         self._current = Part()
@@ -80,13 +83,12 @@ class StreamingParser:
             if index < 0:
                 keep = len(self._delimiter) - 1
                 if len(buf) > keep:
-                    self._current.size += len(buf) - keep
-                    del buf[: len(buf) - keep]
+                    self._take(len(buf) - keep)
                 return False
+            self._take(index)
             if self._state == "body":
-                self._current.size += index
                 self.parts.append(self._current)
-            del buf[: index + len(self._delimiter)]
+            del buf[: len(self._delimiter)]
             self._state = "delimiter"
             return True
         if self._state == "delimiter":
@@ -112,6 +114,13 @@ class StreamingParser:
         del buf[: end + (2 if end == 0 else 4)]
         self._state = "body"
         return True
+
+    def _take(self, count: int) -> None:
+        """Move `count` bytes from the buffer into the current part (preamble: a throwaway)."""
+        self._current.size += count
+        if self._keep and self._state == "body":
+            self._current.body += self._buffer[:count]
+        del self._buffer[:count]
 
 
 def _parse_headers(block: bytes) -> dict[str, str]:

@@ -7,8 +7,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from benchmarks.dataset import CTFactory, Series
-from benchmarks.dicomweb import DicomWebClient, Query, StowRequest, stow_request
+from benchmarks.dataset import CTFactory, Instance, Series
+from benchmarks.dicomweb import (
+    HTJ2K_LOSSLESS,
+    JPEG_LOSSLESS,
+    DicomWebClient,
+    FrameSyntax,
+    Query,
+    StowRequest,
+    stow_request,
+)
 from benchmarks.timing import Job, Result
 
 STOW_CONCURRENCY = (1, 16, 50)
@@ -32,23 +40,33 @@ class Size:
     metadata_repeats: int
     retrieve_requests: tuple[int, int]  # at concurrency 1 and 4
     frame_requests: int  # per concurrency level
+    # Transcoded or rendered frames per concurrency level once warm: 2N asks for every
+    # instance twice, as viewers re-request. The cold pass asks for each instance once.
+    pixel_requests: int
 
 
 SIZES = {
-    "smoke": Size(5, 3, 4, 2, 3, 2, (1, 4), 8),
-    "full": Size(300, 10, 300, 200, 100, 20, (5, 12), 500),
+    "smoke": Size(5, 3, 4, 2, 3, 2, (1, 4), 8, 10),
+    "full": Size(300, 10, 300, 200, 100, 20, (5, 12), 500, 600),
 }
+PIXEL_CONCURRENCY = (1, 16)
+COLD_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """Jobs to run against each target at one concurrency; `unit` names the rate reported."""
+    """Jobs to run against each target at one concurrency; `unit` names the rate reported.
+
+    `probe`, for what not every server offers (transcoding, rendering), is an untimed first
+    request: an error status there marks the scenario unsupported on that target, and skips
+    it. Otherwise it warms up like `warmup`, which repeats the first job untimed."""
 
     name: str
     concurrency: int
     unit: str | None
     jobs: Callable[[DicomWebClient], list[Job]]
     warmup: bool = False
+    probe: Callable[[DicomWebClient], Job] | None = None
 
 
 def plan(size: Size, single_part_dicom: bool, run_id: str) -> Iterator[Scenario]:
@@ -91,8 +109,33 @@ def plan(size: Size, single_part_dicom: bool, run_id: str) -> Iterator[Scenario]
         retrieve = _repeat(DicomWebClient.retrieve_series, series, count)
         yield Scenario(f"retrieve_series_c{concurrency}", concurrency, "instances", retrieve, True)
     for concurrency in (1, 16):
-        frames = _frame_jobs(series, size.frame_requests)
+        frames = _spread(DicomWebClient.frame, series, size.frame_requests)
         yield Scenario(f"frames_c{concurrency}", concurrency, "frames", frames, True)
+
+    # Cold first: each server's first transcode or render of every instance. Its probe asks
+    # for an instance of another study, so it warms code paths but no cached result.
+    elsewhere = studies[1] if len(studies) > 1 else series  # both sizes have several
+    # JPEG lossless last: Orthanc 1.10 (GDCM) sometimes crashes on its first one.
+    for kind, request in (
+        ("frames_htj2k", _transcode(HTJ2K_LOSSLESS)),
+        ("rendered_jpeg", DicomWebClient.rendered_jpeg),
+        ("frames_jpegll", _transcode(JPEG_LOSSLESS)),
+    ):
+        yield Scenario(
+            f"{kind}_cold_c{COLD_CONCURRENCY}",
+            COLD_CONCURRENCY,
+            "frames",
+            _spread(request, series, len(series.instances)),
+            probe=_one(request, elsewhere, elsewhere.instances[0]),
+        )
+        for concurrency in PIXEL_CONCURRENCY:
+            yield Scenario(
+                f"{kind}_c{concurrency}",
+                concurrency,
+                "frames",
+                _spread(request, series, size.pixel_requests),
+                probe=_one(request, series, series.instances[0]),
+            )
 
 
 def _queries(patient: str, series: Series, study_uids: list[str]) -> dict[str, Query]:
@@ -129,9 +172,29 @@ def _repeat(
     return lambda client: [partial(method, client, argument) for _ in range(count)]
 
 
-def _frame_jobs(series: Series, count: int) -> Callable[[DicomWebClient], list[Job]]:
-    """Frame 1 of each instance in turn, so requests spread over the whole series."""
+# A request for frame 1 of one instance: as stored, transcoded or rendered.
+FrameRequest = Callable[[DicomWebClient, Series, Instance], Awaitable[Result]]
+
+
+def _transcode(syntax: FrameSyntax) -> FrameRequest:
+    async def frame(client: DicomWebClient, series: Series, instance: Instance) -> Result:
+        return await client.transcoded_frame(series, instance, syntax)
+
+    return frame
+
+
+def _spread(
+    request: FrameRequest, series: Series, count: int
+) -> Callable[[DicomWebClient], list[Job]]:
+    """`count` requests for frame 1 of the instances in turn, so they spread over the whole
+    series: each instance once before any twice."""
     instances = series.instances
     return lambda client: [
-        partial(client.frame, series, instances[i % len(instances)]) for i in range(count)
+        partial(request, client, series, instances[i % len(instances)]) for i in range(count)
     ]
+
+
+def _one(
+    request: FrameRequest, series: Series, instance: Instance
+) -> Callable[[DicomWebClient], Job]:
+    return lambda client: partial(request, client, series, instance)

@@ -7,6 +7,10 @@ import orjson
 
 from tests.conftest import LiveServer
 
+# Transcoded and rendered frames, each checked by decoding it (the cold pass first).
+PIXEL_SCENARIOS = [f"{kind}_{pass_}" for kind in ("frames_htj2k", "rendered_jpeg", "frames_jpegll")
+                   for pass_ in ("cold_c16", "c1", "c16")]
+
 
 def test_load_generator_smoke_run_verifies_every_response(live_server: LiveServer) -> None:
     result = subprocess.run(
@@ -16,3 +20,9 @@ def test_load_generator_smoke_run_verifies_every_response(live_server: LiveServe
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = orjson.loads(result.stdout)
     assert report["scenarios"], report
+    assert report["unsupported"] == []
+    pixels = [name for name in report["scenarios"] if name in PIXEL_SCENARIOS]
+    assert pixels == PIXEL_SCENARIOS  # all there, in this order
+    for name in pixels:
+        figures = report["scenarios"][name]
+        assert figures["ok"] == figures["requests"] > 0, (name, figures)
