@@ -30,6 +30,7 @@ class SqliteIndex:
     def __init__(self, path: Path, *, readers: int = 4, read_time_limit: float = 30.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Connections(path, readers, read_time_limit)
+        self._stores: dict[str, StoreRow] = {}  # stores are never renamed or removed
 
     async def migrate(self) -> list[str]:
         """Bring the schema up to date (called once at startup)."""
@@ -45,11 +46,19 @@ class SqliteIndex:
         return await self._db.write(run)
 
     async def get_store(self, name: str) -> StoreRow | None:
+        """The store's row; found rows are remembered, as every request looks one up."""
+        known = self._stores.get(name)
+        if known is not None:
+            return known
+
         def run(conn: sqlite3.Connection) -> StoreRow | None:
             row = conn.execute("SELECT id, name, profile FROM stores WHERE name = ?",
                                (name,)).fetchone()
             return None if row is None else StoreRow(*row)
-        return await self._db.read(run)
+        found = await self._db.read(run)
+        if found is not None:
+            self._stores[name] = found
+        return found
 
     async def add_instance(self, store_id: int, record: IngestRecord, blob_name: str,
                            blob_size: int, sha256: str) -> AddOutcome:
