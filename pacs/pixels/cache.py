@@ -1,4 +1,4 @@
-"""A least-recently-used cache bounded by the bytes it holds, shared by worker threads."""
+"""A least-recently-used cache bounded by the sizes of what it holds, shared by threads."""
 
 import threading
 from collections import OrderedDict
@@ -8,10 +8,10 @@ from typing import Generic, TypeVar
 V = TypeVar("V")
 
 
-class ByteCache(Generic[V]):
-    """The oldest values are dropped once their sizes add up to more than `capacity` bytes.
-    Keys must name immutable content (blob names are never reused), so entries never go
-    stale."""
+class BoundedCache(Generic[V]):
+    """The least recently used values are dropped once their sizes (bytes, or 1 per entry
+    to bound a count) add up to more than `capacity`. Keys must name immutable content (blob
+    names are never reused), so entries never go stale."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity

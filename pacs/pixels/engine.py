@@ -2,15 +2,13 @@
 stalls searches, and caches of parsed headers and of encoded results."""
 
 import asyncio
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import anyio
 from pydicom.dataset import Dataset
 
-from pacs.pixels.cache import ByteCache
+from pacs.pixels.cache import BoundedCache
 from pacs.pixels.codecs import Encoded, codec_for
 from pacs.pixels.description import PixelDescription, PixelError, describe
 from pacs.pixels.render import (
@@ -36,11 +34,10 @@ class PixelEngine:
         self._blobs = blobs
         self._limiter = anyio.CapacityLimiter(workers)
         self._depth = workers
-        self._frames: ByteCache[Encoded] = ByteCache(cache_bytes // 2)
-        self._pictures: ByteCache[bytes] = ByteCache(cache_bytes // 2)
-        self._headers: OrderedDict[str, tuple[Dataset, PixelDescription | None]] = \
-            OrderedDict()
-        self._lock = threading.Lock()
+        self._frames: BoundedCache[Encoded] = BoundedCache(cache_bytes // 2)
+        self._pictures: BoundedCache[bytes] = BoundedCache(cache_bytes // 2)
+        self._headers: BoundedCache[tuple[Dataset, PixelDescription | None]] = \
+            BoundedCache(HEADERS_KEPT)
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """`work(*args)` in a pixel worker thread; at most `workers` run at once."""
@@ -80,18 +77,13 @@ class PixelEngine:
         return picture
 
     def _header(self, item: InstanceLocation) -> tuple[Dataset, PixelDescription | None]:
-        with self._lock:
-            known = self._headers.get(item.blob_name)
-            if known is not None:
-                self._headers.move_to_end(item.blob_name)
-                return known
+        known = self._headers.get(item.blob_name)
+        if known is not None:
+            return known
         ds = read_header(self._blobs, item)
         pixel_key = next((key for key in PIXEL_KEYS if key in item.bulk()), None)
         desc = describe(ds, pixel_key) if "BitsAllocated" in ds and "Rows" in ds else None
-        with self._lock:
-            self._headers[item.blob_name] = (ds, desc)
-            if len(self._headers) > HEADERS_KEPT:
-                self._headers.popitem(last=False)
+        self._headers.put(item.blob_name, (ds, desc), 1)
         return ds, desc
 
     def _pixels(self, item: InstanceLocation) -> tuple[Dataset, PixelDescription]:
