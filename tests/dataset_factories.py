@@ -29,6 +29,12 @@ CORPUS = (
 )
 
 
+def instance_path(ds: Dataset) -> str:
+    """The instance's WADO-RS path below a DICOMweb root."""
+    return (f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+            f"/instances/{ds.SOPInstanceUID}")
+
+
 def corpus_path(name: str) -> Path:
     path = get_testdata_file(name, download=False)
     assert path is not None, name
@@ -69,16 +75,8 @@ def ct_datasets(count: int, size: int, patient: str, study_uid: str | None = Non
     radius = np.hypot(yy - size / 2, xx - size / 2)
     datasets = []
     for i in range(count):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        sop = generate_uid()
-        meta.MediaStorageSOPInstanceUID = sop
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
+        ds = new_instance(CTImageStorage)
         ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = sop
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.FrameOfReferenceUID = frame_of_reference
@@ -210,7 +208,9 @@ def float_image(frames: int = 2, rows: int = 32, columns: int = 40,
     return _part10(ds)
 
 
-def _image_header(sop_class: str, modality: str, study_uid: str | None) -> Dataset:
+def new_instance(sop_class: str) -> Dataset:
+    """An empty Explicit VR Little Endian instance of `sop_class` with a new SOP Instance UID
+    and its file meta."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     sop = generate_uid()
@@ -220,6 +220,11 @@ def _image_header(sop_class: str, modality: str, study_uid: str | None) -> Datas
     ds.file_meta = meta
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = sop
+    return ds
+
+
+def _image_header(sop_class: str, modality: str, study_uid: str | None) -> Dataset:
+    ds = new_instance(sop_class)
     ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.PatientName = "SYNTHETIC^IMAGE"

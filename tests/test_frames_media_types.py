@@ -25,7 +25,8 @@ from pydicom.pixels import convert_color_space
 from pydicom.pixels.decoders.rle import _rle_decode_frame
 
 from tests.conftest import LiveServer
-from tests.dataset_factories import MULTIFRAME_GREY_BYTE_SC, synthetic_image
+from tests.dataset_factories import MULTIFRAME_GREY_BYTE_SC, instance_path, synthetic_image
+from tests.multipart_parts import media_params, parse_multipart
 from tests.test_transcoding_matrix import (
     COLOUR_RMSE_FRACTION,
     DEFLATED_FRAMES,
@@ -57,9 +58,7 @@ from tests.test_transcoding_matrix import (
     distinct_corpus,
     independent_reference,
     luma,
-    media_params,
     native_frame,
-    parse_multipart,
     quietly,
     refusals,
     rmse,
@@ -119,9 +118,7 @@ class Stored:
 
     @property
     def url(self) -> str:
-        ds = self.ds
-        return (f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-                f"/instances/{ds.SOPInstanceUID}")
+        return instance_path(self.ds)
 
     @property
     def count(self) -> int:

@@ -15,7 +15,8 @@ import requests
 from pydicom.encaps import generate_frames
 
 from tests.conftest import LiveServer, run_server
-from tests.dataset_factories import corpus_files
+from tests.dataset_factories import corpus_files, instance_path
+from tests.multipart_parts import media_params, parse_multipart
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -40,9 +41,7 @@ class Stored:
 
     @property
     def path(self) -> str:
-        ds = self.ds
-        return (f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-                f"/instances/{ds.SOPInstanceUID}")
+        return instance_path(self.ds)
 
     def frames(self) -> list[bytes]:
         count = int(self.ds.get("NumberOfFrames", 1) or 1)
@@ -76,35 +75,6 @@ def get(url: str, accept: str | None = None, **headers: str) -> requests.Respons
     if accept is not None:
         headers["Accept"] = accept
     return requests.get(url, headers=headers)
-
-
-def parse_multipart(response: requests.Response) -> list[tuple[dict[str, str], bytes]]:
-    """(headers, body) of each part of a multipart/related response (RFC 2046)."""
-    ctype = response.headers["content-type"]
-    assert ctype.startswith("multipart/related"), ctype
-    params = dict(p.strip().split("=", 1) for p in ctype.split(";")[1:])
-    boundary = params["boundary"].strip('"').encode()
-    pieces = response.content.split(b"--" + boundary)
-    assert pieces[-1].startswith(b"--"), pieces[-1][:20]  # the close delimiter
-    parts = []
-    for piece in pieces[1:-1]:
-        assert piece.startswith(b"\r\n") and piece.endswith(b"\r\n")
-        head, _, body = piece[2:-2].partition(b"\r\n\r\n")
-        headers = {}
-        for line in head.decode("latin-1").split("\r\n"):
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        parts.append((headers, body))
-    return parts
-
-
-def media_params(value: str) -> tuple[str, dict[str, str]]:
-    name, *rest = value.split(";")
-    params = {}
-    for item in rest:
-        key, _, val = item.strip().partition("=")
-        params[key.lower()] = val.strip('"')
-    return name.strip().lower(), params
 
 
 def assert_error(response: requests.Response, status: int, *fragments: str) -> str:

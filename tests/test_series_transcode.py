@@ -9,14 +9,9 @@ import requests
 
 from tests.conftest import LiveServer
 from tests.dataset_factories import ct_series
+from tests.multipart_parts import parse_multipart
 
 J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
-
-
-def parts(response: requests.Response) -> list[bytes]:
-    boundary = response.headers["content-type"].split("boundary=")[1].split(";")[0].strip('"')
-    pieces = response.content.split(b"--" + boundary.encode())[1:-1]
-    return [piece.split(b"\r\n\r\n", 1)[1][:-2] for piece in pieces]
 
 
 def test_series_transcoded_in_order_and_abandoned_downloads(live_server: LiveServer) -> None:
@@ -35,7 +30,7 @@ def test_series_transcoded_in_order_and_abandoned_downloads(live_server: LiveSer
             next(abandoned.iter_content(1024))
     response = requests.get(url, headers={"Accept": accept})
     assert response.status_code == 200
-    sent = [pydicom.dcmread(BytesIO(body)) for body in parts(response)]
+    sent = [pydicom.dcmread(BytesIO(body)) for _, body in parse_multipart(response)]
     sources = [pydicom.dcmread(BytesIO(data)) for data in files]
     assert [d.InstanceNumber for d in sent] == list(range(1, 13))
     for got, source in zip(sent, sources, strict=True):

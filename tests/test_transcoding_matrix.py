@@ -33,8 +33,10 @@ from tests.dataset_factories import (
     corpus_path,
     ct_series,
     float_image,
+    instance_path,
     synthetic_image,
 )
+from tests.multipart_parts import media_params, parse_multipart
 
 DICOM = "application/dicom"
 IMPLICIT = "1.2.840.10008.1.2"
@@ -157,9 +159,7 @@ class Source:
 
     @property
     def path(self) -> str:
-        ds = self.ds
-        return (f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-                f"/instances/{ds.SOPInstanceUID}")
+        return instance_path(self.ds)
 
     @property
     def samples(self) -> int:
@@ -263,34 +263,6 @@ def sources(shared_server: LiveServer) -> dict[str, Source]:
 
 
 # -- HTTP helpers (shared with test_frames_media_types) ----------------------------------------
-
-
-def media_params(value: str) -> tuple[str, dict[str, str]]:
-    name, *rest = value.split(";")
-    params = {}
-    for item in rest:
-        key, _, val = item.strip().partition("=")
-        params[key.lower()] = val.strip('"')
-    return name.strip().lower(), params
-
-
-def parse_multipart(response: requests.Response) -> list[tuple[dict[str, str], bytes]]:
-    """(headers, body) of each part of a multipart/related response (RFC 2046)."""
-    media, params = media_params(response.headers["content-type"])
-    assert media == "multipart/related", media
-    boundary = params["boundary"].encode()
-    pieces = response.content.split(b"--" + boundary)
-    assert pieces[-1].startswith(b"--"), pieces[-1][:20]
-    parts = []
-    for piece in pieces[1:-1]:
-        assert piece.startswith(b"\r\n") and piece.endswith(b"\r\n")
-        head, _, body = piece[2:-2].partition(b"\r\n\r\n")
-        headers = {}
-        for line in head.decode("latin-1").split("\r\n"):
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        parts.append((headers, body))
-    return parts
 
 
 def assert_error(response: requests.Response, status: int) -> str:
