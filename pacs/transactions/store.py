@@ -7,8 +7,6 @@ is already stored. Broken framing answers 400 and keeps the parts completed befo
 """
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import orjson
@@ -20,8 +18,6 @@ from pacs.dicom_codecs.dicom_xml import to_native_xml
 from pacs.errors import (
     CANNOT_UNDERSTAND,
     DATA_SET_DOES_NOT_MATCH,
-    OUT_OF_RESOURCES,
-    PROCESSING_FAILURE,
     BadRequest,
     NotAcceptable,
     PayloadTooLarge,
@@ -35,32 +31,16 @@ from pacs.http.multipart_reader import (
     PartEnd,
     PartStart,
 )
-from pacs.http.resource_urls import dicomweb_root, instance_url, study_url
+from pacs.http.resource_urls import dicomweb_root
+from pacs.transactions.store_outcomes import Outcome, commit, response_dataset
 from storage.ingest import IngestError, IngestRecord, read_instance_file
 from storage.protocols import BlobStore, StagedBlob
-from storage.rows import AddOutcome
 
 DICOM = "application/dicom"
 _RESPONSE_OFFERS = (Offer(False, "application/dicom+xml"), Offer(False, "application/dicom+json"),
                     Offer(False, "application/json"), Offer(False, "application/xml"))
 _XML = {"application/dicom+xml", "application/xml"}
-GOOGLE_CREATOR = "GOOGLE"
 Event = PartStart | PartData | PartEnd
-
-
-@dataclass
-class _Result:
-    """What became of one part: the few UIDs its response item needs, or why it failed."""
-
-    sop_class_uid: str = ""
-    sop_uid: str = ""
-    study_uid: str = ""
-    series_uid: str = ""
-    reason: int = 0
-    detail: str = ""
-
-    def fail(self, reason: int, detail: str) -> None:
-        self.reason, self.detail = reason, detail
 
 
 async def store_instances(request: Request) -> Response:
@@ -75,7 +55,7 @@ async def store_instances(request: Request) -> Response:
     receiver = _Receiver(archive, store.id, study)
     await receiver.receive(_events(request, archive))
     results = receiver.results
-    body = _response_dataset(dicomweb_root(request), study, results)
+    body = response_dataset(dicomweb_root(request), study, results)
     stored = sum(1 for r in results if not r.reason)
     status = 200 if stored == len(results) else 202 if stored else 409
     if response_type in _XML:
@@ -149,10 +129,10 @@ class _Receiver:
         self._study = study
         self._limit = archive.settings.max_instance_bytes
         self._batch = archive.settings.stage_buffer_bytes
-        self.results: list[_Result] = []
+        self.results: list[Outcome] = []
         self._buffer = bytearray()
         self._staged: StagedBlob | None = None
-        self._current: _Result | None = None
+        self._current: Outcome | None = None
 
     async def receive(self, events: AsyncIterator[Event]) -> None:
         """Consume the events; on a malformed body say how many instances were kept."""
@@ -171,7 +151,7 @@ class _Receiver:
 
     async def _handle(self, event: Event) -> None:
         if isinstance(event, PartStart):
-            self._current = _Result()
+            self._current = Outcome()
             self.results.append(self._current)
             part_type = event.headers.get("content-type", DICOM).split(";")[0].strip().lower()
             if part_type != DICOM:
@@ -201,14 +181,14 @@ class _Receiver:
             _stage, self._archive.blobs, self._staged, result, data, last)
         return record
 
-    async def _store(self, result: _Result, record: IngestRecord) -> None:
+    async def _store(self, result: Outcome, record: IngestRecord) -> None:
         if self._study and record.study_uid != self._study:
             result.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {record.study_uid} differs "
                         f"from the study in the request URL, {self._study}")
             return
         assert self._staged is not None
         staged, self._staged = self._staged, None
-        await _commit(self._archive, self._store_id, staged, record, result)
+        await commit(self._archive, self._store_id, staged, record, result)
 
     async def _discard(self) -> None:
         staged, self._staged = self._staged, None
@@ -216,7 +196,7 @@ class _Receiver:
             await anyio.to_thread.run_sync(staged.discard)
 
 
-def _stage(blobs: BlobStore, staged: StagedBlob | None, result: _Result, data: bytes,
+def _stage(blobs: BlobStore, staged: StagedBlob | None, result: Outcome, data: bytes,
            last: bool) -> tuple[StagedBlob, IngestRecord | None]:
     """Append `data` to the part's staged blob (created on its first bytes); after the last
     bytes, close it and parse the header (never the pixels), noting the UIDs in `result`, or
@@ -237,57 +217,3 @@ def _stage(blobs: BlobStore, staged: StagedBlob | None, result: _Result, data: b
     return staged, record
 
 
-async def _commit(archive: Archive, store_id: int, staged: StagedBlob, record: IngestRecord,
-                  result: _Result) -> None:
-    """Blob durable first, then the index row; a refused row removes its blob again."""
-    size, sha256 = staged.size, staged.sha256
-    blobs: BlobStore = archive.blobs
-    try:
-        name = await anyio.to_thread.run_sync(blobs.commit, staged)
-    except OSError as exc:
-        await anyio.to_thread.run_sync(staged.discard)
-        result.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
-        return
-    try:
-        outcome = await archive.index.add_instance(store_id, record, name, size, sha256)
-    except BaseException:
-        await anyio.to_thread.run_sync(blobs.delete, name)
-        raise
-    if outcome is not AddOutcome.STORED:
-        await anyio.to_thread.run_sync(blobs.delete, name)
-    if outcome is AddOutcome.CONFLICT:
-        result.fail(PROCESSING_FAILURE, f"an instance with SOPInstanceUID {record.sop_uid} "
-                    "already exists with different content; the stored instance is unchanged")
-    elif outcome is AddOutcome.SERIES_CONFLICT:
-        result.fail(PROCESSING_FAILURE, f"SeriesInstanceUID {record.series_uid} already "
-                    f"belongs to another study than {record.study_uid}")
-
-
-def _response_dataset(root: str, study: str | None, results: list[_Result]) -> dict[str, Any]:
-    """Store Instances Response Module (PS3.18 Table 10.5.3-2), as DICOM JSON."""
-    stored, failed = [], []
-    for result in results:
-        item: dict[str, Any] = {}
-        if result.sop_class_uid:
-            item["00081150"] = {"vr": "UI", "Value": [result.sop_class_uid]}
-        if result.sop_uid:
-            item["00081155"] = {"vr": "UI", "Value": [result.sop_uid]}
-        if result.reason:
-            item["00081197"] = {"vr": "US", "Value": [result.reason]}
-            item["00090010"] = {"vr": "LO", "Value": [GOOGLE_CREATOR]}
-            item["00091097"] = {"vr": "LT", "Value": [result.detail]}
-            failed.append(item)
-        else:
-            item["00081190"] = {"vr": "UR", "Value": [instance_url(
-                root, result.study_uid, result.series_uid, result.sop_uid)]}
-            stored.append(item)
-    studies = {r.study_uid for r in results if r.study_uid}
-    target = study or (studies.pop() if len(studies) == 1 else None)
-    # RetrieveURL is Type 2 (PS3.18 Table I.1-1): empty when the parts span several studies.
-    body: dict[str, Any] = {"00081190": {"vr": "UR", "Value": [study_url(root, target)]}
-                            if target else {"vr": "UR"}}
-    if failed:
-        body["00081198"] = {"vr": "SQ", "Value": failed}
-    if stored:
-        body["00081199"] = {"vr": "SQ", "Value": stored}
-    return body

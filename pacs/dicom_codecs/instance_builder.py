@@ -1,0 +1,224 @@
+"""Part 10 instances from DICOM JSON metadata and bulk data parts (PS3.18 10.5.1.2.2-3).
+
+The dataset is exactly what the client sent, plus the File Meta Information group (PS3.10
+7.1); nothing else is invented. Pixel Data from a bulk part is native (octet-stream) or one
+compressed frame whose media type and transfer syntax must match the instance's, and whose
+decoded size must match the Image Pixel module.
+"""
+
+import binascii
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
+
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+
+from pacs.dicom_codecs.transfer_syntaxes import (
+    FRAME_SYNTAXES,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    OCTET_STREAM,
+)
+from pacs.errors import CANNOT_UNDERSTAND, DATA_SET_DOES_NOT_MATCH
+from pacs.pixels.codecs import CODECS
+from pacs.pixels.description import PixelError, describe
+from pacs.pixels.transcode import IMPLEMENTATION_VERSION
+from storage.uids import is_valid_uid
+
+PIXEL_DATA = "7FE00010"
+TRANSFER_SYNTAX = "00020010"
+REQUIRED_UIDS = {"00080016": "SOPClassUID", "00080018": "SOPInstanceUID",
+                 "0020000D": "StudyInstanceUID", "0020000E": "SeriesInstanceUID"}
+BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+# Little endian syntaxes whose datasets pydicom writes as sent; big endian and deflated
+# datasets are not built from metadata (the Cloud Healthcare API refuses them too).
+BUILDABLE = frozenset(uid for uid in CODECS if uid not in ("1.2.840.10008.1.2.2",
+                                                           "1.2.840.10008.1.2.1.99",
+                                                           "image/png"))
+
+
+@dataclass(frozen=True)
+class BulkPart:
+    """A bulk data part: its media type, the transfer syntax it names, and its bytes."""
+
+    media_type: str
+    transfer_syntax: str | None
+    data: bytes
+
+
+class BuildError(ValueError):
+    """Why an instance cannot be built; `reason` is its STOW FailureReason (PS3.4 B.2.3)."""
+
+    def __init__(self, detail: str, reason: int = CANNOT_UNDERSTAND) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The UIDs a response item reports, read before anything else can fail."""
+
+    sop_class_uid: str
+    sop_uid: str
+
+
+def identity(instance: Mapping[str, Any]) -> Identity:
+    return Identity(_first(instance, "00080016"), _first(instance, "00080018"))
+
+
+def build_part10(instance: dict[str, Any], bulk: Mapping[str, BulkPart],
+                 used: Callable[[str], None]) -> bytes:
+    """The Part 10 bytes of one JSON instance; `bulk` holds the parts by Content-Location and
+    `used` is told each location this instance takes. BuildError says what is wrong."""
+    _check_required(instance)
+    syntax = _first(instance, TRANSFER_SYNTAX)
+    metadata = {k: v for k, v in instance.items() if not k.startswith("0002")}
+    pixel = metadata.pop(PIXEL_DATA, None)
+    _check_character_set(metadata)
+    try:
+        ds = Dataset.from_json(metadata, bulk_data_uri_handler=_bulk_reader(bulk, used))
+    except BuildError:
+        raise
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise BuildError(f"the metadata cannot be read as DICOM JSON: {exc}") from exc
+    if pixel is not None:
+        _attach_pixels(ds, pixel, syntax, bulk, used)
+    ds.file_meta = _file_meta(ds, syntax)
+    out = BytesIO()
+    dcmwrite(out, ds, implicit_vr=syntax == IMPLICIT_VR_LITTLE_ENDIAN, little_endian=True,
+             enforce_file_format=True)
+    return out.getvalue()
+
+
+def _first(instance: Mapping[str, Any], key: str) -> str:
+    values = (instance.get(key) or {}).get("Value") or [""]
+    return str(values[0]) if values[0] is not None else ""
+
+
+def _check_required(instance: Mapping[str, Any]) -> None:
+    for key, keyword in REQUIRED_UIDS.items():
+        value = _first(instance, key)
+        if not is_valid_uid(value):
+            raise BuildError(f"{keyword} ({key}) is missing or not a valid UID: {value!r}")
+    syntax = _first(instance, TRANSFER_SYNTAX)
+    if not syntax:
+        raise BuildError("TransferSyntaxUID (00020010) is required in the metadata")
+    if syntax not in BUILDABLE:
+        raise BuildError(f"instances in transfer syntax {syntax} cannot be built from "
+                         "metadata; use a little endian native or compressed syntax")
+
+
+def _check_character_set(metadata: Mapping[str, Any]) -> None:
+    """DICOM JSON is UTF-8 (PS3.18 F.2): text beyond ASCII needs SpecificCharacterSet
+    ISO_IR 192 (which the server will not add on the client's behalf)."""
+    charset = (metadata.get("00080005") or {}).get("Value") or []
+    if "ISO_IR 192" in charset:
+        return
+    if any(not text.isascii() for text in _texts(metadata)):
+        raise BuildError("the metadata has non-ASCII text but SpecificCharacterSet "
+                         f"(00080005) is {charset or 'absent'}; JSON is UTF-8, so it must "
+                         "be ISO_IR 192")
+
+
+def _texts(metadata: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    for element in metadata.values():
+        for value in element.get("Value") or []:
+            if isinstance(value, str):
+                found.append(value)
+            elif isinstance(value, dict) and element.get("vr") == "PN":
+                found.extend(v for v in value.values() if isinstance(v, str))
+            elif isinstance(value, dict):
+                found.extend(_texts(value))
+    return found
+
+
+def _bulk_reader(bulk: Mapping[str, BulkPart],
+                 used: Callable[[str], None]) -> Callable[[str, str, str], bytes]:
+    """pydicom's BulkDataURI handler: the octet-stream part at that Content-Location."""
+    def read(tag: str, vr: str, uri: str) -> bytes:
+        if vr not in BULK_VRS:
+            raise BuildError(f"{tag} has a BulkDataURI but VR {vr}; bulk data is for "
+                             f"{', '.join(sorted(BULK_VRS))}")
+        part = _take(bulk, uri, tag, used)
+        if part.media_type != OCTET_STREAM:
+            raise BuildError(f"{tag} is sent as {part.media_type}; only Pixel Data may be "
+                             f"compressed, other bulk data is {OCTET_STREAM}")
+        return part.data
+    return read
+
+
+def _take(bulk: Mapping[str, BulkPart], uri: str, tag: str,
+          used: Callable[[str], None]) -> BulkPart:
+    part = bulk.get(uri)
+    if part is None:
+        raise BuildError(f"{tag} refers to bulk data {uri!r}, but no part has that "
+                         "Content-Location", DATA_SET_DOES_NOT_MATCH)
+    used(uri)
+    return part
+
+
+def _attach_pixels(ds: Dataset, pixel: dict[str, Any], syntax: str,
+                   bulk: Mapping[str, BulkPart], used: Callable[[str], None]) -> None:
+    """Pixel Data from its bulk part, native or encapsulated as the syntax says, checked
+    against the Image Pixel module."""
+    if "InlineBinary" in pixel:
+        raise BuildError("Pixel Data cannot be InlineBinary; send it as a bulk data part")
+    uri = pixel.get("BulkDataURI")
+    if not uri:
+        raise BuildError("Pixel Data (7FE00010) has no BulkDataURI")
+    part = _take(bulk, uri, PIXEL_DATA, used)
+    try:
+        desc = describe(ds)
+    except PixelError as exc:
+        raise BuildError(str(exc), DATA_SET_DOES_NOT_MATCH) from exc
+    codec = CODECS[syntax]
+    if not codec.encapsulated:
+        if part.media_type != OCTET_STREAM:
+            raise BuildError(f"the instance's transfer syntax {syntax} is native, but its "
+                             f"Pixel Data part is {part.media_type}", DATA_SET_DOES_NOT_MATCH)
+        expected = desc.frame_bytes * desc.frames
+        if len(part.data) not in (expected, expected + expected % 2):
+            raise BuildError(f"Pixel Data has {len(part.data)} bytes; Rows, Columns, Samples "
+                             f"per Pixel, Bits Allocated and Number of Frames make {expected}",
+                             DATA_SET_DOES_NOT_MATCH)
+        ds.PixelData = part.data
+        ds["PixelData"].VR = "OB" if desc.bits_allocated <= 8 else "OW"
+        return
+    _check_compressed(part, syntax, desc.frames)
+    try:
+        codec.decode(part.data, desc)  # the bitstream must decode to the described image
+    except PixelError as exc:
+        raise BuildError(f"the {part.media_type} Pixel Data does not match the Image Pixel "
+                         f"module: {exc}", DATA_SET_DOES_NOT_MATCH) from exc
+    ds.PixelData = encapsulate([part.data], has_bot=True)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+
+
+def _check_compressed(part: BulkPart, syntax: str, frames: int) -> None:
+    carried = FRAME_SYNTAXES.get(part.media_type, ())
+    if syntax not in carried:
+        raise BuildError(f"the instance's transfer syntax is {syntax}, but its Pixel Data "
+                         f"part is {part.media_type}", DATA_SET_DOES_NOT_MATCH)
+    if part.transfer_syntax not in (None, syntax):
+        raise BuildError(f"the Pixel Data part says transfer-syntax={part.transfer_syntax}; "
+                         f"the instance's TransferSyntaxUID is {syntax}",
+                         DATA_SET_DOES_NOT_MATCH)
+    if frames != 1:
+        raise BuildError(f"Number of Frames is {frames}; one compressed bulk data part "
+                         "carries one frame (send multi-frame images as Part 10)")
+
+
+def _file_meta(ds: Dataset, syntax: str) -> FileMetaDataset:
+    """The File Meta Information group (PS3.10 7.1), the only attributes the server adds."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = UID(syntax)
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    return meta
