@@ -20,6 +20,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     max_part_header_bytes: int = 16 * 1024  # headers of one multipart part
     max_instance_bytes: int = 4 * 1024**3  # one stored object (Google: 4 GB per tag)
+    max_metadata_bytes: int = 64 * 1024**2  # JSON or XML metadata parts of one request
     stage_buffer_bytes: int = 1024 * 1024  # request bytes buffered before a write to staging
     read_chunk_bytes: int = 1024 * 1024  # blob bytes per read when streaming a retrieve
     qido_default_limit: int = 1000  # results per page when the query gives no limit

@@ -32,6 +32,7 @@ from pacs.http.multipart_reader import (
     PartStart,
 )
 from pacs.http.resource_urls import dicomweb_root
+from pacs.transactions.store_metadata import METADATA_TYPES, MetadataReceiver
 from pacs.transactions.store_outcomes import Outcome, commit, response_dataset
 from storage.ingest import IngestError, IngestRecord, read_instance_file
 from storage.protocols import BlobStore, StagedBlob
@@ -52,8 +53,10 @@ async def store_instances(request: Request) -> Response:
         response_type = negotiate(request.headers.get("accept"), _RESPONSE_OFFERS, []).media_type
     except NotAcceptable:  # STOW answers even an odd Accept (Google's docs send one)
         response_type = "application/dicom+xml"
-    receiver = _Receiver(archive, store.id, study)
-    await receiver.receive(_events(request, archive))
+    part_type, events = _events(request, archive)
+    receiver = (MetadataReceiver(archive, store.id, study) if part_type in METADATA_TYPES
+                else _Receiver(archive, store.id, study))
+    await receiver.receive(events)
     results = receiver.results
     body = response_dataset(dicomweb_root(request), study, results)
     stored = sum(1 for r in results if not r.reason)
@@ -63,27 +66,30 @@ async def store_instances(request: Request) -> Response:
     return Response(orjson.dumps(body), status, media_type=response_type)
 
 
-def _events(request: Request, archive: Archive) -> AsyncIterator[Event]:
-    """The body as part events; 400/415 for a Content-Type we cannot read."""
+def _events(request: Request, archive: Archive) -> tuple[str, AsyncIterator[Event]]:
+    """The body's part type (PS3.18 10.5.1.2) and its part events; 400/415 for a
+    Content-Type we cannot read."""
     content_type = request.headers.get("content-type", "")
+    accepted = (f'multipart/related; type="{DICOM}" (or "{METADATA_TYPES[0]}" or '
+                f'"{METADATA_TYPES[1]}")')
     unsupported = UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; send "
-                                       f'multipart/related; type="{DICOM}" or {DICOM}')
+                                       f"{accepted} or {DICOM}")
     try:
         media = parse_media_type(content_type)
     except ValueError as exc:
         raise unsupported from exc
     if media.name == DICOM:
-        return _single_part(request)
+        return DICOM, _single_part(request)
     if media.name != "multipart/related":
         raise unsupported
     part_type = media.params.get("type", DICOM).lower()
-    if part_type != DICOM:
+    if part_type != DICOM and part_type not in METADATA_TYPES:
         raise UnsupportedMediaType(f"multipart/related parts of type {part_type!r} are not "
-                                   f"supported; the parts must be {DICOM}")
+                                   f"supported; send {accepted}")
     boundary = media.params.get("boundary")
     if not boundary:
         raise BadRequest("the multipart/related Content-Type has no boundary parameter")
-    return _multipart(request, boundary, archive.settings.max_part_header_bytes)
+    return part_type, _multipart(request, boundary, archive.settings.max_part_header_bytes)
 
 
 async def _single_part(request: Request) -> AsyncIterator[Event]:

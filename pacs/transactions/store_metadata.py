@@ -1,0 +1,239 @@
+"""Store from metadata and bulk data (PS3.18 10.5.1.2.2-3): `multipart/related` whose type is
+`application/dicom+json` (a JSON array of instances) or `application/dicom+xml` (one Native
+DICOM Model document per part), with bulk data parts matched by Content-Location.
+
+Metadata parts are held in memory (they are small, and bounded); bulk parts stream to staging
+blobs. When the body ends, each instance is built as Part 10, staged, parsed and stored like
+any other, so an instance that cannot be built fails alone and the others are stored.
+"""
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import orjson
+
+from pacs.archive import Archive
+from pacs.dicom_codecs.dicom_xml import XmlModelError, from_native_xml
+from pacs.dicom_codecs.instance_builder import BuildError, BulkPart, build_part10, identity
+from pacs.dicom_codecs.transfer_syntaxes import OCTET_STREAM
+from pacs.errors import CANNOT_UNDERSTAND, DATA_SET_DOES_NOT_MATCH, BadRequest, PayloadTooLarge
+from pacs.http.media_types import parse_media_type
+from pacs.http.multipart_reader import PartData, PartEnd, PartStart
+from pacs.transactions.store_outcomes import Outcome, commit
+from storage.ingest import IngestError, IngestRecord, read_instance_file
+from storage.protocols import BlobStore, StagedBlob
+
+DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
+METADATA_TYPES = (DICOM_JSON, DICOM_XML)
+Event = PartStart | PartData | PartEnd
+
+
+@dataclass
+class _Part:
+    """One part as received: metadata bytes in memory, or bulk bytes in a staged blob."""
+
+    media_type: str
+    transfer_syntax: str | None
+    location: str | None
+    metadata: bytearray | None = None
+    staged: StagedBlob | None = None
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+class MetadataReceiver:
+    """Receives the parts, then builds and stores each instance the metadata describes."""
+
+    def __init__(self, archive: Archive, store_id: int, study: str | None) -> None:
+        self._archive = archive
+        self._store_id = store_id
+        self._study = study
+        self._metadata_limit = archive.settings.max_metadata_bytes
+        self._metadata_bytes = 0
+        self._parts: list[_Part] = []
+        self.results: list[Outcome] = []
+
+    async def receive(self, events: AsyncIterator[Event]) -> None:
+        try:
+            async for event in events:
+                await self._handle(event)
+            await self._store_all()
+        finally:
+            for part in self._parts:
+                if part.staged is not None:
+                    await anyio.to_thread.run_sync(part.staged.discard)
+        if not self.results:
+            raise BadRequest("the request body holds no DICOM instance metadata")
+
+    async def _handle(self, event: Event) -> None:
+        if isinstance(event, PartStart):
+            self._parts.append(_start(event.headers))
+            return
+        part = self._parts[-1]
+        if isinstance(event, PartData):
+            if part.metadata is not None:
+                self._metadata_bytes += len(event.data)
+                if self._metadata_bytes > self._metadata_limit:
+                    raise PayloadTooLarge(f"the metadata parts exceed {self._metadata_limit} "
+                                          "bytes")
+                part.metadata += event.data
+            else:
+                part.buffer += event.data
+                if len(part.buffer) >= self._archive.settings.stage_buffer_bytes:
+                    await self._write(part)
+        elif part.metadata is None:
+            await self._write(part)
+            if part.staged is not None:
+                await anyio.to_thread.run_sync(part.staged.close)
+
+    async def _write(self, part: _Part) -> None:
+        data, part.buffer = bytes(part.buffer), bytearray()
+        size = part.staged.size if part.staged is not None else 0
+        if size + len(data) > self._archive.settings.max_instance_bytes:
+            raise PayloadTooLarge("a bulk data part is larger than the limit of "
+                                  f"{self._archive.settings.max_instance_bytes} bytes")
+        part.staged = await anyio.to_thread.run_sync(_append, self._archive.blobs,
+                                                     part.staged, data)
+
+    async def _store_all(self) -> None:
+        bulk, duplicated = _bulk_by_location(self._parts)
+        taken: set[str] = set()
+        for instance in self._instances():
+            if isinstance(instance, Outcome):
+                self.results.append(instance)
+                continue
+            outcome = Outcome()
+            ids = identity(instance)
+            outcome.sop_class_uid, outcome.sop_uid = ids.sop_class_uid, ids.sop_uid
+            self.results.append(outcome)
+            await self._store_one(instance, _StagedBulk(bulk, duplicated), taken, outcome)
+        for location in sorted(set(bulk) - taken):
+            self.results.append(Outcome(reason=CANNOT_UNDERSTAND, detail=(
+                f"the bulk data part at Content-Location {location!r} is referenced by no "
+                "instance's BulkDataURI")))
+        for part in self._parts:
+            if part.metadata is None and part.location is None:
+                self.results.append(Outcome(reason=CANNOT_UNDERSTAND, detail=(
+                    f"a {part.media_type} bulk data part has no Content-Location, so no "
+                    "BulkDataURI can refer to it")))
+
+    def _instances(self) -> Iterator[dict[str, Any] | Outcome]:
+        """Each instance of each metadata part, or an Outcome saying why a part is unreadable."""
+        for part in self._parts:
+            if part.metadata is None:
+                continue
+            try:
+                yield from _parse_metadata(part.media_type, bytes(part.metadata))
+            except (XmlModelError, BuildError) as exc:
+                yield Outcome(reason=CANNOT_UNDERSTAND, detail=str(exc))
+
+    async def _store_one(self, instance: dict[str, Any], bulk: "_StagedBulk", taken: set[str],
+                         outcome: Outcome) -> None:
+        archive = self._archive
+        try:
+            staged, record = await anyio.to_thread.run_sync(
+                _build_and_stage, archive.blobs, instance, bulk, taken)
+        except BuildError as exc:
+            outcome.fail(exc.reason, str(exc))
+            return
+        except IngestError as exc:
+            outcome.fail(CANNOT_UNDERSTAND, f"the instance built from the metadata cannot be "
+                         f"read back: {exc}")
+            return
+        outcome.study_uid, outcome.series_uid = record.study_uid, record.series_uid
+        if self._study and record.study_uid != self._study:
+            await anyio.to_thread.run_sync(staged.discard)
+            outcome.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {record.study_uid} "
+                         f"differs from the study in the request URL, {self._study}")
+            return
+        await commit(archive, self._store_id, staged, record, outcome)
+
+
+def _start(headers: Mapping[str, str]) -> _Part:
+    """A new part: metadata if its Content-Type says so, bulk data otherwise."""
+    try:
+        media = parse_media_type(headers.get("content-type", OCTET_STREAM))
+    except ValueError:
+        media = parse_media_type(OCTET_STREAM)
+    location = headers.get("content-location")
+    part = _Part(media.name, media.params.get("transfer-syntax"),
+                 location.strip() if location else None)
+    if media.name in METADATA_TYPES:
+        part.metadata = bytearray()
+    return part
+
+
+def _append(blobs: BlobStore, staged: StagedBlob | None, data: bytes) -> StagedBlob:
+    staged = staged or blobs.stage()
+    staged.write(data)
+    return staged
+
+
+def _parse_metadata(media_type: str, data: bytes) -> list[dict[str, Any]]:
+    """The instances of one metadata part (PS3.18 F.2 JSON array, or PS3.19 XML)."""
+    if media_type == DICOM_XML:
+        return [from_native_xml(data)]
+    try:
+        instances = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BuildError(f"the JSON metadata is not valid JSON: {exc}") from exc
+    if isinstance(instances, dict):
+        instances = [instances]
+    if not isinstance(instances, list) or not all(isinstance(i, dict) for i in instances):
+        raise BuildError("the JSON metadata must be an array of DICOM JSON objects")
+    return instances
+
+
+def _bulk_by_location(parts: list[_Part]) -> tuple[dict[str, _Part], set[str]]:
+    """Bulk parts by Content-Location, and the locations more than one part claims."""
+    found: dict[str, _Part] = {}
+    duplicated: set[str] = set()
+    for part in parts:
+        if part.metadata is not None or part.location is None:
+            continue
+        if part.location in found:
+            duplicated.add(part.location)
+        found[part.location] = part
+    return found, duplicated
+
+
+class _StagedBulk(Mapping[str, BulkPart]):
+    """Bulk parts by location, read from their staged blobs only when an instance takes one."""
+
+    def __init__(self, parts: dict[str, _Part], duplicated: set[str]) -> None:
+        self._parts = parts
+        self._duplicated = duplicated
+
+    def __getitem__(self, location: str) -> BulkPart:
+        if location in self._duplicated:
+            raise BuildError(f"several bulk data parts have Content-Location {location!r}",
+                             DATA_SET_DOES_NOT_MATCH)
+        part = self._parts[location]
+        data = b""
+        if part.staged is not None:
+            with open(part.staged.path, "rb") as file:
+                data = file.read()
+        return BulkPart(part.media_type, part.transfer_syntax, data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+
+def _build_and_stage(blobs: BlobStore, instance: dict[str, Any], bulk: _StagedBulk,
+                     taken: set[str]) -> tuple[StagedBlob, IngestRecord]:
+    """Build the Part 10 bytes, write them to a staged blob and parse them back exactly as a
+    received Part 10 instance is parsed (one worker-thread hop)."""
+    data = build_part10(instance, bulk, taken.add)
+    staged = blobs.stage()
+    try:
+        staged.write(data)
+        staged.close()
+        return staged, read_instance_file(staged.path)
+    except BaseException:
+        staged.discard()
+        raise
