@@ -69,23 +69,37 @@ def identity(instance: Mapping[str, Any]) -> Identity:
     return Identity(_first(instance, "00080016"), _first(instance, "00080018"))
 
 
-def build_part10(instance: dict[str, Any], bulk: Mapping[str, BulkPart],
-                 used: Callable[[str], None]) -> bytes:
-    """The Part 10 bytes of one JSON instance; `bulk` holds the parts by Content-Location and
-    `used` is told each location this instance takes. BuildError says what is wrong."""
+def bulk_references(dataset: Mapping[str, Any]) -> set[str]:
+    """Every BulkDataURI in a DICOM JSON dataset, inside sequences too."""
+    found: set[str] = set()
+    for element in dataset.values():
+        if not isinstance(element, dict):
+            continue
+        if isinstance(element.get("BulkDataURI"), str):
+            found.add(element["BulkDataURI"])
+        if element.get("vr") == "SQ":
+            for item in element.get("Value") or []:
+                if isinstance(item, dict):
+                    found |= bulk_references(item)
+    return found
+
+
+def build_part10(instance: dict[str, Any], bulk: Mapping[str, BulkPart]) -> bytes:
+    """The Part 10 bytes of one JSON instance; `bulk` holds the parts by Content-Location.
+    BuildError says what is wrong."""
     _check_required(instance)
     syntax = _first(instance, TRANSFER_SYNTAX)
     metadata = {k: v for k, v in instance.items() if not k.startswith("0002")}
     pixel = metadata.pop(PIXEL_DATA, None)
     _check_character_set(metadata)
     try:
-        ds = Dataset.from_json(metadata, bulk_data_uri_handler=_bulk_reader(bulk, used))
+        ds = Dataset.from_json(metadata, bulk_data_uri_handler=_bulk_reader(bulk))
     except BuildError:
         raise
     except (ValueError, TypeError, KeyError, binascii.Error) as exc:
         raise BuildError(f"the metadata cannot be read as DICOM JSON: {exc}") from exc
     if pixel is not None:
-        _attach_pixels(ds, pixel, syntax, bulk, used)
+        _attach_pixels(ds, pixel, syntax, bulk)
     ds.file_meta = _file_meta(ds, syntax)
     out = BytesIO()
     dcmwrite(out, ds, implicit_vr=syntax == IMPLICIT_VR_LITTLE_ENDIAN, little_endian=True,
@@ -136,14 +150,13 @@ def _texts(metadata: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _bulk_reader(bulk: Mapping[str, BulkPart],
-                 used: Callable[[str], None]) -> Callable[[str, str, str], bytes]:
+def _bulk_reader(bulk: Mapping[str, BulkPart]) -> Callable[[str, str, str], bytes]:
     """pydicom's BulkDataURI handler: the octet-stream part at that Content-Location."""
     def read(tag: str, vr: str, uri: str) -> bytes:
         if vr not in BULK_VRS:
             raise BuildError(f"{tag} has a BulkDataURI but VR {vr}; bulk data is for "
                              f"{', '.join(sorted(BULK_VRS))}")
-        part = _take(bulk, uri, tag, used)
+        part = _take(bulk, uri, tag)
         if part.media_type != OCTET_STREAM:
             raise BuildError(f"{tag} is sent as {part.media_type}; only Pixel Data may be "
                              f"compressed, other bulk data is {OCTET_STREAM}")
@@ -151,18 +164,16 @@ def _bulk_reader(bulk: Mapping[str, BulkPart],
     return read
 
 
-def _take(bulk: Mapping[str, BulkPart], uri: str, tag: str,
-          used: Callable[[str], None]) -> BulkPart:
+def _take(bulk: Mapping[str, BulkPart], uri: str, tag: str) -> BulkPart:
     part = bulk.get(uri)
     if part is None:
         raise BuildError(f"{tag} refers to bulk data {uri!r}, but no part has that "
                          "Content-Location", DATA_SET_DOES_NOT_MATCH)
-    used(uri)
     return part
 
 
 def _attach_pixels(ds: Dataset, pixel: dict[str, Any], syntax: str,
-                   bulk: Mapping[str, BulkPart], used: Callable[[str], None]) -> None:
+                   bulk: Mapping[str, BulkPart]) -> None:
     """Pixel Data from its bulk part, native or encapsulated as the syntax says, checked
     against the Image Pixel module."""
     if "InlineBinary" in pixel:
@@ -170,7 +181,7 @@ def _attach_pixels(ds: Dataset, pixel: dict[str, Any], syntax: str,
     uri = pixel.get("BulkDataURI")
     if not uri:
         raise BuildError("Pixel Data (7FE00010) has no BulkDataURI")
-    part = _take(bulk, uri, PIXEL_DATA, used)
+    part = _take(bulk, uri, PIXEL_DATA)
     try:
         desc = describe(ds)
     except PixelError as exc:

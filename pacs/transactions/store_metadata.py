@@ -16,7 +16,13 @@ import orjson
 
 from pacs.archive import Archive
 from pacs.dicom_codecs.dicom_xml import XmlModelError, from_native_xml
-from pacs.dicom_codecs.instance_builder import BuildError, BulkPart, build_part10, identity
+from pacs.dicom_codecs.instance_builder import (
+    BuildError,
+    BulkPart,
+    build_part10,
+    bulk_references,
+    identity,
+)
 from pacs.dicom_codecs.transfer_syntaxes import OCTET_STREAM
 from pacs.errors import CANNOT_UNDERSTAND, DATA_SET_DOES_NOT_MATCH, BadRequest, PayloadTooLarge
 from pacs.http.media_types import parse_media_type
@@ -98,18 +104,22 @@ class MetadataReceiver:
                                                      part.staged, data)
 
     async def _store_all(self) -> None:
+        if all(part.metadata is None for part in self._parts):
+            raise BadRequest("the request has no application/dicom+json or "
+                             "application/dicom+xml metadata part")
         bulk, duplicated = _bulk_by_location(self._parts)
-        taken: set[str] = set()
+        referenced: set[str] = set()
         for instance in self._instances():
             if isinstance(instance, Outcome):
                 self.results.append(instance)
                 continue
+            referenced |= bulk_references(instance)
             outcome = Outcome()
             ids = identity(instance)
             outcome.sop_class_uid, outcome.sop_uid = ids.sop_class_uid, ids.sop_uid
             self.results.append(outcome)
-            await self._store_one(instance, _StagedBulk(bulk, duplicated), taken, outcome)
-        for location in sorted(set(bulk) - taken):
+            await self._store_one(instance, _StagedBulk(bulk, duplicated), outcome)
+        for location in sorted(set(bulk) - referenced):
             self.results.append(Outcome(reason=CANNOT_UNDERSTAND, detail=(
                 f"the bulk data part at Content-Location {location!r} is referenced by no "
                 "instance's BulkDataURI")))
@@ -129,12 +139,12 @@ class MetadataReceiver:
             except (XmlModelError, BuildError) as exc:
                 yield Outcome(reason=CANNOT_UNDERSTAND, detail=str(exc))
 
-    async def _store_one(self, instance: dict[str, Any], bulk: "_StagedBulk", taken: set[str],
+    async def _store_one(self, instance: dict[str, Any], bulk: "_StagedBulk",
                          outcome: Outcome) -> None:
         archive = self._archive
         try:
             staged, record = await anyio.to_thread.run_sync(
-                _build_and_stage, archive.blobs, instance, bulk, taken)
+                _build_and_stage, archive.blobs, instance, bulk)
         except BuildError as exc:
             outcome.fail(exc.reason, str(exc))
             return
@@ -224,11 +234,11 @@ class _StagedBulk(Mapping[str, BulkPart]):
         return len(self._parts)
 
 
-def _build_and_stage(blobs: BlobStore, instance: dict[str, Any], bulk: _StagedBulk,
-                     taken: set[str]) -> tuple[StagedBlob, IngestRecord]:
+def _build_and_stage(blobs: BlobStore, instance: dict[str, Any],
+                     bulk: _StagedBulk) -> tuple[StagedBlob, IngestRecord]:
     """Build the Part 10 bytes, write them to a staged blob and parse them back exactly as a
     received Part 10 instance is parsed (one worker-thread hop)."""
-    data = build_part10(instance, bulk, taken.add)
+    data = build_part10(instance, bulk)
     staged = blobs.stage()
     try:
         staged.write(data)
