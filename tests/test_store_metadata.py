@@ -246,6 +246,16 @@ def test_native_pixels_from_octet_stream_and_inline_binary(server: LiveServer) -
     assert str(ds.PatientName) == "Ünïcødé^Zoë"
 
 
+def test_a_first_part_without_content_type_is_the_metadata(server: LiveServer) -> None:
+    """The request's type names the metadata part when the part itself does not."""
+    uids = uid_set()
+    data = body([_json(json_instance(uids))], [("jpeg-image", "image/jpeg", photo())])
+    data = data.replace(b"Content-Type: application/dicom+json\r\n", b"", 1)
+    response = stow(server, data)
+    assert response.status_code == 200, response.text
+    assert stored(response) == [uids["sop"]]
+
+
 def test_several_instances_and_a_json_response(server: LiveServer) -> None:
     jpeg = photo()
     first, second = uid_set(), uid_set()

@@ -54,7 +54,8 @@ async def store_instances(request: Request) -> Response:
     except NotAcceptable:  # STOW answers even an odd Accept (Google's docs send one)
         response_type = "application/dicom+xml"
     part_type, events = _events(request, archive)
-    receiver = (MetadataReceiver(archive, store.id, study) if part_type in METADATA_TYPES
+    receiver = (MetadataReceiver(archive, store.id, study, part_type)
+                if part_type in METADATA_TYPES
                 else _Receiver(archive, store.id, study))
     await receiver.receive(events)
     results = receiver.results

@@ -52,8 +52,10 @@ class _Part:
 class MetadataReceiver:
     """Receives the parts, then builds and stores each instance the metadata describes."""
 
-    def __init__(self, archive: Archive, store_id: int, study: str | None) -> None:
+    def __init__(self, archive: Archive, store_id: int, study: str | None,
+                 metadata_type: str) -> None:
         self._archive = archive
+        self._metadata_type = metadata_type
         self._store_id = store_id
         self._study = study
         self._metadata_limit = archive.settings.max_metadata_bytes
@@ -75,7 +77,7 @@ class MetadataReceiver:
 
     async def _handle(self, event: Event) -> None:
         if isinstance(event, PartStart):
-            self._parts.append(_start(event.headers))
+            self._parts.append(_start(event.headers, self._metadata_type, not self._parts))
             return
         part = self._parts[-1]
         if isinstance(event, PartData):
@@ -161,10 +163,12 @@ class MetadataReceiver:
         await commit(archive, self._store_id, staged, record, outcome)
 
 
-def _start(headers: Mapping[str, str]) -> _Part:
-    """A new part: metadata if its Content-Type says so, bulk data otherwise."""
+def _start(headers: Mapping[str, str], metadata_type: str, first: bool) -> _Part:
+    """A new part: metadata if its Content-Type says so (or, lacking one, if it is the first
+    part: the request's type names it, PS3.18 10.5.1.2.2), bulk data otherwise."""
+    default = metadata_type if first and "content-location" not in headers else OCTET_STREAM
     try:
-        media = parse_media_type(headers.get("content-type", OCTET_STREAM))
+        media = parse_media_type(headers.get("content-type", default))
     except ValueError:
         media = parse_media_type(OCTET_STREAM)
     location = headers.get("content-location")
