@@ -331,6 +331,37 @@ def _jpegxl(lossless: bool) -> Encoder:
     return encode
 
 
+# JPEG XL JPEG Recompression (PS3.5 A.4.12): a JPEG baseline bitstream repacked losslessly,
+# from which the same JPEG can be rebuilt bit for bit.
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_XL_RECOMPRESSION = "1.2.840.10008.1.2.4.111"
+
+
+def _jxl_from_jpeg(data: bytes) -> bytes:
+    if data.endswith(b"\xff\xd9\x00"):
+        data = data[:-1]  # the fragment's padding to even length is not part of the JPEG
+    try:
+        return bytes(imagecodecs.jpegxl_encode_jpeg(data))
+    except imagecodecs.JpegxlError as exc:
+        raise PixelError(f"this JPEG cannot be recompressed as JPEG XL (libjxl takes 8-bit "
+                         f"Huffman JPEG only): {exc}") from exc
+
+
+def _jpeg_from_jxl(data: bytes) -> bytes:
+    try:
+        return bytes(imagecodecs.jpegxl_decode_jpeg(data, numthreads=1))
+    except imagecodecs.JpegxlError as exc:
+        raise PixelError(f"this JPEG XL holds no reconstructible JPEG: {exc}") from exc
+
+
+# Conversions between bitstreams that keep every sample: tried before decoding and
+# re-encoding, and the only way into JPEG XL JPEG Recompression.
+BITSTREAM_CONVERSIONS: dict[tuple[str, str], Callable[[bytes], bytes]] = {
+    (JPEG_BASELINE, JPEG_XL_RECOMPRESSION): _jxl_from_jpeg,
+    (JPEG_XL_RECOMPRESSION, JPEG_BASELINE): _jpeg_from_jxl,
+}
+
+
 # --- RLE (PS3.5 G) ------------------------------------------------------------------------
 
 def _rle_refuse(desc: PixelDescription) -> str | None:
@@ -389,7 +420,7 @@ _ALL = (
     Codec("1.2.840.10008.1.2.2", _native_decode(True), None, False),
     Codec("1.2.840.10008.1.2.8.1", _deflate_decode, _deflate_encode, True, _pixel_data_only),
     Codec("1.2.840.10008.1.2.5", _rle_decode, _rle_encode, True, _rle_refuse),
-    Codec("1.2.840.10008.1.2.4.50", _jpeg, _jpeg_baseline, True, _LOSSY_8,
+    Codec(JPEG_BASELINE, _jpeg, _jpeg_baseline, True, _LOSSY_8,
           lossy_method="ISO_10918_1"),
     Codec("1.2.840.10008.1.2.4.51", _jpeg, _jpeg_extended, True, _LOSSY_12,
           lossy_method="ISO_10918_1"),
@@ -406,7 +437,8 @@ _ALL = (
     Codec("1.2.840.10008.1.2.4.203", _j2k_decode, _htj2k(False), True, _WAVELET_LOSSY,
           lossy_method="ISO_15444_15"),
     Codec("1.2.840.10008.1.2.4.110", _jxl_decode, _jpegxl(True), True, _LOSSLESS_16),
-    Codec("1.2.840.10008.1.2.4.111", _jxl_decode, None, True),
+    Codec(JPEG_XL_RECOMPRESSION, _decoding(imagecodecs.jpegxl_decode, _colour_as_rgb), None,
+          True),
     Codec("1.2.840.10008.1.2.4.112", _jxl_decode, _jpegxl(False), True, _JXL_LOSSY,
           lossy_method="ISO_18181_1"),
 )
@@ -428,5 +460,8 @@ def encode_refusal(uid: str, desc: PixelDescription) -> str | None:
     """Why frames described by `desc` cannot be encoded in `uid`, or None if they can."""
     codec = CODECS.get(uid)
     if codec is None or codec.encode is None:
+        sources = [s for s, t in BITSTREAM_CONVERSIONS if t == uid]
+        if sources:
+            return f"transfer syntax {uid} is made only from {', '.join(sources)} frames"
         return f"this server does not encode transfer syntax {uid}"
     return codec.refuse(desc)

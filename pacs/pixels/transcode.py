@@ -18,7 +18,13 @@ from pacs.dicom_codecs.transfer_syntaxes import (
     NATIVE_LITTLE_ENDIAN,
     same_frame_bytes,
 )
-from pacs.pixels.codecs import CODECS, Encoded, codec_for, encode_refusal
+from pacs.pixels.codecs import (
+    BITSTREAM_CONVERSIONS,
+    CODECS,
+    Encoded,
+    codec_for,
+    encode_refusal,
+)
 from pacs.pixels.description import PIXEL_KEYWORDS, PixelDescription, PixelError, describe
 from pacs.pixels.source import dataset_frames
 
@@ -28,7 +34,11 @@ PIXEL_DATA = 0x7FE00010
 
 def transcode_frame(data: bytes, stored: str, target: str,
                     desc: PixelDescription) -> Encoded:
-    """One stored frame in `target`; PixelError with the reason when impossible."""
+    """One stored frame in `target`; PixelError with the reason when impossible. A lossless
+    bitstream conversion, where one exists, is preferred to decoding and re-encoding."""
+    convert = BITSTREAM_CONVERSIONS.get((stored, target))
+    if convert is not None:
+        return Encoded(convert(data), desc.photometric)
     reason = encode_refusal(target, desc)
     if reason:
         raise PixelError(reason)
@@ -43,7 +53,7 @@ def transcode_refusal(stored: str, target: str, desc: PixelDescription | None) -
         return None
     if stored not in CODECS:
         return f"pixel data in transfer syntax {stored} cannot be decoded here"
-    if _same_pixel_bytes(stored, target):
+    if _same_pixel_bytes(stored, target) or (stored, target) in BITSTREAM_CONVERSIONS:
         return None
     return encode_refusal(target, desc)
 
@@ -106,7 +116,7 @@ def _reencode_pixels(ds: Dataset, desc: PixelDescription, stored: str, target: s
     if desc.samples > 1:
         ds.PlanarConfiguration = desc.planar if not codec.encapsulated and \
             not desc.subsampled else 0
-    if codec.lossy_method:
+    if codec.lossy_method and (stored, target) not in BITSTREAM_CONVERSIONS:
         _mark_lossy(ds, stored, codec.lossy_method, desc.frame_bytes * len(encoded),
                     sum(len(e.data) for e in encoded))
 
