@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pacs.archive import locate
+from pacs.archive import Archive, locate
 from pacs.dicom_codecs.transfer_syntaxes import (
     DEFAULT_TRANSFER_SYNTAX,
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -27,7 +27,7 @@ from pacs.http.responses import blob_spans, multipart_response
 from pacs.pixels.description import PixelDescription
 from pacs.pixels.engine import PixelEngine
 from pacs.pixels.transcode import transcode_refusal
-from storage.protocols import BlobStore
+from storage.ingest import Span
 from storage.rows import InstanceLocation
 
 OFFERS = tuple(Offer(True, media_type) for media_type in (*FRAME_SYNTAXES, PNG))
@@ -47,10 +47,11 @@ def parse_frame_list(text: str, limit: int) -> list[int]:
     return numbers
 
 
-def checked_frames(item: InstanceLocation, desc: PixelDescription | None,
-                   numbers: list[int]) -> None:
-    """400 unless every frame number exists in the instance."""
-    count = len(item.frames()) or (desc.frames if desc is not None else 0)
+def checked_frames(item: InstanceLocation, spans: list[list[Span]],
+                   desc: PixelDescription | None, numbers: list[int]) -> None:
+    """400 unless every frame number exists in the instance (counted by its recorded frame
+    spans, else by its header)."""
+    count = len(spans) or (desc.frames if desc is not None else 0)
     if count == 0:
         raise BadRequest(f"instance {item.sop_uid} has no pixel data frames that can be "
                          "retrieved")
@@ -94,31 +95,26 @@ async def retrieve_frames(request: Request) -> Response:
                                archive.settings.max_frames_per_request)
     item = found[0]
     stored = item.transfer_syntax_uid
+    spans = item.frames()
     accept = request.headers.get("accept")
     liked = preferred(accept, OFFERS)
     # frames wanted as stored need no pixel description: they are read at recorded spans
-    as_stored = liked is not None and item.frames() and _as_stored_target(liked, stored)
+    as_stored = liked is not None and spans and _as_stored_target(liked, stored)
     desc = None if as_stored else await archive.pixels.description(item)
-    checked_frames(item, desc, numbers)
+    checked_frames(item, spans, desc, numbers)
     available = [OFFERS[0].describe(AS_STORED), OFFERS[0].describe(EXPLICIT_VR_LITTLE_ENDIAN)]
     if frame_media_type(stored) != OCTET_STREAM:
         available.append(Offer(True, frame_media_type(stored)).describe(stored))
     choice = negotiate(accept, OFFERS, available, lambda rep: frame_refusal(rep, stored, desc))
     target = target_syntax(choice, stored)
-    if target == AS_STORED and not item.frames():
+    if target == AS_STORED and not spans:
         target = EXPLICIT_VR_LITTLE_ENDIAN  # a deflated dataset: frames exist only inflated
     if target == AS_STORED or same_frame_bytes(stored, target):
-        return _as_stored(archive.blobs, archive.settings.read_chunk_bytes, item, numbers)
-    part_type = PNG if target == PNG else f"{choice.media_type}; transfer-syntax={target}"
-    first = await archive.pixels.frame(item, numbers[0], target)  # errors before the headers
-    parts = [Part({"Content-Type": part_type}, _transcoded(archive.pixels, item, n, target),
-                  len(first.data) if i == 0 else None)
-             for i, n in enumerate(numbers)]
-    params = {} if target == PNG else {"transfer-syntax": target}
-    return multipart_response(parts, choice.media_type, params)
+        return _as_stored(archive, item, spans, numbers)
+    return await _transcoded_frames(archive.pixels, item, numbers, choice.media_type, target)
 
 
-def _as_stored(blobs: BlobStore, chunk: int, item: InstanceLocation,
+def _as_stored(archive: Archive, item: InstanceLocation, spans: list[list[Span]],
                numbers: list[int]) -> Response:
     """The stored bytes of each frame, under the stored syntax's frame media type."""
     stored = item.transfer_syntax_uid
@@ -126,12 +122,24 @@ def _as_stored(blobs: BlobStore, chunk: int, item: InstanceLocation,
     label = EXPLICIT_VR_LITTLE_ENDIAN if same_frame_bytes(stored, EXPLICIT_VR_LITTLE_ENDIAN) \
         else stored
     part_type = f"{media_type}; transfer-syntax={label}"
-    frames = item.frames()
+    chunk = archive.settings.read_chunk_bytes
     parts = [Part({"Content-Type": part_type},
-                  blob_spans(blobs, item.blob_name, frames[number - 1], chunk),
-                  sum(fragment.length for fragment in frames[number - 1]))
+                  blob_spans(archive.blobs, item.blob_name, spans[number - 1], chunk),
+                  sum(fragment.length for fragment in spans[number - 1]))
              for number in numbers]
     return multipart_response(parts, media_type, {"transfer-syntax": label})
+
+
+async def _transcoded_frames(pixels: PixelEngine, item: InstanceLocation, numbers: list[int],
+                             media_type: str, target: str) -> Response:
+    """Each frame decoded and encoded in `target` (or as PNG), one at a time as it is sent."""
+    part_type = PNG if target == PNG else f"{media_type}; transfer-syntax={target}"
+    first = await pixels.frame(item, numbers[0], target)  # errors before the headers
+    parts = [Part({"Content-Type": part_type}, _transcoded(pixels, item, n, target),
+                  len(first.data) if i == 0 else None)
+             for i, n in enumerate(numbers)]
+    params = {} if target == PNG else {"transfer-syntax": target}
+    return multipart_response(parts, media_type, params)
 
 
 async def _transcoded(pixels: PixelEngine, item: InstanceLocation, number: int,

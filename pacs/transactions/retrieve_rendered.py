@@ -71,7 +71,7 @@ async def _jobs(request: Request, archive: Archive, found: list[InstanceLocation
         numbers = parse_frame_list(request.path_params["frames"], settings.max_frames_per_request)
     else:
         numbers = list(range(1, (desc.frames if desc else 1) + 1))
-    checked_frames(item, desc, numbers)
+    checked_frames(item, item.frames(), desc, numbers)
     if multipart:
         return [(item, [n]) for n in numbers]
     if media_type != GIF:
