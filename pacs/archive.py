@@ -82,12 +82,18 @@ def target_of(request: Request) -> Target:
                   path_uid(request, "instance") if "instance" in params else None)
 
 
-async def locate(request: Request) -> tuple[Archive, list[InstanceLocation]]:
-    """The instances under the request's target, in order; 404 if there are none."""
+async def addressed(request: Request) -> tuple[Archive, int, Target]:
+    """The archive, the addressed store's id and the study, series or instance in the path
+    (404 for an unknown store, 400 for a bad UID)."""
     archive = archive_of(request)
     store = await resolve_store(request)
-    target = target_of(request)
-    found = await archive.index.locate(store.id, target.study, target.series, target.instance)
+    return archive, store.id, target_of(request)
+
+
+async def locate(request: Request) -> tuple[Archive, list[InstanceLocation]]:
+    """The instances under the request's target, in order; 404 if there are none."""
+    archive, store_id, target = await addressed(request)
+    found = await archive.index.locate(store_id, target.study, target.series, target.instance)
     if not found:
         raise NotFound(f"{target.describe()} not found")
     return archive, found

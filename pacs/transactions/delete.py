@@ -5,16 +5,14 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pacs.archive import archive_of, resolve_store, target_of
+from pacs.archive import addressed
 from pacs.errors import NotFound
 
 
 async def delete(request: Request) -> Response:
     """Remove everything under the addressed resource; 200 `{}` (Google's DeleteInstance)."""
-    archive = archive_of(request)
-    store = await resolve_store(request)
-    target = target_of(request)
-    blob_names = await archive.index.delete(store.id, target.study, target.series,
+    archive, store_id, target = await addressed(request)
+    blob_names = await archive.index.delete(store_id, target.study, target.series,
                                             target.instance)
     if blob_names is None:
         raise NotFound(f"{target.describe()} not found")

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from pacs.archive import Archive, archive_of, locate, resolve_store, target_of
+from pacs.archive import Archive, addressed, locate
 from pacs.dicom_codecs.transfer_syntaxes import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -121,10 +121,8 @@ async def _transcoded(ahead: Lookahead, index: int) -> AsyncIterator[bytes]:
 async def retrieve_metadata(request: Request) -> Response:
     """GET …/metadata of a study, series or instance as a DICOM JSON array (PS3.18 10.4.1.2)."""
     choice = negotiate(request.headers.get("accept"), _METADATA_OFFERS, [DICOM_JSON])
-    archive = archive_of(request)
-    store = await resolve_store(request)
-    target = target_of(request)
-    rows = await archive.index.metadata(store.id, target.study, target.series, target.instance)
+    archive, store_id, target = await addressed(request)
+    rows = await archive.index.metadata(store_id, target.study, target.series, target.instance)
     if not rows:
         raise NotFound(f"{target.describe()} not found")
     prefix = f'"BulkDataURI":"{dicomweb_root(request)}/'.encode()
