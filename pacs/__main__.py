@@ -4,22 +4,21 @@ import argparse
 import asyncio
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
 
-from pacs.app import create_app, open_archive
+from pacs.app import create_app
+from pacs.names import StoreName
+from pacs.service.archive import open_archive
 from pacs.settings import SETTINGS_VARIABLE, Settings
 
 
 def _store(value: str) -> str:
-    parts = value.strip("/").split("/")
-    if len(parts) != 8 or [parts[i] for i in (0, 2, 4, 6)] != \
-            ["projects", "locations", "datasets", "dicomStores"] or not all(parts[1::2]):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not projects/P/locations/L/datasets/D/dicomStores/S")
-    return "/".join(parts)
+    try:
+        return str(StoreName.parse(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -39,9 +38,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def _prepare(settings: Settings) -> None:
-    """Migrate, create the stores and sweep once, before any worker serves."""
+    """Migrate and create the stores once, before any worker serves."""
     archive = await open_archive(settings)
-    await archive.index.close()
+    await archive.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
         return
     asyncio.run(_prepare(settings))
-    os.environ[SETTINGS_VARIABLE] = replace(settings, sweep_on_start=False).to_env()
+    os.environ[SETTINGS_VARIABLE] = settings.to_env()
     uvicorn.run("pacs.app:app_from_env", factory=True, workers=args.workers, host=args.host,
                 port=args.port, log_level="info")
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from pacs.names import ROUTE
 from pacs.transactions import (
     delete,
     retrieve,
@@ -21,8 +22,7 @@ STUDY = "/studies/{study}"
 SERIES = STUDY + "/series/{series}"
 INSTANCE = SERIES + "/instances/{instance}"
 FRAMES = INSTANCE + "/frames/{frames}"
-GOOGLE_STORE = ("/{version}/projects/{project}/locations/{location}/datasets/{dataset}"
-                "/dicomStores/{store}/dicomWeb")
+GOOGLE_STORE = "/{version}" + ROUTE + "/dicomWeb"
 
 
 async def healthz(request: Request) -> Response:

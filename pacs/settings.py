@@ -5,8 +5,8 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-DEFAULT_STORE = "projects/local/locations/local/datasets/default/dicomStores/default"
-PROFILES = ("full", "google")
+from pacs.names import DEFAULT_STORE
+
 SETTINGS_VARIABLE = "PACS_SETTINGS"
 
 
@@ -16,22 +16,23 @@ class Settings:
 
     data_dir: Path = Path("pacs-data")
     stores: tuple[str, ...] = ()  # further stores: projects/P/locations/L/datasets/D/dicomStores/S
-    default_store: str = DEFAULT_STORE
+    default_store: str = str(DEFAULT_STORE)
     cors_origins: tuple[str, ...] = ("*",)
     max_part_header_bytes: int = 16 * 1024  # headers of one multipart part
     max_instance_bytes: int = 4 * 1024**3  # one stored object (Google: 4 GB per tag)
     max_metadata_bytes: int = 64 * 1024**2  # JSON or XML metadata parts of one request
     stage_buffer_bytes: int = 1024 * 1024  # request bytes buffered before a write to staging
     read_chunk_bytes: int = 1024 * 1024  # blob bytes per read when streaming a retrieve
-    qido_default_limit: int = 1000  # results per page when the query gives no limit
-    qido_max_limit: int = 10_000
     max_frames_per_request: int = 10_000
     max_transcode_bytes: int = 1024**3  # an instance transcoded whole (Google: 1 GB)
     max_animated_frames: int = 256  # frames in one rendered GIF (each is held while encoding)
     index_readers: int = 4
     pixel_workers: int = 0  # threads decoding, encoding and rendering at once (0: one per core)
     pixel_cache_bytes: int = 256 * 1024**2  # transcoded frames and rendered pictures kept
-    sweep_on_start: bool = True  # remove staging leftovers and unreferenced blobs at startup
+    store_cache_seconds: float = 2.0  # a store found by name is looked up again after this
+    cleanup_interval_seconds: float = 600.0  # between sweeps for leftovers of interrupted work
+    staging_grace_seconds: float = 6 * 3600.0  # an untouched staged blob is abandoned after
+    orphan_grace_seconds: float = 3600.0  # a blob no index row points at is removed after
     query_time_limit_seconds: float = 30.0
 
     def to_env(self) -> str:

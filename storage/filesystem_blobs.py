@@ -1,29 +1,55 @@
 """Blobs as files: staged in `staging/`, fsync'd, then atomically renamed into `blobs/`.
 
 Names are fresh UUIDs, never reused, so a name in the index always means the same bytes.
+A blob's age is its file's modification time: the last byte written before its commit.
 """
 
 import hashlib
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from storage.protocols import StagedBlob
+
+
+class _Receiving:
+    """The staging files this process has open, which its cleanup never removes."""
+
+    def __init__(self) -> None:
+        self._paths: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def add(self, path: Path) -> None:
+        with self._lock:
+            self._paths.add(path)
+
+    def remove(self, path: Path) -> None:
+        with self._lock:
+            self._paths.discard(path)
+
+    def __contains__(self, path: object) -> bool:
+        with self._lock:
+            return path in self._paths
 
 
 class FileStagedBlob:
     """A file being received in the staging directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, receiving: _Receiving) -> None:
         self._path = directory / f"{uuid.uuid4().hex}.part"
+        self._receiving = receiving
+        receiving.add(self._path)
         self._file = open(self._path, "xb")  # noqa: SIM115 - closed by commit/discard
         self._hash = hashlib.sha256()
         self._size = 0
 
     @property
-    def path(self) -> str:
-        return str(self._path)
+    def path(self) -> Path:
+        return self._path
 
     @property
     def size(self) -> int:
@@ -41,6 +67,9 @@ class FileStagedBlob:
     def close(self) -> None:
         self._file.close()
 
+    def open(self) -> BinaryIO:
+        return open(self._path, "rb")  # noqa: SIM115 - the caller closes it
+
     def make_durable(self) -> None:
         """fsync the complete file (any descriptor of it will do on POSIX)."""
         self._file.close()
@@ -53,6 +82,11 @@ class FileStagedBlob:
     def discard(self) -> None:
         self._file.close()
         self._path.unlink(missing_ok=True)
+        self.released()
+
+    def released(self) -> None:
+        """The file is committed or gone: no longer this process's to keep."""
+        self._receiving.remove(self._path)
 
 
 class FilesystemBlobStore:
@@ -63,9 +97,10 @@ class FilesystemBlobStore:
         self._staging = root / "staging"
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._staging.mkdir(parents=True, exist_ok=True)
+        self._receiving = _Receiving()
 
     def stage(self) -> FileStagedBlob:
-        return FileStagedBlob(self._staging)
+        return FileStagedBlob(self._staging, self._receiving)
 
     def commit(self, staged: StagedBlob) -> str:
         if not isinstance(staged, FileStagedBlob):
@@ -75,6 +110,7 @@ class FilesystemBlobStore:
         target = self._path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged.path, target)
+        staged.released()
         _fsync_dir(target.parent)
         return name
 
@@ -88,20 +124,33 @@ class FilesystemBlobStore:
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
 
-    def names(self) -> Iterator[str]:
-        """Every blob stored; files that are not blobs (a stray `.DS_Store`) are skipped."""
+    def names(self, older_than: float) -> Iterator[str]:
+        """Files that are not blobs (a stray `.DS_Store`) are skipped."""
         for path in self._blobs.glob("*/*/*"):
-            if _is_blob_name(path.name) and path.parent == self._path(path.name).parent:
+            if _is_blob_name(path.name) and path.parent == self._path(path.name).parent \
+                    and _age(path) > older_than:
                 yield path.name
 
-    def discard_staging(self) -> None:
+    def discard_staging(self, older_than: float) -> int:
+        removed = 0
         for path in self._staging.iterdir():
-            path.unlink(missing_ok=True)
+            if path not in self._receiving and _age(path) > older_than:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def _path(self, name: str) -> Path:
         if not _is_blob_name(name):
             raise ValueError(f"not a blob name: {name!r}")
         return self._blobs / name[:2] / name[2:4] / name
+
+
+def _age(path: Path) -> float:
+    """Seconds since the file was last written (infinite once it is gone)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _is_blob_name(name: str) -> bool:

@@ -1,57 +1,140 @@
 """The two seams of the archive: where bytes live (BlobStore) and what is known about them
-(InstanceIndex). Everything else is concrete; a deployment swaps these for S3 and PostgreSQL."""
+(InstanceIndex). Everything else is concrete; a deployment swaps these for S3 and PostgreSQL,
+and `tests/storage/test_contracts.py` holds every implementation to what is written here.
 
-from collections.abc import Iterator
-from typing import Protocol
+Blocking or not: BlobStore and StagedBlob methods block (disk or network I/O); callers run
+them in a worker thread. InstanceIndex methods are coroutines and never block the loop.
+"""
 
-from storage.ingest import IngestRecord
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Protocol
+
 from storage.query import Query, SearchResult
-from storage.rows import AddOutcome, InstanceLocation, StoreRow
+from storage.rows import AddOutcome, InstanceLocation, InstanceMetadata, InstanceRecord, StoreRow
 
 
 class StagedBlob(Protocol):
-    """A blob being received: written in order, hashed as it goes, not yet visible."""
+    """A blob being received: written in order, hashed as it goes, invisible to readers
+    until its store commits it. Blocking."""
 
     @property
-    def path(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def sha256(self) -> str: ...
-    def write(self, data: bytes) -> None: ...
-    def close(self) -> None:
-        """No more bytes: the blob is complete and readable at `path` (holds no descriptor)."""
+    def size(self) -> int:
+        """Bytes written so far."""
         ...
-    def discard(self) -> None: ...
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bytes written so far."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Append `data`. Raises OSError when the bytes cannot be kept (disk full)."""
+        ...
+
+    def close(self) -> None:
+        """No more bytes: the blob is complete and can be opened; holds no descriptor."""
+        ...
+
+    def open(self) -> BinaryIO:
+        """A seekable reader of the complete blob (after `close`), to be closed by the
+        caller."""
+        ...
+
+    def discard(self) -> None:
+        """Forget the blob and its bytes; safe to call more than once, and after a failed
+        commit."""
+        ...
 
 
 class BlobStore(Protocol):
-    """Immutable, never-reused blobs. Blocking calls: run them in a worker thread."""
+    """Immutable blobs under names never reused, so a name always means the same bytes.
+    Blocking: run every method in a worker thread."""
 
-    def stage(self) -> StagedBlob: ...
-    def commit(self, staged: StagedBlob) -> str:
-        """Make the staged blob durable under a new name and return the name."""
+    def stage(self) -> StagedBlob:
+        """A new, empty staged blob of this store."""
         ...
-    def read(self, name: str, offset: int, length: int) -> bytes: ...
-    def delete(self, name: str) -> None: ...
-    def names(self) -> Iterator[str]: ...
-    def discard_staging(self) -> None: ...
+
+    def commit(self, staged: StagedBlob) -> str:
+        """Make the complete staged blob durable under a new name and return the name; only
+        then may an index row point at it. Raises OSError if it cannot be made durable (the
+        staged blob is left to be discarded) and TypeError for another store's blob."""
+        ...
+
+    def read(self, name: str, offset: int, length: int) -> bytes:
+        """Up to `length` bytes of blob `name` from `offset`; fewer only at its end. Raises
+        FileNotFoundError for a name that is not stored and ValueError for one that could
+        not be a name."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove blob `name`; nothing happens if it is not stored."""
+        ...
+
+    def names(self, older_than: float) -> Iterator[str]:
+        """Every stored blob committed more than `older_than` seconds ago, in no order."""
+        ...
+
+    def discard_staging(self, older_than: float) -> int:
+        """Remove staged blobs untouched for `older_than` seconds and not being received by
+        this process (leftovers of interrupted requests); return how many went."""
+        ...
 
 
 class InstanceIndex(Protocol):
-    """Stores, studies, series and instances with what Search and Retrieve need."""
+    """Stores, studies, series and instances with what Search and Retrieve need. Every
+    method is a coroutine; a read may raise QueryTimeout-like errors of its implementation
+    when it runs past the configured limit."""
 
-    async def migrate(self) -> list[str]: ...
-    async def ensure_store(self, name: str, profile: str) -> StoreRow: ...
-    async def get_store(self, name: str) -> StoreRow | None: ...
-    async def add_instance(self, store_id: int, record: IngestRecord, blob_name: str,
-                           blob_size: int, sha256: str) -> AddOutcome: ...
-    async def search(self, store_id: int, query: Query) -> SearchResult: ...
+    async def migrate(self) -> list[str]:
+        """Bring the schema up to date; return the names of the migrations applied. Safe to
+        call from several processes at once."""
+        ...
+
+    async def ensure_store(self, name: str, profile: str) -> StoreRow:
+        """The store `name`, created with `profile` if it does not exist (an existing store
+        keeps its profile)."""
+        ...
+
+    async def get_store(self, name: str) -> StoreRow | None:
+        """The store `name`, or None."""
+        ...
+
+    async def add_instance(self, store_id: int, record: InstanceRecord, blob_name: str,
+                           blob_size: int, sha256: str) -> AddOutcome:
+        """Index a committed blob in one transaction, creating its study and series rows:
+        STORED; DUPLICATE if the same SOP Instance UID is stored with the same `sha256`;
+        CONFLICT if with another; SERIES_CONFLICT if its series belongs to another study.
+        Anything but STORED changes nothing."""
+        ...
+
+    async def search(self, store_id: int, query: Query) -> SearchResult:
+        """One page of `query`'s matches (PS3.4 C.2.2.2 matching), in study, series number,
+        instance number order, and whether more exist beyond it."""
+        ...
+
     async def locate(self, store_id: int, study: str, series: str | None = None,
-                     instance: str | None = None) -> list[InstanceLocation]: ...
+                     instance: str | None = None) -> list[InstanceLocation]:
+        """Where each instance under the study, series or instance is, in series number and
+        instance number order; empty if there is none."""
+        ...
+
     async def metadata(self, store_id: int, study: str, series: str | None = None,
-                       instance: str | None = None) -> list[bytes]: ...
+                       instance: str | None = None) -> list[InstanceMetadata]:
+        """The stored DICOM JSON of each instance under the study, series or instance, in
+        the order of `locate`; empty if there is none."""
+        ...
+
     async def delete(self, store_id: int, study: str, series: str | None = None,
-                     instance: str | None = None) -> list[str] | None: ...
-    async def blob_names(self) -> set[str]: ...
-    async def close(self) -> None: ...
+                     instance: str | None = None) -> list[str] | None:
+        """Remove the instances under the study, series or instance, and series and studies
+        left empty, in one transaction; return the blob names they had (to be deleted
+        after), or None if there were none."""
+        ...
+
+    async def referenced(self, blob_names: Sequence[str]) -> set[str]:
+        """Those of `blob_names` that an instance row points at (in any store)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads; the index is not used again."""
+        ...

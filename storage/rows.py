@@ -2,10 +2,33 @@
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
+from typing import Any
 
 import orjson
 
-from storage.ingest import Span
+
+@dataclass(frozen=True)
+class Span:
+    """A byte range of a stored blob."""
+
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """Everything the index keeps about one instance, derived from its header at ingest."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    attributes: dict[str, Any]  # top-level DICOM JSON, keyed by 8-hex tag
+    metadata: bytes  # the same, serialized; each BulkDataURI is its attribute path
+    bulk: dict[str, Span]  # attribute path ("7FE00010", "00540016/0/00181078") → value span
+    frames: tuple[tuple[Span, ...], ...]  # fragments of each frame, in frame order
 
 
 @dataclass(frozen=True)
@@ -27,6 +50,16 @@ class AddOutcome(Enum):
 
 
 @dataclass(frozen=True)
+class InstanceMetadata:
+    """An instance's stored DICOM JSON, whose BulkDataURIs are attribute paths."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    metadata: bytes
+
+
+@dataclass(frozen=True)
 class InstanceLocation:
     """Where an instance's bytes are, and the spans recorded at ingest."""
 
@@ -40,10 +73,12 @@ class InstanceLocation:
     frames_json: bytes
     bulk_json: bytes
 
+    @cached_property
     def frames(self) -> list[list[Span]]:
-        """Fragments of each frame, frame 1 first."""
+        """Fragments of each frame, frame 1 first (parsed once per location)."""
         return [[Span(o, n) for o, n in frame] for frame in orjson.loads(self.frames_json)]
 
+    @cached_property
     def bulk(self) -> dict[str, Span]:
-        """Bulk data spans by path ("7FE00010", "00540016/0/00181078")."""
+        """Bulk data spans by attribute path ("7FE00010", "00540016/0/00181078")."""
         return {path: Span(o, n) for path, (o, n) in orjson.loads(self.bulk_json).items()}

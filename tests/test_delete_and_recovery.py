@@ -3,7 +3,9 @@ restarts: every indexed instance retrieves, and every blob on disk belongs to on
 """
 
 import hashlib
+import os
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from io import BytesIO
@@ -239,7 +241,22 @@ def test_store_again_after_delete(live_server: LiveServer) -> None:
 # -- Recovery at startup -----------------------------------------------------------------------
 
 
-def test_orphan_blobs_and_staging_leftovers_are_removed_at_startup(tmp_path: Path) -> None:
+def _age(path: Path, seconds: float) -> Path:
+    """Set `path`'s modification time `seconds` in the past."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_old_leftovers_are_removed_at_startup_and_fresh_ones_kept(tmp_path: Path) -> None:
+    """Orphans and staging leftovers past their grace periods go at startup; ones younger than
+    that may belong to a store another process is making, and stay."""
     data_dir = tmp_path / "data"
     files = [corpus_bytes("CT_small.dcm"), *ct_series(3, size=8)]
     with run_server(data_dir) as running:
@@ -247,20 +264,26 @@ def test_orphan_blobs_and_staging_leftovers_are_removed_at_startup(tmp_path: Pat
         assert store(root, files).status_code == 200
         before = assert_consistent(root, data_dir)
     kept = blob_files(data_dir)
-    orphan = data_dir / "blobs" / "ab" / "cd" / ("abcd" + "0" * 28)
-    orphan.parent.mkdir(parents=True, exist_ok=True)
-    orphan.write_bytes(files[0])  # even a copy of a stored instance is an orphan
-    second = data_dir / "blobs" / "ff" / "ff" / ("f" * 32)
-    second.parent.mkdir(parents=True, exist_ok=True)
-    second.write_bytes(b"half a blob")
-    leftovers = [data_dir / "staging" / f"{'1' * 32}.part", data_dir / "staging" / "junk"]
-    for path in leftovers:
-        path.write_bytes(b"interrupted upload")
+    for blob in kept:  # stored blobs are old too, and stay because the index points at them
+        _age(blob, 2 * 3600)
+    blobs = data_dir / "blobs"
+    # even a copy of a stored instance is an orphan
+    orphans = [_age(_write(blobs / "ab" / "cd" / ("abcd" + "0" * 28), files[0]), 2 * 3600),
+               _age(_write(blobs / "ff" / "ff" / ("f" * 32), b"half a blob"), 2 * 3600)]
+    young_orphan = _write(blobs / "ee" / "ee" / ("e" * 32), b"about to be indexed")
+    staging = data_dir / "staging"
+    leftovers = [_age(_write(staging / f"{'1' * 32}.part", b"interrupted"), 7 * 3600),
+                 _age(_write(staging / "junk", b"interrupted upload"), 7 * 3600)]
+    receiving = _write(staging / f"{'2' * 32}.part", b"still arriving")
     with run_server(data_dir) as running:
         root = f"http://127.0.0.1:{running.port}/dicomweb"
-        assert not orphan.exists() and not second.exists()
-        assert not any(p.exists() for p in leftovers)
-        assert blob_files(data_dir) == kept
+        deadline = time.monotonic() + 30
+        while any(p.exists() for p in orphans + leftovers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(p.exists() for p in orphans + leftovers)
+        assert young_orphan.exists() and receiving.exists()
+        assert sorted(blob_files(data_dir)) == sorted([*kept, young_orphan])
+        young_orphan.unlink()
         assert assert_consistent(root, data_dir) == {
             url.replace(url.split("/dicomweb")[0], f"http://127.0.0.1:{running.port}"): data
             for url, data in before.items()}

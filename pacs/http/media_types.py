@@ -8,8 +8,8 @@ checks against what is stored (the transfer syntax it can produce).
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from pacs.dicom_codecs.transfer_syntaxes import DEFAULT_TRANSFER_SYNTAX
-from pacs.errors import NotAcceptable
+from pacs.dicom.transfer_syntaxes import DEFAULT_TRANSFER_SYNTAX
+from pacs.http.errors import NotAcceptable
 
 MULTIPART_RELATED = "multipart/related"
 ANY = "*/*"

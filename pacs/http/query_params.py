@@ -6,15 +6,16 @@ Values arrive percent-decoded (Starlette decodes before we split on commas), so 
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 
-from pacs.errors import BadRequest
-from pacs.settings import Settings
-from storage.index.attributes import level_of
+from pacs.dicom.tags import vr_of
+from pacs.dicom.uids import is_valid_uid
+from pacs.service.errors import InvalidArgument
+from pacs.service.profiles import Profile
+from pacs.service.search import SearchRequest
+from storage.levels import level_of
 from storage.query import NUMERIC_VRS, Level, Match, MatchKind, Query
-from storage.uids import is_valid_uid
 
 # Google system parameters, accepted on every call and ignored here (seed 002, spec 1.1).
 IGNORED_PARAMETERS = frozenset({
@@ -26,44 +27,26 @@ _RANGE_VRS = frozenset({"DA", "TM", "DT"})
 _LIST_VRS = frozenset({"UI", "CS"})
 _FUZZY_SEPARATORS = re.compile(r"[\s^=,]+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # DS / IS syntax (PS3.5 6.2)
-MAX_OFFSET = 2**63 - 1  # SQLite's largest integer; any larger offset matches nothing anyway
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """The query plus what to return: `include_all`, or the `include` tags."""
-
-    query: Query
-    include: frozenset[int]
-    include_all: bool
-
 
 def attribute_tag(key: str) -> int:
     """Tag of a keyword or 8-hex tag; 400 naming the key if it is neither."""
     if not key:
-        raise BadRequest("a query parameter has an empty name")
+        raise InvalidArgument("a query parameter has an empty name")
     if _HEX_TAG.fullmatch(key):
         return int(key, 16)
     tag = tag_for_keyword(key)
     if tag is None:
-        raise BadRequest(f"unknown/unsupported QIDO attribute: {key}")
+        raise InvalidArgument(f"unknown/unsupported QIDO attribute: {key}")
     return int(tag)
 
 
-def vr_of(tag: int) -> str:
-    """Dictionary VR of `tag` (the first of ambiguous ones; UN if unknown)."""
-    try:
-        return str(dictionary_VR(tag)).split(" ")[0]
-    except KeyError:
-        return "UN"
-
-
-def parse_search(params: Iterable[tuple[str, str]], level: Level, settings: Settings,
+def parse_search(params: Iterable[tuple[str, str]], level: Level, profile: Profile,
                  study_uid: str | None = None, series_uid: str | None = None) -> SearchRequest:
-    """Validate and parse the query string of a search at `level`."""
+    """Validate and parse the query string of a search at `level` in a store of `profile`."""
     items = list(params)
     fuzzy = any(k == "fuzzymatching" and v.lower() == "true" for k, v in items)
-    limit, offset = settings.qido_default_limit, 0
+    limits = profile.search_limits[level]
+    limit, offset = limits.default, 0
     include: set[int] = set()
     include_all = False
     matches: list[Match] = []
@@ -71,9 +54,9 @@ def parse_search(params: Iterable[tuple[str, str]], level: Level, settings: Sett
         if key in IGNORED_PARAMETERS or key == "fuzzymatching":
             continue
         if key == "limit":
-            limit = min(_count(key, value, minimum=1), settings.qido_max_limit)
+            limit = min(_count(key, value, minimum=1), limits.maximum)
         elif key == "offset":
-            offset = min(_count(key, value, minimum=0), MAX_OFFSET)
+            offset = min(_count(key, value, minimum=0), profile.max_search_offset)
         elif key == "includefield":
             for field in filter(None, (f.strip() for f in value.split(","))):
                 if field == "all":
@@ -82,11 +65,11 @@ def parse_search(params: Iterable[tuple[str, str]], level: Level, settings: Sett
                     include.add(attribute_tag(field))
         else:
             if "." in key:
-                raise BadRequest(f"unknown/unsupported QIDO attribute: {key} (sequence "
+                raise InvalidArgument(f"unknown/unsupported QIDO attribute: {key} (sequence "
                                  "matching is not supported)")
             tag = attribute_tag(key)
             if level_of(tag).value > level.value:
-                raise BadRequest(f"{key} is not an attribute of this query level "
+                raise InvalidArgument(f"{key} is not an attribute of this query level "
                                  f"({level.name.lower()})")
             include.add(tag)
             match = _match(key, tag, value, fuzzy)
@@ -102,7 +85,7 @@ def _count(key: str, value: str, minimum: int) -> int:
     except ValueError:
         number = minimum - 1
     if number < minimum:
-        raise BadRequest(f"{key} must be an integer of at least {minimum}, not {value!r}")
+        raise InvalidArgument(f"{key} must be an integer of at least {minimum}, not {value!r}")
     return number
 
 
@@ -116,7 +99,7 @@ def _match(key: str, tag: int, value: str, fuzzy: bool) -> Match | None:
         uids = tuple(u.strip() for u in re.split(r"[\\,]", value) if u.strip())
         bad = [u for u in uids if not is_valid_uid(u)]
         if bad:
-            raise BadRequest(f"invalid UID {bad[0][:80]!r} in {key}")
+            raise InvalidArgument(f"invalid UID {bad[0][:80]!r} in {key}")
         return Match(tag, vr, MatchKind.LIST if len(uids) > 1 else MatchKind.SINGLE, uids)
     if vr in _RANGE_VRS and "-" in value:
         low, _, high = value.partition("-")
@@ -129,5 +112,5 @@ def _match(key: str, tag: int, value: str, fuzzy: bool) -> Match | None:
     if vr in _LIST_VRS and "\\" in value:
         return Match(tag, vr, MatchKind.LIST, tuple(v for v in value.split("\\") if v))
     if vr in NUMERIC_VRS and not _NUMBER.fullmatch(value):
-        raise BadRequest(f"{key} holds numbers ({vr}); {value[:80]!r} is not one")
+        raise InvalidArgument(f"{key} holds numbers ({vr}); {value[:80]!r} is not one")
     return Match(tag, vr, MatchKind.SINGLE, (value,))

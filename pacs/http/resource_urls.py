@@ -33,14 +33,3 @@ def _mount_path(request: Request) -> str:
     the Mount's root_path, so a store or dataset named `dicomWeb` cannot be mistaken for it."""
     return str(request.scope.get("root_path", ""))
 
-
-def study_url(root: str, study: str) -> str:
-    return f"{root}/studies/{study}"
-
-
-def series_url(root: str, study: str, series: str) -> str:
-    return f"{root}/studies/{study}/series/{series}"
-
-
-def instance_url(root: str, study: str, series: str, instance: str) -> str:
-    return f"{root}/studies/{study}/series/{series}/instances/{instance}"

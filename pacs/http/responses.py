@@ -12,8 +12,8 @@ from pacs.http.multipart_writer import (
     multipart_stream,
     new_boundary,
 )
-from storage.ingest import Span
 from storage.protocols import BlobStore
+from storage.rows import Span
 
 
 async def blob_spans(blobs: BlobStore, name: str, spans: Sequence[Span],

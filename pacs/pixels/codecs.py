@@ -2,6 +2,7 @@
 (PS3.5 8.2, A.4). imagecodecs (libjpeg-turbo, CharLS, OpenJPEG, OpenJPH, libjxl) does the
 bitstream work; pylibjpeg-rle does RLE. Each encoder says why it refuses an image."""
 
+import importlib.util
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -12,7 +13,8 @@ import numpy as np
 from pydicom.pixels.processing import convert_color_space
 from rle import utils as rle_utils
 
-from pacs.dicom_codecs.transfer_syntaxes import PNG
+from pacs.dicom import transfer_syntaxes as ts
+from pacs.dicom.transfer_syntaxes import PNG
 from pacs.pixels import native
 from pacs.pixels.description import PixelDescription, PixelError
 
@@ -55,10 +57,36 @@ class Codec:
     encapsulated: bool
     refuse: Refusal = _never
     lossy_method: str | None = None  # Lossy Image Compression Method (0028,2114) if lossy
+    needs: tuple[str, ...] = ()  # the libraries it decodes and encodes with (BACKENDS)
+
+    def missing(self) -> list[str]:
+        """The libraries it needs that are not installed (pydicom's missing_dependencies)."""
+        return [name for name in self.needs if not BACKENDS[name]()]
 
     @property
     def lossy(self) -> bool:
         return self.lossy_method is not None
+
+
+# --- the libraries doing the bitstream work, checked when asked ---------------------------
+
+def _imagecodecs(feature: str) -> Callable[[], bool]:
+    return lambda: bool(getattr(getattr(imagecodecs, feature, None), "available", False))
+
+
+def _module(name: str) -> Callable[[], bool]:
+    return lambda: importlib.util.find_spec(name) is not None
+
+
+JPEG8, LJPEG, JPEGLS, JPEG2K, HTJ2K, JPEGXL, PNG_LIB, RLE, PYJPEGLS = (
+    "libjpeg-turbo", "imagecodecs ljpeg", "CharLS", "OpenJPEG", "OpenJPH", "libjxl", "libpng",
+    "pylibjpeg-rle", "pyjpegls")
+BACKENDS: dict[str, Callable[[], bool]] = {
+    JPEG8: _imagecodecs("JPEG8"), LJPEG: _imagecodecs("LJPEG"), JPEGLS: _imagecodecs("JPEGLS"),
+    JPEG2K: _imagecodecs("JPEG2K"), HTJ2K: _imagecodecs("HTJ2K"),
+    JPEGXL: _imagecodecs("JPEGXL"), PNG_LIB: _imagecodecs("PNG"), RLE: _module("rle"),
+    PYJPEGLS: _module("jpeg_ls"),
+}
 
 
 # --- native -----------------------------------------------------------------------------
@@ -333,8 +361,6 @@ def _jpegxl(lossless: bool) -> Encoder:
 
 # JPEG XL JPEG Recompression (PS3.5 A.4.12): a JPEG baseline bitstream repacked losslessly,
 # from which the same JPEG can be rebuilt bit for bit.
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_XL_RECOMPRESSION = "1.2.840.10008.1.2.4.111"
 
 
 def _jxl_from_jpeg(data: bytes) -> bytes:
@@ -357,8 +383,8 @@ def _jpeg_from_jxl(data: bytes) -> bytes:
 # Conversions between bitstreams that keep every sample: tried before decoding and
 # re-encoding, and the only way into JPEG XL JPEG Recompression.
 BITSTREAM_CONVERSIONS: dict[tuple[str, str], Callable[[bytes], bytes]] = {
-    (JPEG_BASELINE, JPEG_XL_RECOMPRESSION): _jxl_from_jpeg,
-    (JPEG_XL_RECOMPRESSION, JPEG_BASELINE): _jpeg_from_jxl,
+    (ts.JPEG_BASELINE, ts.JPEG_XL_RECOMPRESSION): _jxl_from_jpeg,
+    (ts.JPEG_XL_RECOMPRESSION, ts.JPEG_BASELINE): _jpeg_from_jxl,
 }
 
 
@@ -414,38 +440,48 @@ _j2k_decode = _decoding(imagecodecs.jpeg2k_decode, _colour_as_rgb)
 _jxl_decode = _decoding(imagecodecs.jpegxl_decode, _as_stored)
 
 _ALL = (
-    Codec("1.2.840.10008.1.2", _native_decode(False), _native_encode, False),
-    Codec("1.2.840.10008.1.2.1", _native_decode(False), _native_encode, False),
-    Codec("1.2.840.10008.1.2.1.99", _native_decode(False), _native_encode, False),
-    Codec("1.2.840.10008.1.2.2", _native_decode(True), None, False),
-    Codec("1.2.840.10008.1.2.8.1", _deflate_decode, _deflate_encode, True, _pixel_data_only),
-    Codec("1.2.840.10008.1.2.5", _rle_decode, _rle_encode, True, _rle_refuse),
-    Codec(JPEG_BASELINE, _jpeg, _jpeg_baseline, True, _LOSSY_8,
-          lossy_method="ISO_10918_1"),
-    Codec("1.2.840.10008.1.2.4.51", _jpeg, _jpeg_extended, True, _LOSSY_12,
-          lossy_method="ISO_10918_1"),
-    Codec("1.2.840.10008.1.2.4.57", _jpeg_lossless_decode, _jpeg_lossless, True, _LOSSLESS_16),
-    Codec("1.2.840.10008.1.2.4.70", _jpeg_lossless_decode, _jpeg_lossless, True, _LOSSLESS_16),
-    Codec("1.2.840.10008.1.2.4.80", _jpegls_decode, _jpegls(0), True, _LOSSLESS_16),
-    Codec("1.2.840.10008.1.2.4.81", _jpegls_decode, _jpegls(NEAR_LOSSLESS_ERROR), True,
-          _both(_compressible(16, signed=False), _lossy_colour), lossy_method="ISO_14495_1"),
-    Codec("1.2.840.10008.1.2.4.90", _j2k_decode, _j2k(True), True, _LOSSLESS_16),
-    Codec("1.2.840.10008.1.2.4.91", _j2k_decode, _j2k(False), True, _WAVELET_LOSSY,
-          lossy_method="ISO_15444_1"),
-    Codec("1.2.840.10008.1.2.4.201", _j2k_decode, _htj2k(True), True, _LOSSLESS_16),
-    Codec("1.2.840.10008.1.2.4.202", _j2k_decode, _htj2k(True), True, _LOSSLESS_16),
-    Codec("1.2.840.10008.1.2.4.203", _j2k_decode, _htj2k(False), True, _WAVELET_LOSSY,
-          lossy_method="ISO_15444_15"),
-    Codec("1.2.840.10008.1.2.4.110", _jxl_decode, _jpegxl(True), True, _LOSSLESS_16),
-    Codec(JPEG_XL_RECOMPRESSION, _decoding(imagecodecs.jpegxl_decode, _colour_as_rgb), None,
-          True),
-    Codec("1.2.840.10008.1.2.4.112", _jxl_decode, _jpegxl(False), True, _JXL_LOSSY,
-          lossy_method="ISO_18181_1"),
+    Codec(ts.IMPLICIT_VR_LITTLE_ENDIAN, _native_decode(False), _native_encode, False),
+    Codec(ts.EXPLICIT_VR_LITTLE_ENDIAN, _native_decode(False), _native_encode, False),
+    Codec(ts.DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, _native_decode(False), _native_encode, False),
+    Codec(ts.EXPLICIT_VR_BIG_ENDIAN, _native_decode(True), None, False),
+    Codec(ts.DEFLATED_IMAGE_FRAME, _deflate_decode, _deflate_encode, True, _pixel_data_only),
+    Codec(ts.RLE_LOSSLESS, _rle_decode, _rle_encode, True, _rle_refuse, needs=(RLE,)),
+    Codec(ts.JPEG_BASELINE, _jpeg, _jpeg_baseline, True, _LOSSY_8,
+          lossy_method="ISO_10918_1", needs=(JPEG8,)),
+    Codec(ts.JPEG_EXTENDED, _jpeg, _jpeg_extended, True, _LOSSY_12,
+          lossy_method="ISO_10918_1", needs=(JPEG8,)),
+    Codec(ts.JPEG_LOSSLESS, _jpeg_lossless_decode, _jpeg_lossless, True, _LOSSLESS_16,
+          needs=(JPEG8, LJPEG)),
+    Codec(ts.JPEG_LOSSLESS_SV1, _jpeg_lossless_decode, _jpeg_lossless, True, _LOSSLESS_16,
+          needs=(JPEG8, LJPEG)),
+    Codec(ts.JPEG_LS_LOSSLESS, _jpegls_decode, _jpegls(0), True, _LOSSLESS_16,
+          needs=(JPEGLS, PYJPEGLS)),
+    Codec(ts.JPEG_LS_NEAR_LOSSLESS, _jpegls_decode, _jpegls(NEAR_LOSSLESS_ERROR), True,
+          _both(_compressible(16, signed=False), _lossy_colour), lossy_method="ISO_14495_1",
+          needs=(JPEGLS, PYJPEGLS)),
+    Codec(ts.JPEG_2000_LOSSLESS, _j2k_decode, _j2k(True), True, _LOSSLESS_16, needs=(JPEG2K,)),
+    Codec(ts.JPEG_2000, _j2k_decode, _j2k(False), True, _WAVELET_LOSSY,
+          lossy_method="ISO_15444_1", needs=(JPEG2K,)),
+    Codec(ts.HTJ2K_LOSSLESS, _j2k_decode, _htj2k(True), True, _LOSSLESS_16, needs=(JPEG2K, HTJ2K)),
+    Codec(ts.HTJ2K_LOSSLESS_RPCL, _j2k_decode, _htj2k(True), True, _LOSSLESS_16,
+          needs=(JPEG2K, HTJ2K)),
+    Codec(ts.HTJ2K, _j2k_decode, _htj2k(False), True, _WAVELET_LOSSY,
+          lossy_method="ISO_15444_15", needs=(JPEG2K, HTJ2K)),
+    Codec(ts.JPEG_XL_LOSSLESS, _jxl_decode, _jpegxl(True), True, _LOSSLESS_16, needs=(JPEGXL,)),
+    Codec(ts.JPEG_XL_RECOMPRESSION, _decoding(imagecodecs.jpegxl_decode, _colour_as_rgb), None,
+          True, needs=(JPEGXL,)),
+    Codec(ts.JPEG_XL, _jxl_decode, _jpegxl(False), True, _JXL_LOSSY,
+          lossy_method="ISO_18181_1", needs=(JPEGXL,)),
 )
 CODECS: dict[str, Codec] = {codec.uid: codec for codec in _ALL}
 # PNG frames carry no transfer syntax: the entry is keyed by media type.
 CODECS[PNG] = Codec(PNG, _decoding(imagecodecs.png_decode, _as_stored), _png_encode, False,
-                    _compressible(16, colour_bits=16, signed=False))
+                    _compressible(16, colour_bits=16, signed=False), needs=(PNG_LIB,))
+
+
+def missing_backends() -> dict[str, list[str]]:
+    """Each codec whose libraries are not all installed, with the missing ones."""
+    return {uid: missing for uid, codec in CODECS.items() if (missing := codec.missing())}
 
 
 def codec_for(uid: str) -> Codec:

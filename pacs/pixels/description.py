@@ -5,9 +5,13 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
-FLOAT_PIXEL_TAGS = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}
-PIXEL_KEYWORDS = ("PixelData", *FLOAT_PIXEL_TAGS)
-FLOAT_PIXEL_KEYS = {"7FE00008": "FloatPixelData", "7FE00009": "DoubleFloatPixelData"}
+from pacs.dicom.pixel_data import (
+    PIXEL_BY_KEY,
+    PIXEL_ELEMENTS,
+    SUBSAMPLED_PHOTOMETRICS,
+    PixelElement,
+    native_frame_bytes,
+)
 
 
 class PixelError(ValueError):
@@ -47,23 +51,29 @@ class PixelDescription:
     @property
     def subsampled(self) -> bool:
         """Native YBR_FULL_422: two luminance samples share one chroma pair (PS3.3 C.7.6.3.1.2)."""
-        return self.photometric == "YBR_FULL_422" and self.samples == 3
+        return self.photometric in SUBSAMPLED_PHOTOMETRICS and self.samples == 3
 
     @property
     def frame_bytes(self) -> int:
         """Bytes of one native frame (bits rounded up to whole bytes for 1-bit data)."""
-        samples = 2 if self.subsampled else self.samples
-        bits = self.rows * self.columns * samples * self.bits_allocated
-        return (bits + 7) // 8
+        return native_frame_bytes(self.rows, self.columns, self.samples, self.bits_allocated,
+                                  self.photometric)
+
+
+def pixel_element(ds: Dataset) -> PixelElement | None:
+    """The pixel data element `ds` holds, if any."""
+    return next((element for element in PIXEL_ELEMENTS if element.keyword in ds), None)
 
 
 def describe(ds: Dataset, pixel_key: str | None = None) -> PixelDescription:
     """The description of `ds`'s pixel data; `pixel_key` ("7FE00008" …) names the pixel
     element when `ds` was read without it. PixelError when the module is incomplete."""
     try:
-        floating = pixel_key in FLOAT_PIXEL_KEYS or any(k in ds for k in FLOAT_PIXEL_TAGS)
+        held = pixel_element(ds)
+        element = held or PIXEL_BY_KEY.get(pixel_key or "")
+        floating = element is not None and element.float_bits > 0
         bits_allocated = int(ds.BitsAllocated)
-        pixel = next((ds[k] for k in PIXEL_KEYWORDS if k in ds), None)
+        pixel = ds[held.keyword] if held is not None else None
         return PixelDescription(
             rows=int(ds.Rows), columns=int(ds.Columns),
             samples=int(ds.get("SamplesPerPixel", 1) or 1),

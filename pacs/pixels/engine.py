@@ -8,6 +8,7 @@ from typing import TypeVar
 import anyio
 from pydicom.dataset import Dataset
 
+from pacs.dicom.pixel_data import PIXEL_ELEMENTS
 from pacs.pixels.cache import BoundedCache
 from pacs.pixels.codecs import Encoded, codec_for
 from pacs.pixels.description import PixelDescription, PixelError, describe
@@ -18,7 +19,7 @@ from pacs.pixels.render import (
     fit_viewport,
     frame_header,
 )
-from pacs.pixels.source import PIXEL_KEYS, read_frame, read_header, read_instance
+from pacs.pixels.source import read_frame, read_header, read_instance
 from pacs.pixels.transcode import transcode_frame, transcode_instance
 from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
@@ -81,7 +82,7 @@ class PixelEngine:
         if known is not None:
             return known
         ds = read_header(self._blobs, item)
-        pixel_key = next((key for key in PIXEL_KEYS if key in item.bulk()), None)
+        pixel_key = next((e.key for e in PIXEL_ELEMENTS if e.key in item.bulk), None)
         desc = describe(ds, pixel_key) if "BitsAllocated" in ds and "Rows" in ds else None
         self._headers.put(item.blob_name, (ds, desc), 1)
         return ds, desc
@@ -106,7 +107,6 @@ class PixelEngine:
                                params.viewport)
                   for n in numbers]
         return encode_image(images, params)
-
 
 
 class Lookahead:

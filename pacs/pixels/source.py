@@ -6,17 +6,16 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
-from pacs.pixels.description import PIXEL_KEYWORDS, PixelDescription, PixelError, describe
+from pacs.dicom.pixel_data import PIXEL_ELEMENTS
+from pacs.pixels.description import PixelDescription, PixelError, describe, pixel_element
 from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
-
-PIXEL_KEYS = ("7FE00010", "7FE00008", "7FE00009")
 
 
 def read_header(blobs: BlobStore, item: InstanceLocation) -> Dataset:
     """The dataset up to its pixel data: the bytes before the recorded pixel span only."""
-    bulk = item.bulk()
-    span = next((bulk[key] for key in PIXEL_KEYS if key in bulk), None)
+    bulk = item.bulk
+    span = next((bulk[e.key] for e in PIXEL_ELEMENTS if e.key in bulk), None)
     end = span.offset if span is not None and item.frames_json != b"[]" else item.blob_size
     return dcmread(BytesIO(blobs.read(item.blob_name, 0, end)), stop_before_pixels=True,
                    force=True)
@@ -29,7 +28,7 @@ def read_instance(blobs: BlobStore, item: InstanceLocation) -> Dataset:
 
 def read_frame(blobs: BlobStore, item: InstanceLocation, number: int) -> bytes:
     """Frame `number` (1-based) as stored, from the spans recorded at ingest."""
-    frames = item.frames()
+    frames = item.frames
     if not frames:
         return _frame_by_parsing(blobs, item, number)
     return b"".join(blobs.read(item.blob_name, span.offset, span.length)
@@ -47,10 +46,10 @@ def _frame_by_parsing(blobs: BlobStore, item: InstanceLocation, number: int) -> 
 
 def dataset_frames(ds: Dataset, desc: PixelDescription) -> list[bytes]:
     """Every frame of a parsed dataset, as stored (PS3.5 8.1.1, A.4)."""
-    keyword = next((k for k in PIXEL_KEYWORDS if k in ds), None)
-    if keyword is None:
+    element = pixel_element(ds)
+    if element is None:
         raise PixelError("the instance has no pixel data")
-    value: bytes = ds[keyword].value
+    value: bytes = ds[element.keyword].value
     if ds.file_meta.TransferSyntaxUID.is_encapsulated:
         return list(generate_frames(value, number_of_frames=desc.frames))
     size = desc.frame_bytes

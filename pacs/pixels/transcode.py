@@ -3,18 +3,14 @@ A.4): decode with the stored syntax's codec, encode with the target's, and fix t
 the new encoding changes (Photometric Interpretation, Planar Configuration, Lossy Image
 Compression)."""
 
-from io import BytesIO
-
 import numpy as np
-from pydicom import dcmwrite
 from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate
 from pydicom.multival import MultiValue
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
-from pacs.dicom_codecs.transfer_syntaxes import (
+from pacs.dicom.part10 import set_pixel_data, write_part10
+from pacs.dicom.pixel_data import PIXEL_DATA
+from pacs.dicom.transfer_syntaxes import (
     EXPLICIT_VR_BIG_ENDIAN,
-    IMPLICIT_VR_LITTLE_ENDIAN,
     NATIVE_LITTLE_ENDIAN,
     same_frame_bytes,
 )
@@ -25,11 +21,8 @@ from pacs.pixels.codecs import (
     codec_for,
     encode_refusal,
 )
-from pacs.pixels.description import PIXEL_KEYWORDS, PixelDescription, PixelError, describe
+from pacs.pixels.description import PixelDescription, PixelError, describe, pixel_element
 from pacs.pixels.source import dataset_frames
-
-IMPLEMENTATION_VERSION = "PACS_PY_1"
-PIXEL_DATA = 0x7FE00010
 
 
 def transcode_frame(data: bytes, stored: str, target: str,
@@ -66,7 +59,7 @@ def _same_pixel_bytes(stored: str, target: str) -> bool:
 def transcode_instance(ds: Dataset, target: str) -> bytes:
     """A parsed Part 10 instance re-encoded in `target`, as Part 10 bytes."""
     stored = str(ds.file_meta.TransferSyntaxUID)
-    if any(k in ds for k in PIXEL_KEYWORDS) and not _same_pixel_bytes(stored, target):
+    if pixel_element(ds) is not None and not _same_pixel_bytes(stored, target):
         desc = describe(ds)
         reason = transcode_refusal(stored, target, desc)
         if reason:
@@ -77,14 +70,7 @@ def transcode_instance(ds: Dataset, target: str) -> bytes:
         pass  # parses every raw element, so that each has its VR before re-encoding
     if stored == EXPLICIT_VR_BIG_ENDIAN:
         _to_little_endian(ds)
-    ds.file_meta.TransferSyntaxUID = UID(target)
-    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    out = BytesIO()
-    # every target is little endian; syntaxes pydicom 3.0 does not know need the encoding named
-    dcmwrite(out, ds, implicit_vr=target == IMPLICIT_VR_LITTLE_ENDIAN, little_endian=True,
-             enforce_file_format=True)
-    return out.getvalue()
+    return write_part10(ds, target)
 
 
 _WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
@@ -95,7 +81,7 @@ def _to_little_endian(ds: Dataset) -> None:
     binary VRs pydicom keeps as bytes are swapped (the pixel data is already re-encoded)."""
     for elem in ds.iterall():
         size = _WORD_SIZES.get(elem.VR)
-        if size and isinstance(elem.value, bytes) and elem.tag != PIXEL_DATA:
+        if size and isinstance(elem.value, bytes) and elem.tag != PIXEL_DATA.tag:
             elem.value = np.frombuffer(elem.value, f">u{size}").astype(f"<u{size}").tobytes()
     ds.set_original_encoding(False, True, ds.original_character_set)
 
@@ -104,14 +90,7 @@ def _reencode_pixels(ds: Dataset, desc: PixelDescription, stored: str, target: s
     encoded = [transcode_frame(frame, stored, target, desc)
                for frame in dataset_frames(ds, desc)]
     codec = CODECS[target]
-    if codec.encapsulated:
-        ds.PixelData = encapsulate([e.data for e in encoded], has_bot=True)
-        ds["PixelData"].VR = "OB"
-        ds["PixelData"].is_undefined_length = True
-    else:
-        ds.PixelData = b"".join(e.data for e in encoded)
-        ds["PixelData"].VR = "OB" if desc.bits_allocated <= 8 else "OW"
-        ds["PixelData"].is_undefined_length = False
+    set_pixel_data(ds, [e.data for e in encoded], codec.encapsulated, desc.bits_allocated)
     ds.PhotometricInterpretation = encoded[0].photometric
     if desc.samples > 1:
         ds.PlanarConfiguration = desc.planar if not codec.encapsulated and \

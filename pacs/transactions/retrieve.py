@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from pacs.archive import Archive, addressed, locate
-from pacs.dicom_codecs.transfer_syntaxes import (
+from pacs.dicom.pixel_data import PIXEL_BY_KEY
+from pacs.dicom.transfer_syntaxes import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
     INSTANCE_SYNTAXES,
@@ -21,15 +21,18 @@ from pacs.dicom_codecs.transfer_syntaxes import (
     OCTET_STREAM,
     same_frame_bytes,
 )
-from pacs.errors import NotAcceptable, NotFound, RangeNotSatisfiable
+from pacs.http.addressing import addressed, links_of
+from pacs.http.errors import NotAcceptable, RangeNotSatisfiable
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
 from pacs.http.multipart_writer import Part
-from pacs.http.resource_urls import dicomweb_root, instance_url
 from pacs.http.responses import blob_spans, multipart_response
 from pacs.pixels.engine import Lookahead
 from pacs.pixels.transcode import transcode_refusal
-from storage.ingest import Span
-from storage.rows import InstanceLocation
+from pacs.service.archive import Archive
+from pacs.service.errors import NotFound
+from pacs.service.links import Links
+from pacs.service.retrieve import locate, metadata
+from storage.rows import InstanceLocation, Span
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
@@ -42,20 +45,21 @@ _BULK_OFFERS = (Offer(True, OCTET_STREAM), Offer(False, OCTET_STREAM))
 async def retrieve(request: Request) -> Response:
     """GET study, series or instance: multipart/related application/dicom (instance: also
     single-part application/dicom), as stored or transcoded to the asked transfer syntax."""
-    archive, found = await locate(request)
-    offers = _INSTANCE_OFFERS if "instance" in request.path_params else _STUDY_OFFERS
+    archive, store, target = await addressed(request)
+    found = await locate(archive, store, target)
+    offers = _INSTANCE_OFFERS if target.instance else _STUDY_OFFERS
     available = [o.describe(ts) for o in offers for ts in (AS_STORED, *INSTANCE_SYNTAXES)]
     choice = negotiate(request.headers.get("accept"), offers, available, _syntax_refusal)
     targets = [await _instance_target(archive, item, choice.transfer_syntax) for item in found]
     if not choice.offer.multipart:
         return await _single(archive, found[0], targets[0])
-    parts = _parts(archive, dicomweb_root(request), found, targets)
+    parts = _parts(archive, links_of(request), found, targets)
     uniform = choice.transfer_syntax != AS_STORED and len(set(targets)) == 1
     params = {"transfer-syntax": targets[0]} if uniform else {}
     return multipart_response(parts, DICOM, params)
 
 
-def _parts(archive: Archive, root: str, found: list[InstanceLocation],
+def _parts(archive: Archive, links: Links, found: list[InstanceLocation],
            targets: list[str]) -> list[Part]:
     """One part per instance: its blob as stored, or its transcode, started ahead."""
     chunk = archive.settings.read_chunk_bytes
@@ -65,8 +69,8 @@ def _parts(archive: Archive, root: str, found: list[InstanceLocation],
     parts, transcoded = [], 0
     for item, target in zip(found, targets, strict=True):
         headers = {"Content-Type": f"{DICOM}; transfer-syntax={target}",
-                   "Content-Location": instance_url(root, item.study_uid, item.series_uid,
-                                                    item.sop_uid)}
+                   "Content-Location": links.instance(item.study_uid, item.series_uid,
+                                                      item.sop_uid)}
         if target == item.transfer_syntax_uid:
             parts.append(Part(headers, blob_spans(archive.blobs, item.blob_name,
                                                   [Span(0, item.blob_size)], chunk),
@@ -121,30 +125,26 @@ async def _transcoded(ahead: Lookahead, index: int) -> AsyncIterator[bytes]:
 async def retrieve_metadata(request: Request) -> Response:
     """GET …/metadata of a study, series or instance as a DICOM JSON array (PS3.18 10.4.1.2)."""
     choice = negotiate(request.headers.get("accept"), _METADATA_OFFERS, [DICOM_JSON])
-    archive, store_id, target = await addressed(request)
-    rows = await archive.index.metadata(store_id, target.study, target.series, target.instance)
-    if not rows:
-        raise NotFound(f"{target.describe()} not found")
-    prefix = f'"BulkDataURI":"{dicomweb_root(request)}/'.encode()
-    body = (b"[" + b",".join(rows) + b"]").replace(b'"BulkDataURI":"', prefix)
+    archive, store, target = await addressed(request)
+    body = await metadata(archive, store, target, links_of(request))
     return Response(body, media_type=choice.media_type)
 
 
 async def retrieve_bulkdata(request: Request) -> Response:
     """GET …/instances/{i}/bulkdata/{path}: the stored bytes of one bulk data element,
     multipart (default) or single-part octet-stream, honouring a byte Range (PS3.18 10.4)."""
-    archive, found = await locate(request)
-    item = found[0]
+    archive, store, target = await addressed(request)
+    item = (await locate(archive, store, target))[0]
     path = "/".join(p.upper() if len(p) == 8 else p for p in request.path_params["path"]
                     .strip("/").split("/"))
-    span = item.bulk().get(path)
+    span = item.bulk.get(path)
     if span is None:
         raise NotFound(f"instance {item.sop_uid} has no bulk data at {path}")
     stored = item.transfer_syntax_uid
     choice = negotiate(
         request.headers.get("accept"), _BULK_OFFERS,
         [o.describe(ts) for o in _BULK_OFFERS for ts in (AS_STORED, stored)],
-        lambda rep: None if _bulk_producible(rep, stored, is_pixel=path.startswith("7FE0"))
+        lambda rep: None if _bulk_producible(rep, stored, is_pixel=path in PIXEL_BY_KEY)
         else "bulk data is sent as stored")
     span, content_range = _byte_range(request.headers.get("range"), span)
     status = 206 if content_range else 200

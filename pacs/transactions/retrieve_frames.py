@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pacs.archive import Archive, locate
-from pacs.dicom_codecs.transfer_syntaxes import (
+from pacs.dicom.transfer_syntaxes import (
     DEFAULT_TRANSFER_SYNTAX,
     EXPLICIT_VR_LITTLE_ENDIAN,
     FRAME_SYNTAXES,
@@ -20,15 +19,17 @@ from pacs.dicom_codecs.transfer_syntaxes import (
     frame_media_type,
     same_frame_bytes,
 )
-from pacs.errors import BadRequest
+from pacs.http.addressing import addressed
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate, preferred
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import blob_spans, multipart_response
 from pacs.pixels.description import PixelDescription
 from pacs.pixels.engine import PixelEngine
 from pacs.pixels.transcode import transcode_refusal
-from storage.ingest import Span
-from storage.rows import InstanceLocation
+from pacs.service.archive import Archive
+from pacs.service.errors import InvalidArgument
+from pacs.service.retrieve import locate
+from storage.rows import InstanceLocation, Span
 
 OFFERS = tuple(Offer(True, media_type) for media_type in (*FRAME_SYNTAXES, PNG))
 
@@ -39,11 +40,11 @@ def parse_frame_list(text: str, limit: int) -> list[int]:
     for piece in text.split(","):
         piece = piece.strip()
         if not piece.isdigit() or int(piece) < 1:
-            raise BadRequest(f"invalid frame number {piece!r} in frame list {text!r}: frame "
+            raise InvalidArgument(f"invalid frame number {piece!r} in frame list {text!r}: frame "
                              "numbers are positive integers, separated by commas")
         numbers.append(int(piece))
     if len(numbers) > limit:
-        raise BadRequest(f"{len(numbers)} frames requested; at most {limit} per request")
+        raise InvalidArgument(f"{len(numbers)} frames requested; at most {limit} per request")
     return numbers
 
 
@@ -53,11 +54,11 @@ def checked_frames(item: InstanceLocation, spans: list[list[Span]],
     spans, else by its header)."""
     count = len(spans) or (desc.frames if desc is not None else 0)
     if count == 0:
-        raise BadRequest(f"instance {item.sop_uid} has no pixel data frames that can be "
+        raise InvalidArgument(f"instance {item.sop_uid} has no pixel data frames that can be "
                          "retrieved")
     missing = [n for n in numbers if n > count]
     if missing:
-        raise BadRequest(f"frame {missing[0]} does not exist: instance {item.sop_uid} has "
+        raise InvalidArgument(f"frame {missing[0]} does not exist: instance {item.sop_uid} has "
                          f"{count} frame(s)")
 
 
@@ -90,12 +91,13 @@ def frame_refusal(rep: Representation, stored: str,
 
 async def retrieve_frames(request: Request) -> Response:
     """GET frames of one instance as multipart/related, one part per frame."""
-    archive, found = await locate(request)
+    archive, store, resource = await addressed(request)
+    found = await locate(archive, store, resource)
     numbers = parse_frame_list(request.path_params["frames"],
                                archive.settings.max_frames_per_request)
     item = found[0]
     stored = item.transfer_syntax_uid
-    spans = item.frames()
+    spans = item.frames
     accept = request.headers.get("accept")
     liked = preferred(accept, OFFERS)
     # frames wanted as stored need no pixel description: they are read at recorded spans

@@ -13,13 +13,15 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pacs.archive import Archive, locate
-from pacs.errors import BadRequest
+from pacs.http.addressing import addressed
 from pacs.http.media_types import Offer, negotiate
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import multipart_response
 from pacs.pixels.engine import PixelEngine
 from pacs.pixels.render import RENDERED_MEDIA_TYPES, RenderParams, parse_render_params
+from pacs.service.archive import Archive
+from pacs.service.errors import InvalidArgument, NotFound
+from pacs.service.retrieve import locate
 from pacs.transactions.retrieve_frames import checked_frames, parse_frame_list
 from storage.rows import InstanceLocation
 
@@ -42,13 +44,18 @@ async def retrieve_thumbnail(request: Request) -> Response:
 
 
 async def _respond(request: Request, thumbnail: bool) -> Response:
-    archive, found = await locate(request)
+    archive, store, target = await addressed(request)
+    level = "frames" if "frames" in request.path_params else target.level
+    if level not in store.profile.rendered_levels:
+        raise NotFound(f"{store.name} has no {'thumbnail' if thumbnail else 'rendered'} "
+                       f"resource for a {level}")
+    found = await locate(archive, store, target)
     accept = request.query_params.get("accept") or request.headers.get("accept")
     choice = negotiate(accept, _OFFERS, _AVAILABLE)
     try:
         params = parse_render_params(request.query_params, choice.media_type, thumbnail)
     except ValueError as exc:
-        raise BadRequest(str(exc)) from exc
+        raise InvalidArgument(str(exc)) from exc
     jobs = await _jobs(request, archive, found, choice.offer.multipart, choice.media_type)
     first = await archive.pixels.rendered(*jobs[0], params)  # errors before the headers
     if not choice.offer.multipart:
@@ -71,13 +78,13 @@ async def _jobs(request: Request, archive: Archive, found: list[InstanceLocation
         numbers = parse_frame_list(request.path_params["frames"], settings.max_frames_per_request)
     else:
         numbers = list(range(1, (desc.frames if desc else 1) + 1))
-    checked_frames(item, item.frames(), desc, numbers)
+    checked_frames(item, item.frames, desc, numbers)
     if multipart:
         return [(item, [n]) for n in numbers]
     if media_type != GIF:
         return [(item, numbers[:1])]
     if len(numbers) > settings.max_animated_frames and "frames" in request.path_params:
-        raise BadRequest(f"{len(numbers)} frames asked for one animation; at most "
+        raise InvalidArgument(f"{len(numbers)} frames asked for one animation; at most "
                          f"{settings.max_animated_frames}")
     return [(item, numbers[:settings.max_animated_frames])]
 
@@ -96,7 +103,7 @@ async def _level_jobs(pixels: PixelEngine, found: Sequence[InstanceLocation],
                 jobs = [(found[i], [1])]
                 break
     if not jobs:
-        raise BadRequest("nothing here has pixel data to render")
+        raise InvalidArgument("nothing here has pixel data to render")
     return jobs
 
 

@@ -8,27 +8,29 @@ any other, so an instance that cannot be built fails alone and the others are st
 """
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import orjson
 
-from pacs.archive import Archive
-from pacs.dicom_codecs.dicom_xml import XmlModelError, from_native_xml
-from pacs.dicom_codecs.instance_builder import (
+from pacs.dicom.dicom_xml import XmlModelError, from_native_xml
+from pacs.dicom.transfer_syntaxes import OCTET_STREAM
+from pacs.http.media_types import parse_media_type
+from pacs.http.multipart_reader import PartData, PartEnd, PartStart
+from pacs.service.archive import Archive
+from pacs.service.errors import InvalidArgument, TooLarge
+from pacs.service.failures import CANNOT_UNDERSTAND, DATA_SET_DOES_NOT_MATCH
+from pacs.service.instance_builder import (
     BuildError,
     BulkPart,
     build_part10,
     bulk_references,
     identity,
 )
-from pacs.dicom_codecs.transfer_syntaxes import OCTET_STREAM
-from pacs.errors import CANNOT_UNDERSTAND, DATA_SET_DOES_NOT_MATCH, BadRequest, PayloadTooLarge
-from pacs.http.media_types import parse_media_type
-from pacs.http.multipart_reader import PartData, PartEnd, PartStart
-from pacs.transactions.store_outcomes import Outcome, commit
-from storage.ingest import IngestError, IngestRecord, read_instance_file
+from pacs.service.staging import StagingWriter
+from pacs.service.store_instances import StoreOutcome, store_staged
+from pacs.service.stores import StoreContext
 from storage.protocols import BlobStore, StagedBlob
 
 DICOM_JSON = "application/dicom+json"
@@ -45,23 +47,23 @@ class _Part:
     transfer_syntax: str | None
     location: str | None
     metadata: bytearray | None = None
+    writer: StagingWriter | None = None
     staged: StagedBlob | None = None
-    buffer: bytearray = field(default_factory=bytearray)
 
 
 class MetadataReceiver:
     """Receives the parts, then builds and stores each instance the metadata describes."""
 
-    def __init__(self, archive: Archive, store_id: int, study: str | None,
+    def __init__(self, archive: Archive, store: StoreContext, study: str | None,
                  metadata_type: str) -> None:
         self._archive = archive
         self._metadata_type = metadata_type
-        self._store_id = store_id
+        self._store = store
         self._study = study
         self._metadata_limit = archive.settings.max_metadata_bytes
         self._metadata_bytes = 0
         self._parts: list[_Part] = []
-        self.results: list[Outcome] = []
+        self.results: list[StoreOutcome] = []
 
     async def receive(self, events: AsyncIterator[Event]) -> None:
         try:
@@ -70,68 +72,62 @@ class MetadataReceiver:
             await self._store_all()
         finally:
             for part in self._parts:
+                if part.writer is not None:
+                    await part.writer.discard()
                 if part.staged is not None:
                     await anyio.to_thread.run_sync(part.staged.discard)
         if not self.results:
-            raise BadRequest("the request body holds no DICOM instance metadata")
+            raise InvalidArgument("the request body holds no DICOM instance metadata")
 
     async def _handle(self, event: Event) -> None:
         if isinstance(event, PartStart):
-            self._parts.append(_start(event.headers, self._metadata_type, not self._parts))
+            part = _start(event.headers, self._metadata_type, not self._parts)
+            if part.metadata is None:
+                settings = self._archive.settings
+                part.writer = StagingWriter(self._archive.blobs, settings.stage_buffer_bytes,
+                                            settings.max_instance_bytes, "a bulk data part")
+            self._parts.append(part)
             return
         part = self._parts[-1]
         if isinstance(event, PartData):
             if part.metadata is not None:
                 self._metadata_bytes += len(event.data)
                 if self._metadata_bytes > self._metadata_limit:
-                    raise PayloadTooLarge(f"the metadata parts exceed {self._metadata_limit} "
-                                          "bytes")
+                    raise TooLarge(f"the metadata parts exceed {self._metadata_limit} bytes")
                 part.metadata += event.data
-            else:
-                part.buffer += event.data
-                if len(part.buffer) >= self._archive.settings.stage_buffer_bytes:
-                    await self._write(part)
-        elif part.metadata is None:
-            await self._write(part)
-            if part.staged is not None:
-                await anyio.to_thread.run_sync(part.staged.close)
-
-    async def _write(self, part: _Part) -> None:
-        data, part.buffer = bytes(part.buffer), bytearray()
-        size = part.staged.size if part.staged is not None else 0
-        if size + len(data) > self._archive.settings.max_instance_bytes:
-            raise PayloadTooLarge("a bulk data part is larger than the limit of "
-                                  f"{self._archive.settings.max_instance_bytes} bytes")
-        part.staged = await anyio.to_thread.run_sync(_append, self._archive.blobs,
-                                                     part.staged, data)
+            elif part.writer is not None:
+                await part.writer.add(event.data)
+        elif part.writer is not None:
+            writer, part.writer = part.writer, None
+            part.staged = await writer.finish()
 
     async def _store_all(self) -> None:
         if all(part.metadata is None for part in self._parts):
-            raise BadRequest("the request has no application/dicom+json or "
+            raise InvalidArgument("the request has no application/dicom+json or "
                              "application/dicom+xml metadata part")
         bulk, duplicated = _bulk_by_location(self._parts)
         referenced: set[str] = set()
         for instance in self._instances():
-            if isinstance(instance, Outcome):
+            if isinstance(instance, StoreOutcome):
                 self.results.append(instance)
                 continue
             referenced |= bulk_references(instance)
-            outcome = Outcome()
+            outcome = StoreOutcome()
             ids = identity(instance)
             outcome.sop_class_uid, outcome.sop_uid = ids.sop_class_uid, ids.sop_uid
             self.results.append(outcome)
             await self._store_one(instance, _StagedBulk(bulk, duplicated), outcome)
         for location in sorted(set(bulk) - referenced):
-            self.results.append(Outcome(reason=CANNOT_UNDERSTAND, detail=(
+            self.results.append(StoreOutcome(reason=CANNOT_UNDERSTAND, detail=(
                 f"the bulk data part at Content-Location {location!r} is referenced by no "
                 "instance's BulkDataURI")))
         for part in self._parts:
             if part.metadata is None and part.location is None:
-                self.results.append(Outcome(reason=CANNOT_UNDERSTAND, detail=(
+                self.results.append(StoreOutcome(reason=CANNOT_UNDERSTAND, detail=(
                     f"a {part.media_type} bulk data part has no Content-Location, so no "
                     "BulkDataURI can refer to it")))
 
-    def _instances(self) -> Iterator[dict[str, Any] | Outcome]:
+    def _instances(self) -> Iterator[dict[str, Any] | StoreOutcome]:
         """Each instance of each metadata part, or an Outcome saying why a part is unreadable."""
         for part in self._parts:
             if part.metadata is None:
@@ -139,28 +135,17 @@ class MetadataReceiver:
             try:
                 yield from _parse_metadata(part.media_type, bytes(part.metadata))
             except (XmlModelError, BuildError) as exc:
-                yield Outcome(reason=CANNOT_UNDERSTAND, detail=str(exc))
+                yield StoreOutcome(reason=CANNOT_UNDERSTAND, detail=str(exc))
 
     async def _store_one(self, instance: dict[str, Any], bulk: "_StagedBulk",
-                         outcome: Outcome) -> None:
-        archive = self._archive
+                         outcome: StoreOutcome) -> None:
         try:
-            staged, record = await anyio.to_thread.run_sync(
-                _build_and_stage, archive.blobs, instance, bulk)
+            staged = await anyio.to_thread.run_sync(_build_and_stage, self._archive.blobs,
+                                                    instance, bulk)
         except BuildError as exc:
             outcome.fail(exc.reason, str(exc))
             return
-        except IngestError as exc:
-            outcome.fail(CANNOT_UNDERSTAND, f"the instance built from the metadata cannot be "
-                         f"read back: {exc}")
-            return
-        outcome.study_uid, outcome.series_uid = record.study_uid, record.series_uid
-        if self._study and record.study_uid != self._study:
-            await anyio.to_thread.run_sync(staged.discard)
-            outcome.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {record.study_uid} "
-                         f"differs from the study in the request URL, {self._study}")
-            return
-        await commit(archive, self._store_id, staged, record, outcome)
+        await store_staged(self._archive, self._store, staged, outcome, self._study)
 
 
 def _start(headers: Mapping[str, str], metadata_type: str, first: bool) -> _Part:
@@ -177,12 +162,6 @@ def _start(headers: Mapping[str, str], metadata_type: str, first: bool) -> _Part
     if media.name in METADATA_TYPES:
         part.metadata = bytearray()
     return part
-
-
-def _append(blobs: BlobStore, staged: StagedBlob | None, data: bytes) -> StagedBlob:
-    staged = staged or blobs.stage()
-    staged.write(data)
-    return staged
 
 
 def _parse_metadata(media_type: str, data: bytes) -> list[dict[str, Any]]:
@@ -227,7 +206,7 @@ class _StagedBulk(Mapping[str, BulkPart]):
         part = self._parts[location]
         data = b""
         if part.staged is not None:
-            with open(part.staged.path, "rb") as file:
+            with part.staged.open() as file:
                 data = file.read()
         return BulkPart(part.media_type, part.transfer_syntax, data)
 
@@ -239,15 +218,15 @@ class _StagedBulk(Mapping[str, BulkPart]):
 
 
 def _build_and_stage(blobs: BlobStore, instance: dict[str, Any],
-                     bulk: _StagedBulk) -> tuple[StagedBlob, IngestRecord]:
-    """Build the Part 10 bytes, write them to a staged blob and parse them back exactly as a
-    received Part 10 instance is parsed (one worker-thread hop)."""
+                     bulk: _StagedBulk) -> StagedBlob:
+    """Build the Part 10 bytes and write them to a staged blob, to be stored exactly as a
+    received Part 10 instance is."""
     data = build_part10(instance, bulk)
     staged = blobs.stage()
     try:
         staged.write(data)
         staged.close()
-        return staged, read_instance_file(staged.path)
     except BaseException:
         staged.discard()
         raise
+    return staged

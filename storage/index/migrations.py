@@ -1,9 +1,31 @@
 """Named, ordered schema migrations, each applied once in its own transaction."""
 
+import re
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (
+# A BulkDataURI as ingest wrote it before 0002: the DICOMweb path of the instance's bulk data.
+_OLD_BULK_URI = re.compile(r'"BulkDataURI":"studies/[0-9.]+/series/[0-9.]+/instances/[0-9.]+'
+                           r'/bulkdata/')
+
+
+def _bulk_data_uris_as_paths(conn: sqlite3.Connection) -> None:
+    """Stored metadata names each bulk data element by its attribute path only; answers add
+    the URL of whichever route and host the client used."""
+    conn.create_function("bulk_paths", 1,
+                         lambda text: _OLD_BULK_URI.sub('"BulkDataURI":"', text),
+                         deterministic=True)
+    conn.execute("UPDATE instances SET metadata = bulk_paths(metadata) "
+                 "WHERE metadata LIKE '%\"BulkDataURI\":\"studies/%'")
+    for table in ("studies", "series"):
+        conn.execute(f"UPDATE {table} SET attrs = bulk_paths(attrs) "
+                     "WHERE attrs LIKE '%\"BulkDataURI\":\"studies/%'")
+
+
+Migration = str | Callable[[sqlite3.Connection], None]  # SQL statements, or a function
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("0001_initial", """
 CREATE TABLE stores (
   id INTEGER PRIMARY KEY,
@@ -60,6 +82,7 @@ CREATE TABLE instances (
 CREATE INDEX instances_series ON instances (series_pk, instance_number);
 CREATE INDEX instances_study_class ON instances (study_pk, sop_class_uid);
 """),
+    ("0002_bulk_data_uris_as_paths", _bulk_data_uris_as_paths),
 )
 
 
@@ -73,8 +96,11 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in filter(str.strip, sql.split(";")):
-                conn.execute(statement)
+            if isinstance(sql, str):
+                for statement in filter(str.strip, sql.split(";")):
+                    conn.execute(statement)
+            else:
+                sql(conn)
             conn.execute("INSERT INTO migrations VALUES (?, ?)",
                          (name, datetime.now(UTC).isoformat()))
             conn.execute("COMMIT")

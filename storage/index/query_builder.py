@@ -6,7 +6,8 @@ parameters; LIKE and GLOB patterns are escaped.
 
 from collections.abc import Callable
 
-from storage.index.attributes import COLUMNS, MODALITIES_IN_STUDY, SOP_CLASSES_IN_STUDY, level_of
+from storage.index.attributes import COLUMNS
+from storage.levels import MODALITIES_IN_STUDY, SOP_CLASSES_IN_STUDY, level_of
 from storage.query import NUMERIC_VRS, Level, Match, MatchKind, Query
 
 Sql = tuple[str, list[object]]

@@ -1,19 +1,20 @@
 """The embedded InstanceIndex: one SQLite file in WAL mode."""
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from storage.index.attributes import COLUMNS, SERIES_TAGS, STUDY_TAGS, column_value
+from storage.index.attributes import COLUMNS, column_value
 from storage.index.connection import Connections, transaction
 from storage.index.migrations import migrate
 from storage.index.query_builder import build_search
-from storage.ingest import IngestRecord
+from storage.levels import SERIES_TAGS, STUDY_TAGS
 from storage.query import Level, Query, SearchResult, SearchRow
-from storage.rows import AddOutcome, InstanceLocation, StoreRow
+from storage.rows import AddOutcome, InstanceLocation, InstanceMetadata, InstanceRecord, StoreRow
 
 _STUDY_COLUMNS = [(tag, col.split(".")[1]) for tag, (lvl, col) in COLUMNS.items()
                   if lvl is Level.STUDY]
@@ -22,6 +23,7 @@ _SERIES_COLUMNS = [(tag, col.split(".")[1]) for tag, (lvl, col) in COLUMNS.items
 _SCOPE_FROM = ("instances i JOIN series se ON se.pk = i.series_pk "
                "JOIN studies st ON st.pk = i.study_pk")
 _SCOPE_ORDER = "ORDER BY se.series_number, se.pk, i.instance_number, i.pk"
+_MATCH_BATCH = 500  # blob names per IN (...) list, well under SQLite's 32,766 parameters
 
 
 class SqliteIndex:
@@ -30,7 +32,6 @@ class SqliteIndex:
     def __init__(self, path: Path, *, readers: int = 4, read_time_limit: float = 30.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Connections(path, readers, read_time_limit)
-        self._stores: dict[str, StoreRow] = {}  # stores are never renamed or removed
 
     async def migrate(self) -> list[str]:
         """Bring the schema up to date (called once at startup)."""
@@ -46,21 +47,13 @@ class SqliteIndex:
         return await self._db.write(run)
 
     async def get_store(self, name: str) -> StoreRow | None:
-        """The store's row; found rows are remembered, as every request looks one up."""
-        known = self._stores.get(name)
-        if known is not None:
-            return known
-
         def run(conn: sqlite3.Connection) -> StoreRow | None:
             row = conn.execute("SELECT id, name, profile FROM stores WHERE name = ?",
                                (name,)).fetchone()
             return None if row is None else StoreRow(*row)
-        found = await self._db.read(run)
-        if found is not None:
-            self._stores[name] = found
-        return found
+        return await self._db.read(run)
 
-    async def add_instance(self, store_id: int, record: IngestRecord, blob_name: str,
+    async def add_instance(self, store_id: int, record: InstanceRecord, blob_name: str,
                            blob_size: int, sha256: str) -> AddOutcome:
         def run(conn: sqlite3.Connection) -> AddOutcome:
             return transaction(conn, lambda c: _add(c, store_id, record, blob_name, blob_size,
@@ -90,13 +83,14 @@ class SqliteIndex:
         return await self._db.read(run)
 
     async def metadata(self, store_id: int, study: str, series: str | None = None,
-                       instance: str | None = None) -> list[bytes]:
+                       instance: str | None = None) -> list[InstanceMetadata]:
         where, params = _scope(store_id, study, series, instance)
 
-        def run(conn: sqlite3.Connection) -> list[bytes]:
-            rows = conn.execute(f"SELECT i.metadata FROM {_SCOPE_FROM} WHERE {where} "
-                                f"{_SCOPE_ORDER}", params).fetchall()
-            return [r[0].encode() for r in rows]
+        def run(conn: sqlite3.Connection) -> list[InstanceMetadata]:
+            rows = conn.execute(f"SELECT st.study_uid, se.series_uid, i.sop_uid, i.metadata "
+                                f"FROM {_SCOPE_FROM} WHERE {where} {_SCOPE_ORDER}",
+                                params).fetchall()
+            return [InstanceMetadata(r[0], r[1], r[2], r[3].encode()) for r in rows]
         return await self._db.read(run)
 
     async def delete(self, store_id: int, study: str, series: str | None = None,
@@ -107,9 +101,15 @@ class SqliteIndex:
             return transaction(conn, lambda c: _delete(c, where, params))
         return await self._db.write(run)
 
-    async def blob_names(self) -> set[str]:
+    async def referenced(self, blob_names: Sequence[str]) -> set[str]:
         def run(conn: sqlite3.Connection) -> set[str]:
-            return {r[0] for r in conn.execute("SELECT blob_name FROM instances")}
+            found: set[str] = set()
+            for start in range(0, len(blob_names), _MATCH_BATCH):
+                batch = blob_names[start:start + _MATCH_BATCH]
+                found.update(r[0] for r in conn.execute(
+                    f"SELECT blob_name FROM instances WHERE blob_name IN "
+                    f"({', '.join('?' * len(batch))})", batch))
+            return found
         return await self._db.read(run)
 
     async def close(self) -> None:
@@ -132,7 +132,7 @@ def _subset(attributes: dict[str, Any], tags: frozenset[int]) -> str:
     return orjson.dumps({k: v for k, v in attributes.items() if int(k, 16) in tags}).decode()
 
 
-def _add(conn: sqlite3.Connection, store_id: int, record: IngestRecord, blob_name: str,
+def _add(conn: sqlite3.Connection, store_id: int, record: InstanceRecord, blob_name: str,
          blob_size: int, sha256: str) -> AddOutcome:
     existing = conn.execute("SELECT sha256 FROM instances WHERE store_id = ? AND sop_uid = ?",
                             (store_id, record.sop_uid)).fetchone()

@@ -15,6 +15,7 @@ from pydicom.pixels.processing import apply_color_lut, convert_color_space
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+from pacs.dicom.pydicom_setup import configure_pydicom
 from pacs.pixels.codecs import Frame, codec_for
 from pacs.pixels.description import PixelDescription, PixelError, describe
 from pacs.pixels.render import (
@@ -29,7 +30,6 @@ from pacs.pixels.render import (
     parse_render_params,
 )
 from pacs.pixels.source import dataset_frames
-from pacs.pydicom_config import configure_pydicom
 from tests.dataset_factories import corpus_path
 
 

@@ -8,8 +8,8 @@ import pytest
 from pydicom.data import get_testdata_files
 from pydicom.dataelem import RawDataElement
 
-from storage.ingest import _raw_vr
-from storage.json_values import ENCODINGS, raw_json
+from pacs.dicom.ingest import _raw_vr
+from pacs.dicom.json_values import ENCODINGS, raw_json
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -1,14 +1,14 @@
 """Ingest: read a Part 10 file's header once and derive everything the archive serves from it.
 
-The result is a pure value: the DICOM JSON model (PS3.18 Annex F) with BulkDataURIs, the byte
-span of every bulk data element, and the byte spans of every frame's pixel data (native or
-encapsulated, PS3.5 A.4), so that metadata is never re-parsed and a frame is one seek.
+The result is a pure value: the DICOM JSON model (PS3.18 Annex F) in which each bulk data
+element's BulkDataURI is its attribute path (answers make it a URL), the byte span of every
+bulk data element, and the byte spans of every frame's pixel data (native or encapsulated,
+PS3.5 A.4), so that metadata is never re-parsed and a frame is one seek.
 """
 
 import base64
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import orjson
@@ -16,26 +16,25 @@ from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.hooks import hooks
-from pydicom.uid import UID
 
-from storage.json_values import ENCODINGS, raw_json
-from storage.uids import is_valid_uid
+from pacs.dicom.bulk_data import BulkDataDefinition
+from pacs.dicom.json_values import ENCODINGS, raw_json
+from pacs.dicom.pixel_data import (
+    EXTENDED_OFFSET_TABLE,
+    ITEM,
+    PIXEL_BY_TAG,
+    SEQUENCE_DELIMITER,
+    UNDEFINED_LENGTH,
+    native_frame_bits,
+)
+from pacs.dicom.tags import REQUIRED_UIDS, SPECIFIC_CHARACTER_SET
+from pacs.dicom.transfer_syntaxes import syntax_of
+from pacs.dicom.uids import is_valid_uid
+from storage.rows import InstanceRecord, Span
 
-UNDEFINED_LENGTH = 0xFFFFFFFF
 DEFER_BYTES = 64 * 1024  # header values larger than this are located, not read
-PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
-EXTENDED_OFFSET_TABLE = 0x7FE00001
-ITEM, SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE0DD
 _LONG_HEADER_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN",
                               b"UC", b"UR", b"SV", b"UV"})
-# Bulk data definition of the Cloud Healthcare API conformance statement (seed 002 / spec 4.6).
-_ALWAYS_BULK_VRS = frozenset({"OB", "OW", "UN"})
-_LARGE_FLOAT_VRS = frozenset({"OD", "OF", "OL", "OV"})
-_LARGE_FLOAT_BYTES = 2048
-_NUMERIC_ARRAY_VRS = {"AT": 4, "FD": 8, "FL": 4, "UL": 4, "US": 2, "SV": 8, "UV": 8}
-_NUMERIC_ARRAY_VM = 512
-_REQUIRED_UIDS = (("StudyInstanceUID", 0x0020000D), ("SeriesInstanceUID", 0x0020000E),
-                  ("SOPInstanceUID", 0x00080018), ("SOPClassUID", 0x00080016))
 # Frame start markers used when neither offset table nor fragment count tells frames apart.
 _FRAME_START_MARKERS = (b"\xff\xd8", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP")
 
@@ -53,42 +52,9 @@ class IngestError(ValueError):
         return self.message
 
 
-@dataclass(frozen=True)
-class Span:
-    """A byte range of the stored file."""
-
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True)
-class IngestRecord:
-    """Everything the index keeps about one instance."""
-
-    study_uid: str
-    series_uid: str
-    sop_uid: str
-    sop_class_uid: str
-    transfer_syntax_uid: str
-    attributes: dict[str, Any]  # top-level DICOM JSON, keyed by 8-hex tag
-    metadata: bytes  # the same, serialized; BulkDataURIs relative to the DICOMweb root
-    bulk: dict[str, Span]  # "7FE00010", "00540016/0/00181078" → span of the value
-    frames: tuple[tuple[Span, ...], ...]  # fragments of each frame, in frame order
-
-
-def bulk_data_path_uri(study: str, series: str, instance: str, path: str) -> str:
-    """The BulkDataURI of `path`, relative to the DICOMweb root (PS3.18 8.7.3.1)."""
-    return f"studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}"
-
-
-def read_instance_file(path: str) -> IngestRecord:
-    """`read_instance` of the file at `path` (the form a worker process is handed)."""
-    with open(path, "rb") as fp:
-        return read_instance(fp)
-
-
-def read_instance(fp: BinaryIO) -> IngestRecord:
-    """Parse the header of the Part 10 file open in `fp` (never the pixels)."""
+def read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecord:
+    """Parse the header of the Part 10 file open in `fp` (never the pixels); `bulk_data` says
+    which elements become BulkDataURIs."""
     try:
         ds = dcmread(fp, stop_before_pixels=True, defer_size=DEFER_BYTES)
     except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
@@ -100,15 +66,15 @@ def read_instance(fp: BinaryIO) -> IngestRecord:
     if not is_valid_uid(ts):
         raise IngestError("missing or invalid TransferSyntaxUID in the file meta information",
                           sop_class, sop)
-    walker = _JsonWalker(fp, lambda path: bulk_data_path_uri(study, series, sop, path))
+    walker = _JsonWalker(fp, bulk_data)
     attributes = walker.file_meta(ds.file_meta)
     attributes.update(walker.dataset(ds, "", 0))
     frames: tuple[tuple[Span, ...], ...] = ()
-    pixel = _read_pixel_header(fp, pixel_start, UID(ts))
+    pixel = _read_pixel_header(fp, pixel_start, ts)
     if pixel is not None:
         tag, vr, span, encapsulated = pixel
         key = f"{tag:08X}"
-        attributes[key] = {"vr": vr, "BulkDataURI": walker.uri(key)}
+        attributes[key] = {"vr": vr, "BulkDataURI": key}
         n_frames = _int(ds, "NumberOfFrames", 1)
         if encapsulated:
             fragments = list(_fragments(fp, span.offset))
@@ -119,15 +85,15 @@ def read_instance(fp: BinaryIO) -> IngestRecord:
             frames = _native_frames(ds, span, n_frames)
         walker.bulk[key] = span
     attributes = dict(sorted(attributes.items()))
-    return IngestRecord(study, series, sop, sop_class, ts, attributes,
-                        orjson.dumps(attributes), walker.bulk, frames)
+    return InstanceRecord(study, series, sop, sop_class, ts, attributes,
+                          orjson.dumps(attributes), walker.bulk, frames)
 
 
 def _required_uids(ds: Dataset) -> tuple[str, str, str, str]:
     values = []
     sop_class = str(ds.get("SOPClassUID", "")).strip()
     sop = str(ds.get("SOPInstanceUID", "")).strip()
-    for keyword, _tag in _REQUIRED_UIDS:
+    for keyword in REQUIRED_UIDS.values():
         value = str(ds.get(keyword, "") or "").strip()
         if not value:
             raise IngestError(f"missing {keyword}", sop_class, sop)
@@ -145,22 +111,12 @@ def _int(ds: Dataset, keyword: str, default: int) -> int:
         return default
 
 
-def is_bulk(vr: str, length: int) -> bool:
-    """The bulk data definition: OB/OW/UN, large OD/OF/OL/OV, numeric arrays of VM > 512."""
-    if vr in _ALWAYS_BULK_VRS:
-        return True
-    if vr in _LARGE_FLOAT_VRS:
-        return length > _LARGE_FLOAT_BYTES
-    size = _NUMERIC_ARRAY_VRS.get(vr)
-    return size is not None and length > size * _NUMERIC_ARRAY_VM
-
-
 class _JsonWalker:
     """Builds DICOM JSON while recording the file span of every bulk data element."""
 
-    def __init__(self, fp: BinaryIO, uri: Any) -> None:
+    def __init__(self, fp: BinaryIO, bulk_data: BulkDataDefinition) -> None:
         self.fp = fp
-        self.uri = uri
+        self.bulk_data = bulk_data
         self.bulk: dict[str, Span] = {}
 
     def file_meta(self, meta: Dataset) -> dict[str, Any]:
@@ -170,7 +126,7 @@ class _JsonWalker:
                 charset: str = "") -> dict[str, Any]:
         """`base` is the file offset that this dataset's value positions are relative to;
         `charset` the Specific Character Set it inherits (PS3.5 6.1.2.5.2)."""
-        if 0x00080005 in ds:
+        if SPECIFIC_CHARACTER_SET in ds:
             own = ds.SpecificCharacterSet
             charset = own if isinstance(own, str) else "\\".join(own)
         encoding = ENCODINGS.get(charset.strip())
@@ -209,7 +165,8 @@ class _JsonWalker:
               out: dict[str, Any]) -> bool:
         """Record `raw` as bulk data if it is; nested spans are checked against the file
         when the value is at hand (else the value stays inline)."""
-        if " or " in vr or not is_bulk(vr, raw.length) or raw.length in (0, UNDEFINED_LENGTH):
+        if " or " in vr or raw.length in (0, UNDEFINED_LENGTH) \
+                or not self.bulk_data.covers(vr, raw.length):
             return False
         span = Span(base + raw.value_tell, raw.length)
         if "/" in path and isinstance(raw.value, bytes):
@@ -217,7 +174,7 @@ class _JsonWalker:
             if self.fp.read(span.length) != raw.value:
                 return False
         self.bulk[path] = span
-        out[path.rsplit("/", 1)[-1]] = {"vr": vr, "BulkDataURI": self.uri(path)}
+        out[path.rsplit("/", 1)[-1]] = {"vr": vr, "BulkDataURI": path}
         return True
 
 
@@ -239,21 +196,23 @@ def _plain_json(elem: DataElement, raw: Any = None) -> dict[str, Any]:
         return {"vr": elem.VR}
 
 
-def _read_pixel_header(fp: BinaryIO, pos: int, ts: UID) -> tuple[int, str, Span, bool] | None:
+def _read_pixel_header(fp: BinaryIO, pos: int, ts: str) -> tuple[int, str, Span, bool] | None:
     """Tag, VR and value span of the pixel data element starting at `pos` (PS3.5 7.1)."""
-    if ts == "1.2.840.10008.1.2.1.99":
-        return None  # deflated: the body is compressed, there are no file offsets to record
+    syntax = syntax_of(ts)
+    if syntax is not None and syntax.deflated:
+        return None  # the body is compressed: there are no file offsets to record
     fp.seek(pos)
     head = fp.read(12)
     if len(head) < 8:
         return None
-    endian = ">" if ts == "1.2.840.10008.1.2.2" else "<"
+    endian = ">" if syntax is not None and syntax.big_endian else "<"
     group, element = struct.unpack(f"{endian}HH", head[:4])
     tag = group << 16 | element
-    if tag not in PIXEL_DATA_TAGS:
+    element = PIXEL_BY_TAG.get(tag)
+    if element is None:
         return None
     if not (head[4:6].isalpha() and head[4:6].isupper()):  # implicit VR, whatever the TS says
-        vr = "OF" if tag == 0x7FE00008 else "OD" if tag == 0x7FE00009 else "OW"
+        vr = element.implicit_vr
         (length,), header = struct.unpack(f"{endian}L", head[4:8]), 8
     else:
         vr = head[4:6].decode("ascii", "replace")
@@ -326,8 +285,9 @@ def _offset_table(fp: BinaryIO, ds: Dataset, value_start: int) -> list[int]:
 
 def _native_frames(ds: Dataset, span: Span, n_frames: int) -> tuple[tuple[Span, ...], ...]:
     """Native pixel data: frame i is a fixed-size slice of the value (PS3.5 8.1.1)."""
-    bits = _int(ds, "BitsAllocated", 0) * _int(ds, "Rows", 0) * _int(ds, "Columns", 0) \
-        * _int(ds, "SamplesPerPixel", 1)
+    bits = native_frame_bits(_int(ds, "Rows", 0), _int(ds, "Columns", 0),
+                             _int(ds, "SamplesPerPixel", 1), _int(ds, "BitsAllocated", 0),
+                             str(ds.get("PhotometricInterpretation", "")))
     if bits <= 0 or bits % 8:
         return ((span,),) if n_frames == 1 else ()
     size = bits // 8

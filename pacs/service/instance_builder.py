@@ -9,35 +9,25 @@ decoded size must match the Image Pixel module.
 import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 
-from pydicom import dcmwrite
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.dataset import Dataset
 
-from pacs.dicom_codecs.transfer_syntaxes import (
-    FRAME_SYNTAXES,
-    IMPLICIT_VR_LITTLE_ENDIAN,
-    OCTET_STREAM,
-)
-from pacs.errors import CANNOT_UNDERSTAND, DATA_SET_DOES_NOT_MATCH
+from pacs.dicom.part10 import set_pixel_data, write_part10
+from pacs.dicom.pixel_data import PIXEL_DATA
+from pacs.dicom.tags import REQUIRED_UIDS, TRANSFER_SYNTAX_UID
+from pacs.dicom.transfer_syntaxes import FRAME_SYNTAXES, OCTET_STREAM, TRANSFER_SYNTAXES
+from pacs.dicom.uids import is_valid_uid
 from pacs.pixels.codecs import CODECS
 from pacs.pixels.description import PixelError, describe
-from pacs.pixels.transcode import IMPLEMENTATION_VERSION
-from storage.uids import is_valid_uid
+from pacs.service.failures import CANNOT_UNDERSTAND, DATA_SET_DOES_NOT_MATCH, FailureReason
 
-PIXEL_DATA = "7FE00010"
-TRANSFER_SYNTAX = "00020010"
-REQUIRED_UIDS = {"00080016": "SOPClassUID", "00080018": "SOPInstanceUID",
-                 "0020000D": "StudyInstanceUID", "0020000E": "SeriesInstanceUID"}
+TRANSFER_SYNTAX = f"{TRANSFER_SYNTAX_UID:08X}"
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
-# Little endian syntaxes whose datasets pydicom writes as sent; big endian and deflated
-# datasets are not built from metadata (the Cloud Healthcare API refuses them too).
-BUILDABLE = frozenset(uid for uid in CODECS if uid not in ("1.2.840.10008.1.2.2",
-                                                           "1.2.840.10008.1.2.1.99",
-                                                           "image/png"))
+# Little endian syntaxes whose pixels we can check; big endian and deflated datasets are not
+# built from metadata (the Cloud Healthcare API refuses them too).
+BUILDABLE = frozenset(syntax.uid for syntax in TRANSFER_SYNTAXES.values()
+                      if syntax.uid in CODECS and not syntax.big_endian and not syntax.deflated)
 
 
 @dataclass(frozen=True)
@@ -52,7 +42,7 @@ class BulkPart:
 class BuildError(ValueError):
     """Why an instance cannot be built; `reason` is its STOW FailureReason (PS3.4 B.2.3)."""
 
-    def __init__(self, detail: str, reason: int = CANNOT_UNDERSTAND) -> None:
+    def __init__(self, detail: str, reason: FailureReason = CANNOT_UNDERSTAND) -> None:
         super().__init__(detail)
         self.reason = reason
 
@@ -90,7 +80,7 @@ def build_part10(instance: dict[str, Any], bulk: Mapping[str, BulkPart]) -> byte
     _check_required(instance)
     syntax = _first(instance, TRANSFER_SYNTAX)
     metadata = {k: v for k, v in instance.items() if not k.startswith("0002")}
-    pixel = metadata.pop(PIXEL_DATA, None)
+    pixel = metadata.pop(PIXEL_DATA.key, None)
     _check_character_set(metadata)
     try:
         ds = Dataset.from_json(metadata, bulk_data_uri_handler=_bulk_reader(bulk))
@@ -100,11 +90,7 @@ def build_part10(instance: dict[str, Any], bulk: Mapping[str, BulkPart]) -> byte
         raise BuildError(f"the metadata cannot be read as DICOM JSON: {exc}") from exc
     if pixel is not None:
         _attach_pixels(ds, pixel, syntax, bulk)
-    ds.file_meta = _file_meta(ds, syntax)
-    out = BytesIO()
-    dcmwrite(out, ds, implicit_vr=syntax == IMPLICIT_VR_LITTLE_ENDIAN, little_endian=True,
-             enforce_file_format=True)
-    return out.getvalue()
+    return write_part10(ds, syntax)
 
 
 def _first(instance: Mapping[str, Any], key: str) -> str:
@@ -181,7 +167,7 @@ def _attach_pixels(ds: Dataset, pixel: dict[str, Any], syntax: str,
     uri = pixel.get("BulkDataURI")
     if not uri:
         raise BuildError("Pixel Data (7FE00010) has no BulkDataURI")
-    part = _take(bulk, uri, PIXEL_DATA)
+    part = _take(bulk, uri, PIXEL_DATA.key)
     try:
         desc = describe(ds)
     except PixelError as exc:
@@ -196,8 +182,7 @@ def _attach_pixels(ds: Dataset, pixel: dict[str, Any], syntax: str,
             raise BuildError(f"Pixel Data has {len(part.data)} bytes; Rows, Columns, Samples "
                              f"per Pixel, Bits Allocated and Number of Frames make {expected}",
                              DATA_SET_DOES_NOT_MATCH)
-        ds.PixelData = part.data
-        ds["PixelData"].VR = "OB" if desc.bits_allocated <= 8 else "OW"
+        set_pixel_data(ds, [part.data], encapsulated=False, bits_allocated=desc.bits_allocated)
         return
     _check_compressed(part, syntax, desc.frames)
     try:
@@ -205,9 +190,7 @@ def _attach_pixels(ds: Dataset, pixel: dict[str, Any], syntax: str,
     except PixelError as exc:
         raise BuildError(f"the {part.media_type} Pixel Data does not match the Image Pixel "
                          f"module: {exc}", DATA_SET_DOES_NOT_MATCH) from exc
-    ds.PixelData = encapsulate([part.data], has_bot=True)
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
+    set_pixel_data(ds, [part.data], encapsulated=True, bits_allocated=desc.bits_allocated)
 
 
 def _check_compressed(part: BulkPart, syntax: str, frames: int) -> None:
@@ -222,14 +205,3 @@ def _check_compressed(part: BulkPart, syntax: str, frames: int) -> None:
     if frames != 1:
         raise BuildError(f"Number of Frames is {frames}; one compressed bulk data part "
                          "carries one frame (send multi-frame images as Part 10)")
-
-
-def _file_meta(ds: Dataset, syntax: str) -> FileMetaDataset:
-    """The File Meta Information group (PS3.10 7.1), the only attributes the server adds."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = UID(syntax)
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    return meta

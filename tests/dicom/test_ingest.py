@@ -1,4 +1,4 @@
-"""storage.ingest.read_instance over pydicom's bundled files, checked against pydicom itself.
+"""pacs.dicom.ingest.read_instance over pydicom's bundled files, checked against pydicom itself.
 
 For every file: the pixel data span holds exactly pydicom's PixelData, the frame spans hold
 exactly pydicom's frames, every bulk span holds exactly the element's value (nested ones
@@ -18,7 +18,9 @@ from pydicom.dataelem import RawDataElement
 from pydicom.encaps import generate_frames
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
-from storage.ingest import IngestError, IngestRecord, Span, read_instance
+from pacs.dicom.bulk_data import GOOGLE_BULK_DATA
+from pacs.dicom.ingest import IngestError, read_instance
+from storage.rows import InstanceRecord, Span
 from tests.dataset_factories import CORPUS, corpus_path, ct_series, edited
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -82,10 +84,14 @@ def _file_bytes(name: str) -> bytes:
     return out.getvalue()
 
 
-def _load(name: str) -> tuple[bytes, IngestRecord, Dataset]:
+def _read(data: bytes) -> InstanceRecord:
+    return read_instance(BytesIO(data), GOOGLE_BULK_DATA)
+
+
+def _load(name: str) -> tuple[bytes, InstanceRecord, Dataset]:
     """The bytes, ingest's record of them and pydicom's full reading of them."""
     data = _file_bytes(name)
-    return data, read_instance(BytesIO(data)), pydicom.dcmread(BytesIO(data))
+    return data, _read(data), pydicom.dcmread(BytesIO(data))
 
 
 def _span_bytes(data: bytes, spans: tuple[Span, ...] | list[Span]) -> bytes:
@@ -164,7 +170,7 @@ def test_every_ob_ow_element_has_a_bulk_data_uri(name: str) -> None:
 
 
 def _compare(metadata: dict[str, Any], ds: Dataset, where: str,
-             bulk: dict[str, Span], uri_base: str) -> int:
+             bulk: dict[str, Span]) -> int:
     """Assert `metadata` (one dataset's DICOM JSON) equals pydicom's for `ds`; returns how many
     elements were compared."""
     elements = [e for e in ds if e.tag != TRAILING_PADDING]
@@ -176,14 +182,14 @@ def _compare(metadata: dict[str, Any], ds: Dataset, where: str,
         path = f"{where}{key}"
         if "BulkDataURI" in got:
             assert got["vr"] == elem.VR or elem.tag == 0x7FE00010, path
-            assert got["BulkDataURI"] == f"{uri_base}/bulkdata/{path}"
+            assert got["BulkDataURI"] == path  # the attribute path; answers make it a URL
             assert path in bulk
         elif elem.VR == "SQ":
             assert got["vr"] == "SQ"
             items = got.get("Value", [])
             assert len(items) == len(elem.value), path
             for i, (item_json, item) in enumerate(zip(items, elem.value, strict=True)):
-                compared += _compare(item_json, item, f"{path}/{i}/", bulk, uri_base)
+                compared += _compare(item_json, item, f"{path}/{i}/", bulk)
         else:
             assert got == elem.to_json_dict(None, 0xFFFFFFFF), path
         compared += 1
@@ -196,14 +202,12 @@ def test_metadata_equals_pydicom_json_for_non_bulk_elements(name: str) -> None:
     metadata = orjson.loads(record.metadata)
     assert metadata == record.attributes
     assert list(metadata) == sorted(metadata)
-    uri_base = (f"studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-                f"/instances/{ds.SOPInstanceUID}")
     meta_keys = {f"{e.tag:08X}" for e in ds.file_meta}
     file_meta = {k: v for k, v in metadata.items() if k in meta_keys}
     body = {k: v for k, v in metadata.items() if k not in meta_keys}
     for elem in ds.file_meta:
         assert file_meta[f"{elem.tag:08X}"] == elem.to_json_dict(None, 0xFFFFFFFF)
-    assert _compare(body, ds, "", record.bulk, uri_base) > 5
+    assert _compare(body, ds, "", record.bulk) > 5
     assert (record.study_uid, record.series_uid, record.sop_uid, record.sop_class_uid) == (
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.SOPClassUID)
 
@@ -214,7 +218,7 @@ def _generated(**changes: str | None) -> bytes:
 
 
 def test_a_generated_instance_reads() -> None:
-    record = read_instance(BytesIO(_generated()))
+    record = _read(_generated())
     assert len(record.frames) == 1
     assert record.frames[0][0].length == 8 * 8 * 2
 
@@ -223,7 +227,7 @@ def test_a_generated_instance_reads() -> None:
                                      "SOPClassUID"])
 def test_missing_uid_raises(keyword: str) -> None:
     with pytest.raises(IngestError, match=f"missing {keyword}"):
-        read_instance(BytesIO(_generated(**{keyword: None})))
+        _read(_generated(**{keyword: None}))
 
 
 @pytest.mark.parametrize("keyword", ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
@@ -231,19 +235,19 @@ def test_missing_uid_raises(keyword: str) -> None:
 @pytest.mark.parametrize("value", ["1.2.abc", "1..2", "1.2.", "1" * 65, "1.2 3", "../../etc"])
 def test_invalid_uid_raises(keyword: str, value: str) -> None:
     with pytest.raises(IngestError, match=f"invalid {keyword}"):
-        read_instance(BytesIO(_generated(**{keyword: value})))
+        _read(_generated(**{keyword: value}))
 
 
 def test_a_64_character_uid_is_accepted() -> None:
     uid = "1." + "2" * 62
     assert len(uid) == 64
-    assert read_instance(BytesIO(_generated(SOPInstanceUID=uid))).sop_uid == uid
+    assert _read(_generated(SOPInstanceUID=uid)).sop_uid == uid
 
 
 def test_invalid_uid_error_names_the_sop_instance_when_known() -> None:
     sop = generate_uid()
     with pytest.raises(IngestError) as caught:
-        read_instance(BytesIO(_generated(StudyInstanceUID="not-a-uid", SOPInstanceUID=sop)))
+        _read(_generated(StudyInstanceUID="not-a-uid", SOPInstanceUID=sop))
     assert caught.value.sop_instance_uid == sop
     assert caught.value.sop_class_uid == "1.2.840.10008.5.1.4.1.1.2"
 
@@ -252,14 +256,14 @@ def test_invalid_uid_error_names_the_sop_instance_when_known() -> None:
                                   b"\0" * 128 + b"DICM" + b"\x02\x00"])
 def test_not_dicom_raises(data: bytes) -> None:
     with pytest.raises(IngestError):
-        read_instance(BytesIO(data))
+        _read(data)
 
 
 def test_encapsulated_pixel_data_cut_short_raises() -> None:
     """A file cut inside the encapsulated pixel data cannot be archived."""
     data = corpus_path("SC_rgb_rle_2frame.dcm").read_bytes()
     with pytest.raises(IngestError):
-        read_instance(BytesIO(data[:-100]))
+        _read(data[:-100])
 
 
 @pytest.mark.parametrize(("name", "error"), [
@@ -272,7 +276,7 @@ def test_bundled_files_an_archive_cannot_keep_raise(name: str, error: str) -> No
     if pydicom.data.get_testdata_file(name, download=False) is None:
         pytest.skip(f"{name} does not ship with this pydicom")
     with open(corpus_path(name), "rb") as fp, pytest.raises(IngestError, match=error):
-        read_instance(fp)
+        read_instance(fp, GOOGLE_BULK_DATA)
 
 
 def test_deflated_file_metadata_matches_pydicom_except_pixel_data() -> None:
@@ -285,7 +289,7 @@ def test_deflated_file_metadata_matches_pydicom_except_pixel_data() -> None:
     metadata = orjson.loads(record.metadata)
     meta_keys = {f"{e.tag:08X}" for e in ds.file_meta}
     body = {k: v for k, v in metadata.items() if k not in meta_keys}
-    assert _compare(body, ds, "", record.bulk, "") > 5
+    assert _compare(body, ds, "", record.bulk) > 5
 
 
 def _encoded(ds: Dataset, implicit: bool = False) -> bytes:
@@ -305,7 +309,7 @@ def test_known_tag_encoded_as_un_is_not_bulk_data() -> None:
     as_un = b"\x08\x00\x12\x00UN\x00\x00\x08\x00\x00\x0020030903"
     data = _encoded(ds)
     assert data.count(as_da) == 1  # pydicom itself never writes a known tag as UN
-    record = read_instance(BytesIO(data.replace(as_da, as_un)))
+    record = _read(data.replace(as_da, as_un))
     assert record.attributes["00080012"] == {"vr": "DA", "Value": ["20030903"]}
     assert "00080012" not in record.bulk
 
@@ -315,7 +319,7 @@ def test_implicit_vr_private_creator_is_lo_and_unknown_private_is_bulk() -> None
     block = ds.private_block(0x0011, "TEST CREATOR", create=True)
     block.add_new(0x01, "OB", b"\x01\x02\x03\x04")
     data = _encoded(ds, implicit=True)
-    record = read_instance(BytesIO(data))
+    record = _read(data)
     assert record.attributes["00110010"] == {"vr": "LO", "Value": ["TEST CREATOR"]}
     assert record.attributes["00111001"]["vr"] == "UN"
     assert _span_bytes(data, [record.bulk["00111001"]]) == b"\x01\x02\x03\x04"
@@ -332,6 +336,6 @@ def test_large_header_values_get_exact_spans_top_level_and_nested() -> None:
     item.add_new(0x00110010, "LO", "TEST CREATOR")
     block.add_new(0x02, "SQ", [item])
     data = _encoded(ds)
-    record = read_instance(BytesIO(data))
+    record = _read(data)
     assert _span_bytes(data, [record.bulk["00111001"]]) == big
     assert _span_bytes(data, [record.bulk["00111002/0/00111001"]]) == big[::-1]

@@ -1,0 +1,101 @@
+"""Errors on HTTP, in the one place they are mapped: every refusal is answered with its
+status and the Cloud Healthcare API's body, {"error": {"code", "message", "status"}}.
+
+Domain errors carry a google.rpc.Code name, mapped to an HTTP status as Google maps them
+(googleapis google/rpc/code.proto); errors of the HTTP exchange itself carry their status.
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import ClassVar
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pacs.pixels.description import PixelError
+from pacs.service.errors import ArchiveError, InvalidArgument, TooLarge, Unavailable
+from storage.index.connection import QueryTimeout
+
+log = logging.getLogger("pacs")
+
+STATUS_OF_CODE = {
+    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "ABORTED": 409,
+    "ALREADY_EXISTS": 409, "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499, "INTERNAL": 500,
+    "UNKNOWN": 500, "DATA_LOSS": 500, "UNIMPLEMENTED": 501, "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+# Domain errors whose HTTP status is more specific than their code's.
+STATUS_OF_ERROR: dict[type[ArchiveError], int] = {TooLarge: 413}
+# The code named in the body of a status that no domain error produces.
+_CODE_OF_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED",
+                   406: "FAILED_PRECONDITION", 413: "INVALID_ARGUMENT",
+                   415: "INVALID_ARGUMENT", 416: "OUT_OF_RANGE", 500: "INTERNAL"}
+
+
+class HttpError(ArchiveError):
+    """A refusal of the HTTP exchange itself (negotiation, framing, size), with its status."""
+
+    status: ClassVar[int] = 400
+
+
+class NotAcceptable(HttpError):
+    status = 406
+    code = "FAILED_PRECONDITION"
+
+
+class UnsupportedMediaType(HttpError):
+    status = 415
+    code = "INVALID_ARGUMENT"
+
+
+class RangeNotSatisfiable(HttpError):
+    status = 416
+    code = "OUT_OF_RANGE"
+
+
+def error_response(status: int, message: str, code: str | None = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The Google error body for `status`."""
+    body = {"error": {"code": status, "message": message,
+                      "status": code or _CODE_OF_STATUS.get(status, "UNKNOWN")}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _archive_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ArchiveError)
+    status = exc.status if isinstance(exc, HttpError) else \
+        STATUS_OF_ERROR.get(type(exc), STATUS_OF_CODE[exc.code])
+    return error_response(status, exc.message, exc.code)
+
+
+async def _pixel_error(request: Request, exc: Exception) -> Response:
+    return await _archive_error(request, InvalidArgument(str(exc)))
+
+
+async def _query_timeout(request: Request, exc: Exception) -> Response:
+    return await _archive_error(request, Unavailable(
+        f"the query took too long and was stopped: {exc}"))
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no route, wrong method), keeping their headers (a 405
+    names the allowed methods in `Allow`, RFC 9110 15.5.6)."""
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if exc.status_code != 404 else f"no such resource: {request.url.path}"
+    return error_response(exc.status_code, message, headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal error; the server log has the details")
+
+
+EXCEPTION_HANDLERS = {
+    ArchiveError: _archive_error,
+    PixelError: _pixel_error,
+    QueryTimeout: _query_timeout,
+    HTTPException: _http_exception,
+    Exception: _internal_error,
+}

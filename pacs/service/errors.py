@@ -1,0 +1,42 @@
+"""Domain errors: what the archive refuses and why, named by google.rpc.Code (googleapis
+google/rpc/code.proto), which every door maps to its own answer in one place."""
+
+from typing import ClassVar
+
+
+class ArchiveError(Exception):
+    """A request the archive refuses; `code` is its google.rpc.Code name."""
+
+    code: ClassVar[str] = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(ArchiveError):
+    """The request itself is wrong: a bad UID, parameter or body."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class NotFound(ArchiveError):
+    """The store, study, series, instance, frame or bulk data asked for does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class FailedPrecondition(ArchiveError):
+    """What is stored cannot be given in the form asked for (say, 16-bit colour as JPEG)."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class TooLarge(InvalidArgument):
+    """More bytes than one object or request may have."""
+
+
+class Unavailable(ArchiveError):
+    """The archive cannot answer now (a query ran past its time limit); try again."""
+
+    code = "UNAVAILABLE"

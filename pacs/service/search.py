@@ -1,0 +1,117 @@
+"""Search (PS3.4 C.6 query levels, PS3.18 10.6): one page of matches as DICOM JSON datasets.
+
+Results come from the attributes stored at ingest; the computed attributes (ModalitiesInStudy,
+NumberOf…Related…, SOPClassesInStudy, InstanceAvailability and, when links are given,
+RetrieveURL) are added here.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from pacs.dicom.tags import vr_of
+from pacs.service.archive import Archive
+from pacs.service.links import Links
+from pacs.service.stores import StoreContext
+from storage.query import Level, Query, SearchRow
+
+# Attributes returned by default (PS3.18 Tables 10.6.3-3, -4 and -5).
+STUDY_DEFAULTS = frozenset({
+    0x00080005, 0x00080020, 0x00080030, 0x00080050, 0x00080056, 0x00080061, 0x00080090,
+    0x00080201, 0x00081190, 0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x0020000D,
+    0x00200010, 0x00201206, 0x00201208,
+})
+SERIES_DEFAULTS = frozenset({
+    0x00080005, 0x00080060, 0x00080201, 0x0008103E, 0x00081190, 0x0020000D, 0x0020000E,
+    0x00200011, 0x00201209, 0x00400244, 0x00400245, 0x00400275,
+})
+INSTANCE_DEFAULTS = frozenset({
+    0x00080005, 0x00080016, 0x00080018, 0x00080056, 0x00080201, 0x00081190, 0x0020000D,
+    0x0020000E, 0x00080060, 0x00200013, 0x00280008, 0x00280010, 0x00280011, 0x00280100,
+})
+_DEFAULTS = {Level.STUDY: STUDY_DEFAULTS, Level.SERIES: SERIES_DEFAULTS,
+             Level.INSTANCE: INSTANCE_DEFAULTS}
+_COMPUTED = frozenset({0x00080056, 0x00080060, 0x00080061, 0x00080062, 0x00081190, 0x00201206,
+                       0x00201208, 0x00201209})
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """The query plus what to return: `include_all`, or the `include` tags."""
+
+    query: Query
+    include: frozenset[int]
+    include_all: bool
+
+
+@dataclass(frozen=True)
+class SearchAnswer:
+    """The matching datasets of one page; `more` when results beyond it exist."""
+
+    datasets: list[dict[str, Any]]
+    more: bool
+
+
+async def search(archive: Archive, store: StoreContext, request: SearchRequest,
+                 links: Links | None) -> SearchAnswer:
+    """One page of `request`'s matches in `store`; RetrieveURLs and BulkDataURIs under
+    `links` (none without them)."""
+    result = await archive.index.search(store.id, request.query)
+    level = request.query.level
+    return SearchAnswer([_dataset(row, level, request, links) for row in result.rows],
+                        result.more)
+
+
+def _dataset(row: SearchRow, level: Level, request: SearchRequest,
+             links: Links | None) -> dict[str, Any]:
+    wanted = _DEFAULTS[level] | request.include
+    out: dict[str, Any] = {}
+    _take(out, orjson.loads(row.study_attrs), wanted,
+          request.include_all and level is Level.STUDY)
+    if row.series_attrs is not None:
+        _take(out, orjson.loads(row.series_attrs), wanted,
+              request.include_all and level is Level.SERIES)
+    if row.instance_attrs is not None and row.series_uid and row.sop_uid:
+        attrs = row.instance_attrs if links is None else links.with_bulk_data_uris(
+            row.instance_attrs, row.study_uid, row.series_uid, row.sop_uid)
+        _take(out, orjson.loads(attrs), wanted, request.include_all)
+    computed = _computed(row, level, links)
+    for tag in wanted | (computed.keys() if request.include_all else set()):
+        key = f"{tag:08X}"
+        if tag in computed:
+            out[key] = computed[tag]
+        elif key not in out and tag not in _COMPUTED:
+            out[key] = {"vr": vr_of(tag)}
+    return dict(sorted(out.items()))
+
+
+def _take(out: dict[str, Any], attrs: dict[str, Any], wanted: frozenset[int],
+          everything: bool) -> None:
+    for key, element in attrs.items():
+        if everything or int(key, 16) in wanted:
+            out[key] = element
+
+
+def _computed(row: SearchRow, level: Level, links: Links | None) -> dict[int, dict[str, Any]]:
+    values: dict[int, dict[str, Any]] = {0x00080056: {"vr": "CS", "Value": ["ONLINE"]}}
+    url: str | None = None
+    if level is Level.STUDY:
+        url = links.study(row.study_uid) if links else None
+        values[0x00201206] = {"vr": "IS", "Value": [row.study_series]}
+        values[0x00201208] = {"vr": "IS", "Value": [row.study_instances]}
+        values[0x00080061] = _multi("CS", sorted(row.modalities))
+        values[0x00080062] = _multi("UI", sorted(row.sop_classes))
+        values[0x00080060] = values[0x00080061]  # Modality asked at study level (OHIF does)
+    elif level is Level.SERIES and row.series_uid:
+        url = links.series(row.study_uid, row.series_uid) if links else None
+        values[0x00201209] = {"vr": "IS", "Value": [row.series_instances]}
+    elif row.series_uid and row.sop_uid and links:
+        url = links.instance(row.study_uid, row.series_uid, row.sop_uid)
+    if url is not None:
+        values[0x00081190] = {"vr": "UR", "Value": [url]}
+    return values
+
+
+def _multi(vr: str, values: list[str]) -> dict[str, Any]:
+    return {"vr": vr, "Value": values} if values else {"vr": vr}

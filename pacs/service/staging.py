@@ -1,0 +1,57 @@
+"""Bytes that arrive in pieces (a request body part) written to a staged blob in large
+buffered writes, each in a worker thread, within a size limit."""
+
+import anyio
+
+from pacs.service.errors import TooLarge
+from storage.protocols import BlobStore, StagedBlob
+
+
+class StagingWriter:
+    """Buffers what `add` is given and writes it to a staged blob (created on the first
+    write) once `batch` bytes are held; `finish` hands over the complete blob."""
+
+    def __init__(self, blobs: BlobStore, batch: int, limit: int, what: str) -> None:
+        self._blobs = blobs
+        self._batch = batch
+        self._limit = limit
+        self._what = what
+        self._buffer = bytearray()
+        self._staged: StagedBlob | None = None
+
+    async def add(self, data: bytes) -> None:
+        """Take the next bytes; TooLarge past the limit."""
+        self._buffer += data
+        if len(self._buffer) >= self._batch:
+            await self._flush(last=False)
+
+    async def finish(self) -> StagedBlob:
+        """The complete staged blob (possibly empty), now the caller's to commit or discard."""
+        await self._flush(last=True)
+        staged, self._staged = self._staged, None
+        assert staged is not None
+        return staged
+
+    async def discard(self) -> None:
+        """Drop the bytes staged so far (safe to call at any time, and more than once)."""
+        self._buffer.clear()
+        staged, self._staged = self._staged, None
+        if staged is not None:
+            await anyio.to_thread.run_sync(staged.discard)
+
+    async def _flush(self, last: bool) -> None:
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        size = self._staged.size if self._staged is not None else 0
+        if size + len(data) > self._limit:
+            raise TooLarge(f"{self._what} is larger than the limit of {self._limit} bytes")
+        self._staged = await anyio.to_thread.run_sync(_write, self._blobs, self._staged, data,
+                                                      last)
+
+
+def _write(blobs: BlobStore, staged: StagedBlob | None, data: bytes, last: bool) -> StagedBlob:
+    staged = staged or blobs.stage()
+    staged.write(data)
+    if last:
+        staged.close()
+    return staged

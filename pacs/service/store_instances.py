@@ -1,0 +1,120 @@
+"""Store instances (PS3.4 Annex B, PS3.18 10.5): the one path from received bytes into the
+archive, for STOW-RS, STOW from metadata, `pacs import` and C-STORE alike.
+
+The invariant that keeps data safe lives here: the blob is durable before the index row
+points at it, and a row the index refuses (a duplicate, a conflict) removes its blob again.
+A bad instance fails alone with a Failure Reason and never touches what is stored.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from pacs.dicom.ingest import IngestError, read_instance
+from pacs.service.archive import Archive
+from pacs.service.failures import (
+    CANNOT_UNDERSTAND,
+    DATA_SET_DOES_NOT_MATCH,
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    FailureReason,
+)
+from pacs.service.stores import StoreContext
+from storage.protocols import StagedBlob
+from storage.rows import AddOutcome, InstanceRecord
+
+COPY_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass
+class StoreOutcome:
+    """What became of one instance: the UIDs its response item names, or why it failed."""
+
+    sop_class_uid: str = ""
+    sop_uid: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    reason: FailureReason | None = None
+    detail: str = ""
+
+    def fail(self, reason: FailureReason, detail: str) -> None:
+        self.reason, self.detail = reason, detail
+
+    @property
+    def stored(self) -> bool:
+        return self.reason is None
+
+
+async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob,
+                       outcome: StoreOutcome, study: str | None = None) -> None:
+    """Store the complete Part 10 blob `staged` in `store`, recording the result in
+    `outcome`; with `study`, the instance must belong to that study. `staged` is consumed:
+    committed, or discarded."""
+    try:
+        record = await anyio.to_thread.run_sync(_read, staged, store)
+    except IngestError as exc:
+        outcome.sop_class_uid, outcome.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
+        outcome.fail(CANNOT_UNDERSTAND, str(exc))
+        await anyio.to_thread.run_sync(staged.discard)
+        return
+    outcome.sop_class_uid, outcome.sop_uid = record.sop_class_uid, record.sop_uid
+    outcome.study_uid, outcome.series_uid = record.study_uid, record.series_uid
+    if study is not None and record.study_uid != study:
+        outcome.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {record.study_uid} differs "
+                     f"from the study in the request URL, {study}")
+        await anyio.to_thread.run_sync(staged.discard)
+        return
+    await _commit(archive, store, staged, record, outcome)
+
+
+async def store_file(archive: Archive, store: StoreContext, path: Path) -> StoreOutcome:
+    """Store the Part 10 file at `path` (as `pacs import` does), copying it into staging."""
+    outcome = StoreOutcome()
+    staged = await anyio.to_thread.run_sync(_stage_file, archive, path)
+    await store_staged(archive, store, staged, outcome)
+    return outcome
+
+
+def _stage_file(archive: Archive, path: Path) -> StagedBlob:
+    staged = archive.blobs.stage()
+    try:
+        with path.open("rb") as source:
+            while chunk := source.read(COPY_CHUNK_BYTES):
+                staged.write(chunk)
+        staged.close()
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def _read(staged: StagedBlob, store: StoreContext) -> InstanceRecord:
+    with staged.open() as fp:
+        return read_instance(fp, store.profile.bulk_data)
+
+
+async def _commit(archive: Archive, store: StoreContext, staged: StagedBlob,
+                  record: InstanceRecord, outcome: StoreOutcome) -> None:
+    """Blob durable first, then the index row; a refused row removes its blob again."""
+    size, sha256 = staged.size, staged.sha256
+    blobs = archive.blobs
+    try:
+        name = await anyio.to_thread.run_sync(blobs.commit, staged)
+    except OSError as exc:
+        await anyio.to_thread.run_sync(staged.discard)
+        outcome.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
+        return
+    try:
+        added = await archive.index.add_instance(store.id, record, name, size, sha256)
+    except BaseException:
+        await anyio.to_thread.run_sync(blobs.delete, name)
+        raise
+    if added is not AddOutcome.STORED:
+        await anyio.to_thread.run_sync(blobs.delete, name)
+    if added is AddOutcome.CONFLICT:
+        outcome.fail(PROCESSING_FAILURE, f"an instance with SOPInstanceUID {record.sop_uid} "
+                     "already exists with different content; the stored instance is unchanged")
+    elif added is AddOutcome.SERIES_CONFLICT:
+        outcome.fail(PROCESSING_FAILURE, f"SeriesInstanceUID {record.series_uid} already "
+                     f"belongs to another study than {record.study_uid}")
