@@ -4,6 +4,8 @@ The same DICOMweb routes serve `/dicomweb` (the default store) and the Cloud Hea
 paths `/{v1,v1beta1}/projects/{p}/locations/{l}/datasets/{d}/dicomStores/{s}/dicomWeb`.
 """
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,34 +32,40 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def resource(path: str, **handlers: Handler) -> Route:
+    """One route per path, each method's handler looked up in `handlers`, so that a 405
+    names every method the path allows (RFC 9110 15.5.6); HEAD is answered as GET."""
+    async def dispatch(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+    return Route(path, dispatch, methods=list(handlers), name=path)
+
+
 DICOMWEB: list[BaseRoute] = [
-    Route("/studies", store.store_instances, methods=["POST"]),
-    Route("/studies", search.search_studies, methods=["GET"]),
-    Route("/series", search.search_series, methods=["GET"]),
-    Route("/instances", search.search_instances, methods=["GET"]),
-    Route(STUDY, store.store_instances, methods=["POST"]),
-    Route(STUDY, retrieve.retrieve, methods=["GET"]),
-    Route(STUDY, delete.delete, methods=["DELETE"]),
-    Route(STUDY + "/metadata", retrieve.retrieve_metadata, methods=["GET"]),
-    Route(STUDY + "/series", search.search_series, methods=["GET"]),
-    Route(STUDY + "/instances", search.search_instances, methods=["GET"]),
-    Route(SERIES, retrieve.retrieve, methods=["GET"]),
-    Route(SERIES, delete.delete, methods=["DELETE"]),
-    Route(SERIES + "/metadata", retrieve.retrieve_metadata, methods=["GET"]),
-    Route(SERIES + "/instances", search.search_instances, methods=["GET"]),
-    Route(INSTANCE, retrieve.retrieve, methods=["GET"]),
-    Route(INSTANCE, delete.delete, methods=["DELETE"]),
-    Route(INSTANCE + "/metadata", retrieve.retrieve_metadata, methods=["GET"]),
-    Route(FRAMES, retrieve_frames.retrieve_frames, methods=["GET"]),
-    Route(INSTANCE + "/bulkdata/{path:path}", retrieve.retrieve_bulkdata, methods=["GET"]),
-    *(Route(resource + "/rendered", retrieve_rendered.retrieve_rendered, methods=["GET"])
-      for resource in (STUDY, SERIES, INSTANCE, FRAMES)),
-    *(Route(resource + "/thumbnail", retrieve_rendered.retrieve_thumbnail, methods=["GET"])
-      for resource in (STUDY, SERIES, INSTANCE, FRAMES)),
+    resource("/studies", GET=search.search_studies, POST=store.store_instances),
+    resource("/series", GET=search.search_series),
+    resource("/instances", GET=search.search_instances),
+    resource(STUDY, GET=retrieve.retrieve, POST=store.store_instances, DELETE=delete.delete),
+    resource(STUDY + "/metadata", GET=retrieve.retrieve_metadata),
+    resource(STUDY + "/series", GET=search.search_series),
+    resource(STUDY + "/instances", GET=search.search_instances),
+    resource(SERIES, GET=retrieve.retrieve, DELETE=delete.delete),
+    resource(SERIES + "/metadata", GET=retrieve.retrieve_metadata),
+    resource(SERIES + "/instances", GET=search.search_instances),
+    resource(INSTANCE, GET=retrieve.retrieve, DELETE=delete.delete),
+    resource(INSTANCE + "/metadata", GET=retrieve.retrieve_metadata),
+    resource(FRAMES, GET=retrieve_frames.retrieve_frames),
+    resource(INSTANCE + "/bulkdata/{path:path}", GET=retrieve.retrieve_bulkdata),
+    *(resource(level + "/rendered", GET=retrieve_rendered.retrieve_rendered)
+      for level in (STUDY, SERIES, INSTANCE, FRAMES)),
+    *(resource(level + "/thumbnail", GET=retrieve_rendered.retrieve_thumbnail)
+      for level in (STUDY, SERIES, INSTANCE, FRAMES)),
 ]
 
 ROUTES: list[BaseRoute] = [
-    Route("/healthz", healthz, methods=["GET"]),
+    resource("/healthz", GET=healthz),
     Mount("/dicomweb", routes=DICOMWEB),
     Mount(GOOGLE_STORE, routes=DICOMWEB),
 ]

@@ -1,12 +1,36 @@
-"""Layering: the server depends on storage, never the reverse (STYLE.md section 9)."""
+"""Layering: each layer imports only the layers below it, and no module imports itself back
+through a cycle (ARCHITECTURE.md).
+
+    entry (app, routes, __main__) → transactions → http → service → pixels → dicom → base → storage
+"""
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).parent.parent
-STORAGE_MODULES = sorted((ROOT / "storage").rglob("*.py"))
+MODULES = sorted([*(ROOT / "pacs").rglob("*.py"), *(ROOT / "storage").rglob("*.py")])
+
+# Highest first; a module belongs to the first layer one of whose prefixes names it.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("entry", ("pacs.app", "pacs.routes", "pacs.__main__")),
+    ("transactions", ("pacs.transactions",)),
+    ("http", ("pacs.http",)),
+    ("service", ("pacs.service",)),
+    ("pixels", ("pacs.pixels",)),
+    ("dicom", ("pacs.dicom",)),
+    ("base", ("pacs.settings", "pacs.names", "pacs")),
+    ("storage", ("storage",)),
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -17,6 +41,7 @@ def _imported_modules(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id == "__import__" and node.args
               and isinstance(node.args[0], ast.Constant)):
@@ -24,18 +49,63 @@ def _imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_storage_has_modules() -> None:
-    assert len(STORAGE_MODULES) >= 10
+def _layer(module: str) -> int | None:
+    for rank, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    return None
 
 
-@pytest.mark.parametrize("path", STORAGE_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_storage_never_imports_pacs(path: Path) -> None:
-    offending = {name for name in _imported_modules(path)
-                 if name == "pacs" or name.startswith("pacs.")}
-    assert not offending, f"{path.relative_to(ROOT)} imports {sorted(offending)}"
+KNOWN = {_module_name(p) for p in MODULES}
 
 
-def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
+@cache
+def _graph() -> dict[str, set[str]]:
+    """Each of our modules → the modules of ours it imports."""
+    return {_module_name(p): {m for m in _imported_modules(p) if m in KNOWN} - {_module_name(p)}
+            for p in MODULES}
+
+
+def test_every_module_has_a_layer() -> None:
+    assert len(MODULES) > 50
+    assert [m for m in KNOWN if _layer(m) is None] == []
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_only_run_down(path: Path) -> None:
+    module = _module_name(path)
+    own = _layer(module)
+    assert own is not None
+    upward = sorted(m for m in _graph()[module] if (_layer(m) or 0) < own)
+    assert not upward, f"{module} ({LAYERS[own][0]}) imports layers above it: {upward}"
+
+
+def test_no_import_cycles() -> None:
+    graph = _graph()
+    done: set[str] = set()
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            raise AssertionError(f"import cycle: {' → '.join(trail[trail.index(module):])}"
+                                 f" → {module}")
+        if module in done:
+            return
+        for imported in sorted(graph.get(module, ())):
+            if not imported.startswith(module + "."):  # a package importing its own modules
+                visit(imported, [*trail, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_the_checks_see_imports_inside_functions(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("def f():\n    from pacs.errors import BadRequest\n    import pacs\n")
-    assert _imported_modules(sample) == {"pacs.errors", "pacs"}
+    sample.write_text("def f():\n    from pacs.service import errors\n    import pacs\n")
+    assert _imported_modules(sample) == {"pacs.service", "pacs.service.errors", "pacs"}
+
+
+def test_the_checks_see_an_upward_import() -> None:
+    """storage importing the service layer would be flagged."""
+    assert _layer("storage.rows") > _layer("pacs.service.stores")  # type: ignore[operator]
+    assert _layer("pacs.dicom.ingest") > _layer("pacs.pixels.codecs")  # type: ignore[operator]

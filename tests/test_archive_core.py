@@ -1,0 +1,179 @@
+"""The archive core: native 4:2:2 frames sized once for ingest and pixels, 405 with `Allow`,
+the service layer called without HTTP (as `pacs import` and a DIMSE gateway will), cleanup
+that is safe beside writers, and the bulk data migration of rows stored before it."""
+
+import sqlite3
+from collections.abc import AsyncIterator
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+import requests
+from pydicom.uid import SecondaryCaptureImageStorage
+
+from pacs.dicom.bulk_data import GOOGLE_BULK_DATA
+from pacs.dicom.ingest import read_instance
+from pacs.dicom.pydicom_setup import configure_pydicom
+from pacs.service.archive import Archive, open_archive
+from pacs.service.cleanup import sweep
+from pacs.service.errors import InvalidArgument, NotFound
+from pacs.service.failures import CANNOT_UNDERSTAND
+from pacs.service.retrieve import locate
+from pacs.service.store_instances import store_file
+from pacs.service.targets import Target
+from pacs.settings import Settings
+from storage.filesystem_blobs import FilesystemBlobStore
+from tests.conftest import LiveServer, run_server
+from tests.dataset_factories import _image_header, _part10, corpus_bytes, corpus_path
+from tests.multipart_parts import parse_multipart
+
+OCTET_AS_STORED = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+
+
+def ybr_422_frames(frames: int = 3, rows: int = 4, columns: int = 6) -> tuple[bytes, bytes]:
+    """A native YBR_FULL_422 multi-frame image (PS3.3 C.7.6.3.1.2: Y1 Y2 Cb Cr per pixel
+    pair, so two samples per pixel) and its pixel data."""
+    ds = _image_header(SecondaryCaptureImageStorage, "OT", None)
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.PlanarConfiguration = 0
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.NumberOfFrames = frames
+    pixels = np.arange(frames * rows * columns * 2, dtype=np.uint16).astype(np.uint8).tobytes()
+    ds.PixelData = pixels
+    return _part10(ds), pixels
+
+
+def test_ingest_sizes_a_422_frame_with_two_samples_per_pixel() -> None:
+    data, pixels = ybr_422_frames()
+    record = read_instance(BytesIO(data), GOOGLE_BULK_DATA)
+    frame = 4 * 6 * 2
+    assert [[span.length for span in f] for f in record.frames] == [[frame]] * 3
+    assert len(pixels) == 3 * frame
+
+
+def test_every_422_frame_comes_back_exactly(live_server: LiveServer) -> None:
+    data, pixels = ybr_422_frames()
+    stored = requests.post(f"{live_server.dicomweb}/studies", data=data,
+                           headers={"Content-Type": "application/dicom"})
+    assert stored.status_code == 200
+    instance = stored.text.split("/instances/")[1].split("<")[0]
+    [found] = requests.get(f"{live_server.dicomweb}/instances").json()
+    study, series = found["0020000D"]["Value"][0], found["0020000E"]["Value"][0]
+    url = (f"{live_server.dicomweb}/studies/{study}/series/{series}/instances/{instance}"
+           "/frames/3,1,2")
+    got = requests.get(url, headers={"Accept": OCTET_AS_STORED})
+    assert got.status_code == 200
+    frame = len(pixels) // 3
+    assert [body for _, body in parse_multipart(got)] == [
+        pixels[2 * frame:], pixels[:frame], pixels[frame:2 * frame]]
+
+
+def test_a_405_names_the_allowed_methods(live_server: LiveServer) -> None:
+    """RFC 9110 15.5.6: a 405 response carries Allow (it used to be dropped)."""
+    for url, allowed in ((f"{live_server.dicomweb}/series", {"GET", "HEAD"}),
+                         (f"{live_server.dicomweb}/studies/1.2.3", {"GET", "HEAD", "POST",
+                                                                      "DELETE"})):
+        response = requests.put(url, data=b"")
+        assert response.status_code == 405
+        assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
+        assert response.json()["error"]["code"] == 405
+
+
+@pytest.fixture
+async def archive(tmp_path: Path) -> AsyncIterator[Archive]:
+    configure_pydicom()
+    opened = await open_archive(Settings(data_dir=tmp_path / "data", orphan_grace_seconds=-1,
+                                         staging_grace_seconds=-1))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_the_service_stores_a_file_without_http(archive: Archive, tmp_path: Path) -> None:
+    store = await archive.stores.get(archive.settings.default_store)
+    outcome = await store_file(archive, store, corpus_path("CT_small.dcm"))
+    assert outcome.stored and outcome.sop_uid
+    [found] = await locate(archive, store, Target.of(outcome.study_uid, outcome.series_uid,
+                                                     outcome.sop_uid))
+    data = corpus_bytes("CT_small.dcm")
+    assert archive.blobs.read(found.blob_name, 0, found.blob_size) == data
+    assert (await store_file(archive, store, corpus_path("CT_small.dcm"))).stored  # duplicate
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"not dicom at all" * 20)
+    failed = await store_file(archive, store, junk)
+    assert failed.reason is CANNOT_UNDERSTAND and not failed.stored
+    assert list((archive.settings.data_dir / "staging").iterdir()) == []
+
+
+async def test_the_service_raises_domain_errors(archive: Archive) -> None:
+    store = await archive.stores.get(archive.settings.default_store)
+    with pytest.raises(NotFound):
+        await archive.stores.get("projects/p/locations/l/datasets/d/dicomStores/none")
+    with pytest.raises(NotFound):
+        await locate(archive, store, Target.of("1.2.3"))
+    with pytest.raises(InvalidArgument):
+        Target.of("1.2.3", "not-a-uid")
+
+
+async def test_cleanup_spares_what_a_store_is_receiving(archive: Archive) -> None:
+    """With no grace at all, a sweep still keeps the blob this process is staging and every
+    blob the index points at; it removes an abandoned staged blob and an orphan."""
+    store = await archive.stores.get(archive.settings.default_store)
+    outcome = await store_file(archive, store, corpus_path("MR_small.dcm"))
+    receiving = archive.blobs.stage()
+    receiving.write(b"half an instance")
+    orphan_stage = archive.blobs.stage()
+    orphan_stage.write(b"an instance never indexed")
+    orphan = archive.blobs.commit(orphan_stage)
+    # a staged file left by another process (one that died) is not this process's to keep
+    other = FilesystemBlobStore(archive.settings.blob_dir).stage()
+    other.write(b"left by a crash")
+    other.close()
+    report = await sweep(archive)
+    assert (report.staged, report.unreferenced) == (1, 1)
+    with pytest.raises(FileNotFoundError):
+        archive.blobs.read(orphan, 0, 1)
+    receiving.write(b", the rest")
+    receiving.close()
+    with receiving.open() as fp:
+        assert fp.read() == b"half an instance, the rest"
+    receiving.discard()
+    [kept] = await locate(archive, store, Target.of(outcome.study_uid))
+    assert archive.blobs.read(kept.blob_name, 0, 4)
+
+
+def test_rows_stored_before_bulk_paths_are_migrated(tmp_path: Path) -> None:
+    """Migration 0002 rewrites BulkDataURIs that ingest once stored as DICOMweb paths; the
+    answers then build the URL of whichever host and route the client used."""
+    data_dir = tmp_path / "data"
+    data = corpus_bytes("CT_small.dcm")
+    with run_server(data_dir) as running:
+        root = f"http://127.0.0.1:{running.port}/dicomweb"
+        assert requests.post(f"{root}/studies", data=data,
+                             headers={"Content-Type": "application/dicom"}).status_code == 200
+        expected = requests.get(f"{root}/instances?includefield=all").json()
+    with sqlite3.connect(data_dir / "index.sqlite3") as db:
+        (study, series, sop, metadata), = db.execute(
+            "SELECT st.study_uid, se.series_uid, i.sop_uid, i.metadata FROM instances i "
+            "JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = i.study_pk")
+        old = metadata.replace('"BulkDataURI":"', f'"BulkDataURI":"studies/{study}/series/'
+                               f'{series}/instances/{sop}/bulkdata/')
+        db.execute("UPDATE instances SET metadata = ?", (old,))
+        db.execute("DELETE FROM migrations WHERE name = '0002_bulk_data_uris_as_paths'")
+    with run_server(data_dir) as running:
+        root = f"http://127.0.0.1:{running.port}/dicomweb"
+        got = requests.get(f"{root}/instances?includefield=all").json()
+        metadata_answer = requests.get(f"{root}/studies/{study}/metadata").json()
+    port = expected[0]["7FE00010"]["BulkDataURI"].split("/")[2]
+    moved = orjson.loads(orjson.dumps(got).replace(f"127.0.0.1:{running.port}".encode(),
+                                                   port.encode()))
+    assert moved == expected
+    assert metadata_answer[0]["7FE00010"]["BulkDataURI"] == (
+        f"{root}/studies/{study}/series/{series}/instances/{sop}/bulkdata/7FE00010")
