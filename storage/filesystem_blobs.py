@@ -103,7 +103,7 @@ class FilesystemBlobStore:
         return FileStagedBlob(self._staging, self._receiving)
 
     def commit(self, staged: StagedBlob) -> str:
-        if not isinstance(staged, FileStagedBlob):
+        if not isinstance(staged, FileStagedBlob) or staged.path.parent != self._staging:
             raise TypeError("a filesystem blob store commits only what it staged")
         staged.make_durable()
         name = uuid.uuid4().hex

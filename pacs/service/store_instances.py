@@ -52,20 +52,35 @@ async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob
     `outcome`; with `study`, the instance must belong to that study. `staged` is consumed:
     committed, or discarded."""
     try:
-        record = await anyio.to_thread.run_sync(_read, staged, store)
-    except IngestError as exc:
-        outcome.sop_class_uid, outcome.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
-        outcome.fail(CANNOT_UNDERSTAND, str(exc))
+        record, name = await anyio.to_thread.run_sync(_read_and_commit, archive, store,
+                                                      staged, outcome, study)
+    except (IngestError, _Refused, OSError) as exc:
         await anyio.to_thread.run_sync(staged.discard)
+        if isinstance(exc, IngestError):
+            outcome.sop_class_uid, outcome.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
+            outcome.fail(CANNOT_UNDERSTAND, str(exc))
+        elif isinstance(exc, OSError):
+            outcome.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
         return
+    await _index(archive, store, record, name, staged, outcome)
+
+
+class _Refused(Exception):
+    """The instance was read but is refused; the reason is in its outcome."""
+
+
+def _read_and_commit(archive: Archive, store: StoreContext, staged: StagedBlob,
+                     outcome: StoreOutcome, study: str | None) -> tuple[InstanceRecord, str]:
+    """Parse the header, check the study, and make the blob durable (one worker-thread hop)."""
+    with staged.open() as fp:
+        record = read_instance(fp, store.profile.bulk_data)
     outcome.sop_class_uid, outcome.sop_uid = record.sop_class_uid, record.sop_uid
     outcome.study_uid, outcome.series_uid = record.study_uid, record.series_uid
     if study is not None and record.study_uid != study:
         outcome.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {record.study_uid} differs "
                      f"from the study in the request URL, {study}")
-        await anyio.to_thread.run_sync(staged.discard)
-        return
-    await _commit(archive, store, staged, record, outcome)
+        raise _Refused
+    return record, archive.blobs.commit(staged)
 
 
 async def store_file(archive: Archive, store: StoreContext, path: Path) -> StoreOutcome:
@@ -89,29 +104,17 @@ def _stage_file(archive: Archive, path: Path) -> StagedBlob:
     return staged
 
 
-def _read(staged: StagedBlob, store: StoreContext) -> InstanceRecord:
-    with staged.open() as fp:
-        return read_instance(fp, store.profile.bulk_data)
-
-
-async def _commit(archive: Archive, store: StoreContext, staged: StagedBlob,
-                  record: InstanceRecord, outcome: StoreOutcome) -> None:
-    """Blob durable first, then the index row; a refused row removes its blob again."""
-    size, sha256 = staged.size, staged.sha256
-    blobs = archive.blobs
+async def _index(archive: Archive, store: StoreContext, record: InstanceRecord, name: str,
+                 staged: StagedBlob, outcome: StoreOutcome) -> None:
+    """The index row for the durable blob `name`; a refused row removes the blob again."""
     try:
-        name = await anyio.to_thread.run_sync(blobs.commit, staged)
-    except OSError as exc:
-        await anyio.to_thread.run_sync(staged.discard)
-        outcome.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
-        return
-    try:
-        added = await archive.index.add_instance(store.id, record, name, size, sha256)
+        added = await archive.index.add_instance(store.id, record, name, staged.size,
+                                                 staged.sha256)
     except BaseException:
-        await anyio.to_thread.run_sync(blobs.delete, name)
+        await anyio.to_thread.run_sync(archive.blobs.delete, name)
         raise
     if added is not AddOutcome.STORED:
-        await anyio.to_thread.run_sync(blobs.delete, name)
+        await anyio.to_thread.run_sync(archive.blobs.delete, name)
     if added is AddOutcome.CONFLICT:
         outcome.fail(PROCESSING_FAILURE, f"an instance with SOPInstanceUID {record.sop_uid} "
                      "already exists with different content; the stored instance is unchanged")

@@ -141,6 +141,10 @@ def _add(conn: sqlite3.Connection, store_id: int, record: InstanceRecord, blob_n
     attrs = record.attributes
     study = conn.execute("SELECT pk FROM studies WHERE store_id = ? AND study_uid = ?",
                          (store_id, record.study_uid)).fetchone()
+    series = conn.execute("SELECT pk, study_pk FROM series WHERE store_id = ? AND series_uid = ?",
+                          (store_id, record.series_uid)).fetchone()
+    if series is not None and (study is None or series[1] != study[0]):
+        return AddOutcome.SERIES_CONFLICT  # before any row is written: nothing changes
     if study is None:
         names = ", ".join(c for _, c in _STUDY_COLUMNS)
         study = conn.execute(
@@ -149,10 +153,6 @@ def _add(conn: sqlite3.Connection, store_id: int, record: InstanceRecord, blob_n
             [store_id, _subset(attrs, STUDY_TAGS),
              *(record.study_uid if t == 0x0020000D else column_value(attrs, t)
                for t, _ in _STUDY_COLUMNS)]).fetchone()
-    series = conn.execute("SELECT pk, study_pk FROM series WHERE store_id = ? AND series_uid = ?",
-                          (store_id, record.series_uid)).fetchone()
-    if series is not None and series[1] != study[0]:
-        return AddOutcome.SERIES_CONFLICT
     if series is None:
         names = ", ".join(c for _, c in _SERIES_COLUMNS)
         series = conn.execute(
