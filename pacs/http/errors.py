@@ -14,7 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pacs.pixels.description import PixelError
-from pacs.service.errors import ArchiveError, InvalidArgument, TooLarge, Unavailable
+from pacs.service.errors import (
+    ArchiveError,
+    CannotTranscode,
+    InvalidArgument,
+    TooLarge,
+    Unavailable,
+)
 from storage.index.connection import QueryTimeout
 
 log = logging.getLogger("pacs")
@@ -27,7 +33,7 @@ STATUS_OF_CODE = {
     "DEADLINE_EXCEEDED": 504,
 }
 # Domain errors whose HTTP status is more specific than their code's.
-STATUS_OF_ERROR: dict[type[ArchiveError], int] = {TooLarge: 413}
+STATUS_OF_ERROR: dict[type[ArchiveError], int] = {TooLarge: 413, CannotTranscode: 406}
 # The code named in the body of a status that no domain error produces.
 _CODE_OF_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED",
                    406: "FAILED_PRECONDITION", 413: "INVALID_ARGUMENT",

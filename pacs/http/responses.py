@@ -1,8 +1,7 @@
-"""Streaming response bodies: blob byte ranges and multipart/related of them."""
+"""Streamed multipart/related response bodies (PS3.18 8.6.1.2)."""
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-import anyio
 from starlette.responses import StreamingResponse
 
 from pacs.http.multipart_writer import (
@@ -12,22 +11,6 @@ from pacs.http.multipart_writer import (
     multipart_stream,
     new_boundary,
 )
-from storage.protocols import BlobStore
-from storage.rows import Span
-
-
-async def blob_spans(blobs: BlobStore, name: str, spans: Sequence[Span],
-                     chunk: int) -> AsyncIterator[bytes]:
-    """The bytes of `spans` of blob `name`, read in worker threads `chunk` bytes at a time."""
-    for span in spans:
-        offset, end = span.offset, span.offset + span.length
-        while offset < end:
-            data = await anyio.to_thread.run_sync(blobs.read, name, offset,
-                                                  min(chunk, end - offset))
-            if not data:
-                raise OSError(f"blob {name} ends before byte {end}")
-            offset += len(data)
-            yield data
 
 
 def multipart_response(parts: Sequence[Part], part_type: str,

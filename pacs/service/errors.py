@@ -36,6 +36,10 @@ class TooLarge(InvalidArgument):
     """More bytes than one object or request may have."""
 
 
+class CannotTranscode(FailedPrecondition):
+    """An instance cannot be given in the transfer syntax asked for; the message says why."""
+
+
 class Unavailable(ArchiveError):
     """The archive cannot answer now (a query ran past its time limit); try again."""
 

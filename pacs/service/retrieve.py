@@ -1,12 +1,20 @@
 """Retrieve (PS3.4 C.6 retrieve, PS3.18 10.4): where the instances of a study, series or
-instance are, and their metadata as DICOM JSON (PS3.18 F.2), precomputed at ingest."""
+instance are, their bytes, their metadata as DICOM JSON (PS3.18 F.2) precomputed at ingest,
+which transfer syntax an instance can be sent in, and which frames exist."""
 
+from collections.abc import AsyncIterator, Sequence
+
+import anyio
+
+from pacs.dicom.transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_LITTLE_ENDIAN
+from pacs.pixels.description import PixelDescription
+from pacs.pixels.transcode import transcode_refusal
 from pacs.service.archive import Archive
-from pacs.service.errors import NotFound
+from pacs.service.errors import CannotTranscode, InvalidArgument, NotFound
 from pacs.service.links import Links
 from pacs.service.stores import StoreContext
 from pacs.service.targets import Target
-from storage.rows import InstanceLocation
+from storage.rows import InstanceLocation, Span
 
 
 async def locate(archive: Archive, store: StoreContext, target: Target
@@ -27,3 +35,54 @@ async def metadata(archive: Archive, store: StoreContext, target: Target, links:
     return b"[" + b",".join(links.with_bulk_data_uris(row.metadata, row.study_uid,
                                                       row.series_uid, row.sop_uid)
                             for row in rows) + b"]"
+
+
+async def stream(archive: Archive, item: InstanceLocation, spans: Sequence[Span]
+                 ) -> AsyncIterator[bytes]:
+    """The stored bytes of `spans` of an instance's blob, read in worker threads."""
+    chunk = archive.settings.read_chunk_bytes
+    for span in spans:
+        offset, end = span.offset, span.offset + span.length
+        while offset < end:
+            data = await anyio.to_thread.run_sync(archive.blobs.read, item.blob_name, offset,
+                                                  min(chunk, end - offset))
+            if not data:
+                raise OSError(f"blob {item.blob_name} ends before byte {end}")
+            offset += len(data)
+            yield data
+
+
+async def instance_syntax(archive: Archive, item: InstanceLocation, asked: str) -> str:
+    """The transfer syntax an instance asked for in `asked` is sent in; CannotTranscode with
+    the reason if it cannot be produced. Instances without pixel data are re-encoded only to
+    a native syntax (else Explicit VR Little Endian), as pixel encodings do not apply to
+    them. A transcoded instance is held in memory, so its size is limited (as Google limits
+    it, to 1 GB by default)."""
+    stored = item.transfer_syntax_uid
+    if asked == stored:
+        return stored
+    desc = await archive.pixels.description(item)
+    if desc is None:
+        return asked if asked in NATIVE_LITTLE_ENDIAN else EXPLICIT_VR_LITTLE_ENDIAN
+    limit = archive.settings.max_transcode_bytes
+    reason = transcode_refusal(stored, asked, desc) or (
+        f"it has {item.blob_size} bytes; instances of at most {limit} are transcoded"
+        if item.blob_size > limit else None)
+    if reason:
+        raise CannotTranscode(f"instance {item.sop_uid} cannot be sent in transfer syntax "
+                              f"{asked}: {reason}")
+    return asked
+
+
+def check_frames(item: InstanceLocation, desc: PixelDescription | None,
+                 numbers: Sequence[int]) -> None:
+    """InvalidArgument unless every frame number exists in the instance (counted by its
+    recorded frame spans, else by its header)."""
+    count = len(item.frames) or (desc.frames if desc is not None else 0)
+    if count == 0:
+        raise InvalidArgument(f"instance {item.sop_uid} has no pixel data frames that can be "
+                              "retrieved")
+    missing = [n for n in numbers if n > count]
+    if missing:
+        raise InvalidArgument(f"frame {missing[0]} does not exist: instance {item.sop_uid} "
+                              f"has {count} frame(s)")

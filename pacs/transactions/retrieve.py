@@ -17,21 +17,19 @@ from pacs.dicom.transfer_syntaxes import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
     INSTANCE_SYNTAXES,
-    NATIVE_LITTLE_ENDIAN,
     OCTET_STREAM,
     same_frame_bytes,
 )
 from pacs.http.addressing import addressed, links_of
-from pacs.http.errors import NotAcceptable, RangeNotSatisfiable
+from pacs.http.errors import RangeNotSatisfiable
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
 from pacs.http.multipart_writer import Part
-from pacs.http.responses import blob_spans, multipart_response
+from pacs.http.responses import multipart_response
 from pacs.pixels.engine import Lookahead
-from pacs.pixels.transcode import transcode_refusal
 from pacs.service.archive import Archive
 from pacs.service.errors import NotFound
 from pacs.service.links import Links
-from pacs.service.retrieve import locate, metadata
+from pacs.service.retrieve import instance_syntax, locate, metadata, stream
 from storage.rows import InstanceLocation, Span
 
 DICOM = "application/dicom"
@@ -50,7 +48,9 @@ async def retrieve(request: Request) -> Response:
     offers = _INSTANCE_OFFERS if target.instance else _STUDY_OFFERS
     available = [o.describe(ts) for o in offers for ts in (AS_STORED, *INSTANCE_SYNTAXES)]
     choice = negotiate(request.headers.get("accept"), offers, available, _syntax_refusal)
-    targets = [await _instance_target(archive, item, choice.transfer_syntax) for item in found]
+    targets = [await instance_syntax(archive, item, item.transfer_syntax_uid
+                                     if choice.transfer_syntax == AS_STORED
+                                     else choice.transfer_syntax) for item in found]
     if not choice.offer.multipart:
         return await _single(archive, found[0], targets[0])
     parts = _parts(archive, links_of(request), found, targets)
@@ -62,7 +62,6 @@ async def retrieve(request: Request) -> Response:
 def _parts(archive: Archive, links: Links, found: list[InstanceLocation],
            targets: list[str]) -> list[Part]:
     """One part per instance: its blob as stored, or its transcode, started ahead."""
-    chunk = archive.settings.read_chunk_bytes
     transcodes = [(item, target) for item, target in zip(found, targets, strict=True)
                   if target != item.transfer_syntax_uid]
     ahead = archive.pixels.ahead(transcodes)
@@ -72,8 +71,7 @@ def _parts(archive: Archive, links: Links, found: list[InstanceLocation],
                    "Content-Location": links.instance(item.study_uid, item.series_uid,
                                                       item.sop_uid)}
         if target == item.transfer_syntax_uid:
-            parts.append(Part(headers, blob_spans(archive.blobs, item.blob_name,
-                                                  [Span(0, item.blob_size)], chunk),
+            parts.append(Part(headers, stream(archive, item, [Span(0, item.blob_size)]),
                               item.blob_size))
         else:
             parts.append(Part(headers, _transcoded(ahead, transcoded)))
@@ -87,34 +85,12 @@ def _syntax_refusal(rep: Representation) -> str | None:
     return f"instances cannot be sent in transfer syntax {rep.transfer_syntax}"
 
 
-async def _instance_target(archive: Archive, item: InstanceLocation, asked: str) -> str:
-    """The syntax one instance goes out in; 406 with the reason if it cannot be produced.
-    Instances without pixel data are re-encoded only to a native syntax (else Explicit VR
-    Little Endian), as pixel encodings do not apply to them. A transcoded instance is held
-    in memory, so its size is limited (as Google limits it, to 1 GB by default)."""
-    stored = item.transfer_syntax_uid
-    if asked in (AS_STORED, stored):
-        return stored
-    desc = await archive.pixels.description(item)
-    if desc is None:
-        return asked if asked in NATIVE_LITTLE_ENDIAN else EXPLICIT_VR_LITTLE_ENDIAN
-    limit = archive.settings.max_transcode_bytes
-    reason = transcode_refusal(stored, asked, desc) or (
-        f"it has {item.blob_size} bytes; instances of at most {limit} are transcoded"
-        if item.blob_size > limit else None)
-    if reason:
-        raise NotAcceptable(f"instance {item.sop_uid} cannot be sent in transfer syntax "
-                            f"{asked}: {reason}")
-    return asked
-
-
 async def _single(archive: Archive, item: InstanceLocation, target: str) -> Response:
     media_type = f"{DICOM}; transfer-syntax={target}"
     if target == item.transfer_syntax_uid:
-        chunk = archive.settings.read_chunk_bytes
-        return StreamingResponse(
-            blob_spans(archive.blobs, item.blob_name, [Span(0, item.blob_size)], chunk),
-            media_type=media_type, headers={"Content-Length": str(item.blob_size)})
+        return StreamingResponse(stream(archive, item, [Span(0, item.blob_size)]),
+                                 media_type=media_type,
+                                 headers={"Content-Length": str(item.blob_size)})
     return Response(await archive.pixels.instance(item, target), media_type=media_type)
 
 
@@ -148,7 +124,7 @@ async def retrieve_bulkdata(request: Request) -> Response:
         else "bulk data is sent as stored")
     span, content_range = _byte_range(request.headers.get("range"), span)
     status = 206 if content_range else 200
-    body = blob_spans(archive.blobs, item.blob_name, [span], archive.settings.read_chunk_bytes)
+    body = stream(archive, item, [span])
     part_type = f"{OCTET_STREAM}; transfer-syntax={stored}"
     headers = {"Content-Range": content_range} if content_range else {}
     if not choice.offer.multipart:

@@ -22,13 +22,13 @@ from pacs.dicom.transfer_syntaxes import (
 from pacs.http.addressing import addressed
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate, preferred
 from pacs.http.multipart_writer import Part
-from pacs.http.responses import blob_spans, multipart_response
+from pacs.http.responses import multipart_response
 from pacs.pixels.description import PixelDescription
 from pacs.pixels.engine import PixelEngine
 from pacs.pixels.transcode import transcode_refusal
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
-from pacs.service.retrieve import locate
+from pacs.service.retrieve import check_frames, locate, stream
 from storage.rows import InstanceLocation, Span
 
 OFFERS = tuple(Offer(True, media_type) for media_type in (*FRAME_SYNTAXES, PNG))
@@ -46,20 +46,6 @@ def parse_frame_list(text: str, limit: int) -> list[int]:
     if len(numbers) > limit:
         raise InvalidArgument(f"{len(numbers)} frames requested; at most {limit} per request")
     return numbers
-
-
-def checked_frames(item: InstanceLocation, spans: list[list[Span]],
-                   desc: PixelDescription | None, numbers: list[int]) -> None:
-    """400 unless every frame number exists in the instance (counted by its recorded frame
-    spans, else by its header)."""
-    count = len(spans) or (desc.frames if desc is not None else 0)
-    if count == 0:
-        raise InvalidArgument(f"instance {item.sop_uid} has no pixel data frames that can be "
-                         "retrieved")
-    missing = [n for n in numbers if n > count]
-    if missing:
-        raise InvalidArgument(f"frame {missing[0]} does not exist: instance {item.sop_uid} has "
-                         f"{count} frame(s)")
 
 
 def target_syntax(rep: Representation, stored: str) -> str:
@@ -103,7 +89,7 @@ async def retrieve_frames(request: Request) -> Response:
     # frames wanted as stored need no pixel description: they are read at recorded spans
     as_stored = liked is not None and spans and _as_stored_target(liked, stored)
     desc = None if as_stored else await archive.pixels.description(item)
-    checked_frames(item, spans, desc, numbers)
+    check_frames(item, desc, numbers)
     available = [OFFERS[0].describe(AS_STORED), OFFERS[0].describe(EXPLICIT_VR_LITTLE_ENDIAN)]
     if frame_media_type(stored) != OCTET_STREAM:
         available.append(Offer(True, frame_media_type(stored)).describe(stored))
@@ -124,9 +110,7 @@ def _as_stored(archive: Archive, item: InstanceLocation, spans: list[list[Span]]
     label = EXPLICIT_VR_LITTLE_ENDIAN if same_frame_bytes(stored, EXPLICIT_VR_LITTLE_ENDIAN) \
         else stored
     part_type = f"{media_type}; transfer-syntax={label}"
-    chunk = archive.settings.read_chunk_bytes
-    parts = [Part({"Content-Type": part_type},
-                  blob_spans(archive.blobs, item.blob_name, spans[number - 1], chunk),
+    parts = [Part({"Content-Type": part_type}, stream(archive, item, spans[number - 1]),
                   sum(fragment.length for fragment in spans[number - 1]))
              for number in numbers]
     return multipart_response(parts, media_type, {"transfer-syntax": label})

@@ -21,8 +21,8 @@ from pacs.pixels.engine import PixelEngine
 from pacs.pixels.render import RENDERED_MEDIA_TYPES, RenderParams, parse_render_params
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument, NotFound
-from pacs.service.retrieve import locate
-from pacs.transactions.retrieve_frames import checked_frames, parse_frame_list
+from pacs.service.retrieve import check_frames, locate
+from pacs.transactions.retrieve_frames import parse_frame_list
 from storage.rows import InstanceLocation
 
 GIF = "image/gif"
@@ -78,7 +78,7 @@ async def _jobs(request: Request, archive: Archive, found: list[InstanceLocation
         numbers = parse_frame_list(request.path_params["frames"], settings.max_frames_per_request)
     else:
         numbers = list(range(1, (desc.frames if desc else 1) + 1))
-    checked_frames(item, item.frames, desc, numbers)
+    check_frames(item, desc, numbers)
     if multipart:
         return [(item, [n]) for n in numbers]
     if media_type != GIF:
