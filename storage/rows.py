@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -49,9 +49,9 @@ class AddOutcome(Enum):
     SERIES_CONFLICT = "series_conflict"  # Series Instance UID already used by another study
 
 
-@dataclass(frozen=True)
-class InstanceMetadata:
-    """An instance's stored DICOM JSON, whose BulkDataURIs are attribute paths."""
+class InstanceMetadata(NamedTuple):
+    """An instance's stored DICOM JSON, whose BulkDataURIs are attribute paths (a tuple: a
+    series' metadata is hundreds of them)."""
 
     study_uid: str
     series_uid: str

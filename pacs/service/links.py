@@ -26,5 +26,6 @@ class Links:
     def with_bulk_data_uris(self, metadata: bytes, study: str, series: str,
                             instance: str) -> bytes:
         """Stored DICOM JSON whose BulkDataURIs are attribute paths, with URLs instead."""
-        prefix = self.bulk_data(study, series, instance).encode()
-        return metadata.replace(b'"BulkDataURI":"', b'"BulkDataURI":"' + prefix)
+        prefix = f'"BulkDataURI":"{self.root}/studies/{study}/series/{series}/instances/' \
+                 f'{instance}/bulkdata/'
+        return metadata.replace(b'"BulkDataURI":"', prefix.encode())

@@ -87,10 +87,10 @@ class SqliteIndex:
         where, params = _scope(store_id, study, series, instance)
 
         def run(conn: sqlite3.Connection) -> list[InstanceMetadata]:
-            rows = conn.execute(f"SELECT st.study_uid, se.series_uid, i.sop_uid, i.metadata "
-                                f"FROM {_SCOPE_FROM} WHERE {where} {_SCOPE_ORDER}",
-                                params).fetchall()
-            return [InstanceMetadata(r[0], r[1], r[2], r[3].encode()) for r in rows]
+            rows = conn.execute(f"SELECT st.study_uid, se.series_uid, i.sop_uid, "
+                                f"CAST(i.metadata AS BLOB) FROM {_SCOPE_FROM} WHERE {where} "
+                                f"{_SCOPE_ORDER}", params)
+            return list(map(InstanceMetadata._make, rows))
         return await self._db.read(run)
 
     async def delete(self, store_id: int, study: str, series: str | None = None,
