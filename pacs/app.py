@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from pacs.dicom.pydicom_setup import configure_pydicom
 from pacs.http.errors import EXCEPTION_HANDLERS
+from pacs.http.trailing_slash import TrailingSlash
 from pacs.pixels.codecs import missing_backends
 from pacs.routes import ROUTES
 from pacs.service.archive import open_archive
@@ -45,8 +46,11 @@ def create_app(settings: Settings) -> Starlette:
                 await cleanup
             await archive.close()
 
-    middleware = [Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+    middleware = [Middleware(TrailingSlash),
+                  Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                              allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                              allow_headers=["*"], expose_headers=["Warning", "Content-Location"])]
-    return Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan,
-                     exception_handlers=dict(EXCEPTION_HANDLERS))
+    app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan,
+                    exception_handlers=dict(EXCEPTION_HANDLERS))
+    app.router.redirect_slashes = False  # TrailingSlash serves those paths directly
+    return app

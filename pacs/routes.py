@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from pacs.names import ROUTE
 from pacs.transactions import (
@@ -66,6 +66,6 @@ DICOMWEB: list[BaseRoute] = [
 
 ROUTES: list[BaseRoute] = [
     resource("/healthz", GET=healthz),
-    Mount("/dicomweb", routes=DICOMWEB),
-    Mount(GOOGLE_STORE, routes=DICOMWEB),
+    Mount("/dicomweb", app=Router(DICOMWEB, redirect_slashes=False)),
+    Mount(GOOGLE_STORE, app=Router(DICOMWEB, redirect_slashes=False)),
 ]

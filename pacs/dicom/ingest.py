@@ -15,6 +15,8 @@ import orjson
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
 from pydicom.hooks import hooks
 
 from pacs.dicom.bulk_data import BulkDataDefinition
@@ -33,6 +35,7 @@ from pacs.dicom.uids import is_valid_uid
 from storage.rows import InstanceRecord, Span
 
 DEFER_BYTES = 64 * 1024  # header values larger than this are located, not read
+PREAMBLE = b"\0" * 128 + b"DICM"  # PS3.10 7.1
 _LONG_HEADER_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN",
                               b"UC", b"UR", b"SV", b"UV"})
 # Frame start markers used when neither offset table nor fragment count tells frames apart.
@@ -50,6 +53,61 @@ class IngestError(ValueError):
 
     def __str__(self) -> str:
         return self.message
+
+
+def part10_head(fp: BinaryIO) -> tuple[bytes, int] | None:
+    """For a body that starts with the File Meta group but has no preamble and no 'DICM'
+    (what pydicom's `dcmwrite` writes for a dataset built in memory, and dicomweb-client
+    sends), the bytes a Part 10 file (PS3.10 7.1) starts with instead, and where the dataset
+    starts in `fp`; None if `fp` is Part 10 already. The File Meta group is rewritten with
+    its group length, and the Media Storage UIDs are taken from the dataset when absent.
+    IngestError when the body has no File Meta group or it names no transfer syntax."""
+    fp.seek(0)
+    if fp.read(132)[128:] == b"DICM":
+        return None
+    end = _file_meta_end(fp)
+    if end == 0:
+        raise IngestError("not a DICOM Part 10 file: it has no File Meta Information "
+                          "(PS3.10 7.1), starting neither with the 128-byte preamble and "
+                          "'DICM' nor with a (0002,xxxx) group")
+    fp.seek(0)
+    try:
+        ds = dcmread(fp, force=True, stop_before_pixels=True, defer_size=DEFER_BYTES)
+    except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
+        raise IngestError(f"not a readable DICOM file: {exc}") from exc
+    meta = ds.file_meta
+    if not str(meta.get("TransferSyntaxUID", "")).strip():
+        raise IngestError("the File Meta Information has no TransferSyntaxUID (0002,0010)")
+    for meta_keyword, keyword in (("MediaStorageSOPClassUID", "SOPClassUID"),
+                                  ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
+        if not str(meta.get(meta_keyword, "")).strip() and keyword in ds:
+            setattr(meta, meta_keyword, ds[keyword].value)
+    out = DicomBytesIO()
+    try:
+        write_file_meta_info(out, meta, enforce_standard=True)
+    except (ValueError, AttributeError) as exc:
+        raise IngestError(f"the File Meta Information is incomplete: {exc}") from exc
+    return PREAMBLE + out.getvalue(), end
+
+
+def _file_meta_end(fp: BinaryIO) -> int:
+    """Where the (0002,xxxx) elements at the start of `fp` end (explicit VR little endian,
+    PS3.10 7.1); 0 if it does not start with one."""
+    fp.seek(0)
+    end = 0
+    while True:
+        head = fp.read(8)
+        if len(head) < 8 or struct.unpack("<H", head[:2])[0] != 0x0002:
+            return end
+        if head[4:6] in _LONG_HEADER_VRS:
+            extra = fp.read(4)
+            if len(extra) < 4:
+                return end
+            header, (length,) = 12, struct.unpack("<L", extra)
+        else:
+            header, (length,) = 8, struct.unpack("<H", head[6:8])
+        end += header + length
+        fp.seek(end)
 
 
 def read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecord:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pydicom.datadict import tag_for_keyword
 
 from pacs.dicom.tags import vr_of
+from pacs.dicom.temporal import is_temporal, temporal_form
 from pacs.dicom.uids import is_valid_uid
 from pacs.service.errors import InvalidArgument
 from pacs.service.profiles import Profile
@@ -23,7 +24,6 @@ IGNORED_PARAMETERS = frozenset({
     "oauth_token", "uploadType", "upload_protocol",
 })
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
-_RANGE_VRS = frozenset({"DA", "TM", "DT"})
 _LIST_VRS = frozenset({"UI", "CS"})
 _FUZZY_SEPARATORS = re.compile(r"[\s^=,]+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # DS / IS syntax (PS3.5 6.2)
@@ -89,6 +89,19 @@ def _count(key: str, value: str, minimum: int) -> int:
     return number
 
 
+def _temporal(key: str, tag: int, vr: str, value: str, form: str) -> Match:
+    """A single date or time, or a range of them (PS3.4 C.2.2.2.5), each end in its VR's
+    form (PS3.5 6.2); 400 naming the key and the form otherwise."""
+    low, dash, high = (part.strip() for part in value.partition("-"))
+    ends = [end for end in (low, high) if end] if dash else [value]
+    if not ends or not all(is_temporal(vr, end) for end in ends):
+        raise InvalidArgument(f"{key} is a {vr}: {value[:80]!r} is not {form}, nor a range "
+                              "of such values joined by '-' (PS3.5 6.2, PS3.4 C.2.2.2.5)")
+    if dash:
+        return Match(tag, vr, MatchKind.RANGE, (low, high))
+    return Match(tag, vr, MatchKind.SINGLE, (value,))
+
+
 def _match(key: str, tag: int, value: str, fuzzy: bool) -> Match | None:
     """The matching type the value asks for (PS3.4 C.2.2.2); None for universal matching."""
     value = value.strip()
@@ -101,9 +114,9 @@ def _match(key: str, tag: int, value: str, fuzzy: bool) -> Match | None:
         if bad:
             raise InvalidArgument(f"invalid UID {bad[0][:80]!r} in {key}")
         return Match(tag, vr, MatchKind.LIST if len(uids) > 1 else MatchKind.SINGLE, uids)
-    if vr in _RANGE_VRS and "-" in value:
-        low, _, high = value.partition("-")
-        return Match(tag, vr, MatchKind.RANGE, (low.strip(), high.strip()))
+    form = temporal_form(vr)
+    if form is not None:
+        return _temporal(key, tag, vr, value, form)
     if "*" in value or "?" in value:
         return Match(tag, vr, MatchKind.WILDCARD, (value,))
     if vr == "PN" and fuzzy:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 
-from pacs.dicom.ingest import IngestError, read_instance
+from pacs.dicom.ingest import IngestError, part10_head, read_instance
 from pacs.service.archive import Archive
 from pacs.service.failures import (
     CANNOT_UNDERSTAND,
@@ -52,15 +52,17 @@ async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob
     `outcome`; with `study`, the instance must belong to that study. `staged` is consumed:
     committed, or discarded."""
     try:
-        record, name = await anyio.to_thread.run_sync(_read_and_commit, archive, store,
-                                                      staged, outcome, study)
-    except (IngestError, _Refused, OSError) as exc:
-        await anyio.to_thread.run_sync(staged.discard)
-        if isinstance(exc, IngestError):
-            outcome.sop_class_uid, outcome.sop_uid = exc.sop_class_uid, exc.sop_instance_uid
-            outcome.fail(CANNOT_UNDERSTAND, str(exc))
-        elif isinstance(exc, OSError):
-            outcome.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
+        record, name, staged = await anyio.to_thread.run_sync(
+            _read_and_commit, archive, store, staged, outcome, study)
+    except IngestError as exc:
+        outcome.sop_class_uid = outcome.sop_class_uid or exc.sop_class_uid
+        outcome.sop_uid = outcome.sop_uid or exc.sop_instance_uid
+        outcome.fail(CANNOT_UNDERSTAND, str(exc))
+        return
+    except _Refused:
+        return
+    except OSError as exc:
+        outcome.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
         return
     await _index(archive, store, record, name, staged, outcome)
 
@@ -70,17 +72,47 @@ class _Refused(Exception):
 
 
 def _read_and_commit(archive: Archive, store: StoreContext, staged: StagedBlob,
-                     outcome: StoreOutcome, study: str | None) -> tuple[InstanceRecord, str]:
-    """Parse the header, check the study, and make the blob durable (one worker-thread hop)."""
+                     outcome: StoreOutcome, study: str | None
+                     ) -> tuple[InstanceRecord, str, StagedBlob]:
+    """Make the blob a Part 10 file if it lacks the preamble, parse its header, check the
+    study and make it durable (one worker-thread hop); what is staged is discarded on any
+    failure. Returns the record, the blob's name and what was committed."""
+    try:
+        staged = _as_part10(archive, staged)
+        with staged.open() as fp:
+            record = read_instance(fp, store.profile.bulk_data)
+        outcome.sop_class_uid, outcome.sop_uid = record.sop_class_uid, record.sop_uid
+        outcome.study_uid, outcome.series_uid = record.study_uid, record.series_uid
+        if study is not None and record.study_uid != study:
+            outcome.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {record.study_uid} "
+                         f"differs from the study in the request URL, {study}")
+            raise _Refused
+        return record, archive.blobs.commit(staged), staged
+    except BaseException:
+        staged.discard()
+        raise
+
+
+def _as_part10(archive: Archive, staged: StagedBlob) -> StagedBlob:
+    """`staged`, or a new staged blob holding it as a Part 10 file when it starts with its
+    File Meta group rather than the preamble (the original is then discarded)."""
     with staged.open() as fp:
-        record = read_instance(fp, store.profile.bulk_data)
-    outcome.sop_class_uid, outcome.sop_uid = record.sop_class_uid, record.sop_uid
-    outcome.study_uid, outcome.series_uid = record.study_uid, record.series_uid
-    if study is not None and record.study_uid != study:
-        outcome.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {record.study_uid} differs "
-                     f"from the study in the request URL, {study}")
-        raise _Refused
-    return record, archive.blobs.commit(staged)
+        found = part10_head(fp)
+        if found is None:
+            return staged
+        head, dataset_start = found
+        rebuilt = archive.blobs.stage()
+        try:
+            rebuilt.write(head)
+            fp.seek(dataset_start)
+            while chunk := fp.read(COPY_CHUNK_BYTES):
+                rebuilt.write(chunk)
+            rebuilt.close()
+        except BaseException:
+            rebuilt.discard()
+            raise
+    staged.discard()
+    return rebuilt
 
 
 async def store_file(archive: Archive, store: StoreContext, path: Path) -> StoreOutcome:
