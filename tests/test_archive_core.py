@@ -177,3 +177,27 @@ def test_rows_stored_before_bulk_paths_are_migrated(tmp_path: Path) -> None:
     assert moved == expected
     assert metadata_answer[0]["7FE00010"]["BulkDataURI"] == (
         f"{root}/studies/{study}/series/{series}/instances/{sop}/bulkdata/7FE00010")
+
+
+def test_group_lengths_stored_before_0003_are_dropped(tmp_path: Path) -> None:
+    """Migration 0003 removes group lengths that earlier ingests kept, nested ones too."""
+    data_dir = tmp_path / "data"
+    data = corpus_bytes("CT_small.dcm")
+    with run_server(data_dir) as running:
+        root = f"http://127.0.0.1:{running.port}/dicomweb"
+        assert requests.post(f"{root}/studies", data=data,
+                             headers={"Content-Type": "application/dicom"}).status_code == 200
+    with sqlite3.connect(data_dir / "index.sqlite3") as db:
+        (study, metadata), = db.execute(
+            "SELECT st.study_uid, i.metadata FROM instances i JOIN studies st "
+            "ON st.pk = i.study_pk")
+        old = orjson.loads(metadata)
+        old["00080000"] = {"vr": "UL", "Value": [200]}
+        old["00081032"] = {"vr": "SQ", "Value": [{"00080000": {"vr": "UL", "Value": [8]}}]}
+        db.execute("UPDATE instances SET metadata = ?", (orjson.dumps(old).decode(),))
+        db.execute("DELETE FROM migrations WHERE name = '0003_no_group_lengths'")
+    with run_server(data_dir) as running:
+        root = f"http://127.0.0.1:{running.port}/dicomweb"
+        [got] = requests.get(f"{root}/studies/{study}/metadata").json()
+    assert "00080000" not in got and got["00081032"] == {"vr": "SQ", "Value": [{}]}
+    assert got["00080018"] == old["00080018"]

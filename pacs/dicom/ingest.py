@@ -178,7 +178,7 @@ class _JsonWalker:
         self.bulk: dict[str, Span] = {}
 
     def file_meta(self, meta: Dataset) -> dict[str, Any]:
-        return {f"{el.tag:08X}": _plain_json(el) for el in meta}
+        return {f"{el.tag:08X}": _plain_json(el) for el in meta if el.tag.element}
 
     def dataset(self, ds: Dataset, prefix: str, base: int,
                 charset: str = "") -> dict[str, Any]:
@@ -190,6 +190,8 @@ class _JsonWalker:
         encoding = ENCODINGS.get(charset.strip())
         out: dict[str, Any] = {}
         for tag in sorted(ds.keys()):
+            if not tag & 0xFFFF:
+                continue  # group lengths are not part of the JSON model (PS3.18 F.2)
             raw = ds.get_item(tag, keep_deferred=True)
             key = f"{tag:08X}"
             if isinstance(raw, RawDataElement):

@@ -63,9 +63,23 @@ async def search(archive: Archive, store: StoreContext, request: SearchRequest,
                         result.more)
 
 
+def _upper_levels(query: Query) -> tuple[Level, ...]:
+    """The levels above the query's whose default attributes its results also carry: a
+    search of all series carries the study's, of all instances the study's and the series',
+    of a study's instances the series' (PS3.18 10.6.3.3)."""
+    if query.level is Level.SERIES and query.study_uid is None:
+        return (Level.STUDY,)
+    if query.level is Level.INSTANCE and query.study_uid is None:
+        return (Level.STUDY, Level.SERIES)
+    if query.level is Level.INSTANCE and query.series_uid is None:
+        return (Level.SERIES,)
+    return ()
+
+
 def _dataset(row: SearchRow, level: Level, request: SearchRequest,
              links: Links | None) -> dict[str, Any]:
-    wanted = _DEFAULTS[level] | request.include
+    upper = _upper_levels(request.query)
+    wanted = _DEFAULTS[level].union(*(_DEFAULTS[u] for u in upper), request.include)
     out: dict[str, Any] = {}
     _take(out, orjson.loads(row.study_attrs), wanted,
           request.include_all and level is Level.STUDY)
@@ -76,7 +90,7 @@ def _dataset(row: SearchRow, level: Level, request: SearchRequest,
         attrs = row.instance_attrs if links is None else links.with_bulk_data_uris(
             row.instance_attrs, row.study_uid, row.series_uid, row.sop_uid)
         _take(out, orjson.loads(attrs), wanted, request.include_all)
-    computed = _computed(row, level, links)
+    computed = _computed(row, level, links, upper)
     for tag in wanted | (computed.keys() if request.include_all else set()):
         key = f"{tag:08X}"
         if tag in computed:
@@ -93,19 +107,22 @@ def _take(out: dict[str, Any], attrs: dict[str, Any], wanted: frozenset[int],
             out[key] = element
 
 
-def _computed(row: SearchRow, level: Level, links: Links | None) -> dict[int, dict[str, Any]]:
+def _computed(row: SearchRow, level: Level, links: Links | None,
+              upper: tuple[Level, ...]) -> dict[int, dict[str, Any]]:
     values: dict[int, dict[str, Any]] = {0x00080056: {"vr": "CS", "Value": ["ONLINE"]}}
-    url: str | None = None
-    if level is Level.STUDY:
-        url = links.study(row.study_uid) if links else None
+    if level is Level.STUDY or Level.STUDY in upper:
         values[0x00201206] = {"vr": "IS", "Value": [row.study_series]}
         values[0x00201208] = {"vr": "IS", "Value": [row.study_instances]}
         values[0x00080061] = _multi("CS", sorted(row.modalities))
         values[0x00080062] = _multi("UI", sorted(row.sop_classes))
+    if level is not Level.STUDY and row.series_uid:
+        values[0x00201209] = {"vr": "IS", "Value": [row.series_instances]}
+    url: str | None = None
+    if level is Level.STUDY:
+        url = links.study(row.study_uid) if links else None
         values[0x00080060] = values[0x00080061]  # Modality asked at study level (OHIF does)
     elif level is Level.SERIES and row.series_uid:
         url = links.series(row.study_uid, row.series_uid) if links else None
-        values[0x00201209] = {"vr": "IS", "Value": [row.series_instances]}
     elif row.series_uid and row.sop_uid and links:
         url = links.instance(row.study_uid, row.series_uid, row.sop_uid)
     if url is not None:

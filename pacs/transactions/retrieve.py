@@ -130,8 +130,10 @@ async def retrieve_bulkdata(request: Request) -> Response:
     if not choice.offer.multipart:
         return StreamingResponse(body, status_code=status, media_type=part_type,
                                  headers={**headers, "Content-Length": str(span.length)})
-    return multipart_response([Part({"Content-Type": part_type, **headers}, body, span.length)],
-                              OCTET_STREAM, status=status)
+    location = links_of(request).bulk_data(item.study_uid, item.series_uid, item.sop_uid) + path
+    part_headers = {"Content-Type": part_type, "Content-Location": location, **headers}
+    return multipart_response([Part(part_headers, body, span.length)], OCTET_STREAM,
+                              status=status)
 
 
 def _bulk_producible(rep: Representation, stored: str, is_pixel: bool) -> bool:

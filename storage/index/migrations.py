@@ -4,6 +4,9 @@ import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 # A BulkDataURI as ingest wrote it before 0002: the DICOMweb path of the instance's bulk data.
 _OLD_BULK_URI = re.compile(r'"BulkDataURI":"studies/[0-9.]+/series/[0-9.]+/instances/[0-9.]+'
@@ -21,6 +24,28 @@ def _bulk_data_uris_as_paths(conn: sqlite3.Connection) -> None:
     for table in ("studies", "series"):
         conn.execute(f"UPDATE {table} SET attrs = bulk_paths(attrs) "
                      "WHERE attrs LIKE '%\"BulkDataURI\":\"studies/%'")
+
+
+def _without_group_lengths(dataset: dict[str, Any]) -> dict[str, Any]:
+    return {key: _items_without_group_lengths(element) for key, element in dataset.items()
+            if not key.endswith("0000")}
+
+
+def _items_without_group_lengths(element: Any) -> Any:
+    if isinstance(element, dict) and element.get("vr") == "SQ" and element.get("Value"):
+        return {**element, "Value": [_without_group_lengths(item) for item in element["Value"]]}
+    return element
+
+
+def _drop_group_lengths(conn: sqlite3.Connection) -> None:
+    """Group length elements (gggg,0000) are not part of the DICOM JSON model (PS3.18 F.2);
+    metadata stored before 0003 kept them."""
+    conn.create_function(
+        "without_group_lengths", 1,
+        lambda text: orjson.dumps(_without_group_lengths(orjson.loads(text))).decode(),
+        deterministic=True)
+    conn.execute("UPDATE instances SET metadata = without_group_lengths(metadata) "
+                 "WHERE metadata LIKE '%0000\":{%'")
 
 
 Migration = str | Callable[[sqlite3.Connection], None]  # SQL statements, or a function
@@ -83,6 +108,7 @@ CREATE INDEX instances_series ON instances (series_pk, instance_number);
 CREATE INDEX instances_study_class ON instances (study_pk, sop_class_uid);
 """),
     ("0002_bulk_data_uris_as_paths", _bulk_data_uris_as_paths),
+    ("0003_no_group_lengths", _drop_group_lengths),
 )
 
 

@@ -1,0 +1,105 @@
+"""What the server answers (issue 9), held to PS3.18's text: search results carry the
+attributes of the levels above theirs, metadata has no group lengths, and bulk data parts
+say where they come from."""
+
+from io import BytesIO
+
+import pydicom
+import pytest
+import requests
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from tests.conftest import LiveServer
+from tests.dataset_factories import corpus_bytes
+from tests.multipart_parts import parse_multipart
+
+STUDY_DEFAULTS = ("00080020", "00080030", "00080050", "00080090", "00100010", "00100020",
+                  "00100030", "00100040", "0020000D", "00200010", "00201206", "00201208",
+                  "00080061")
+SERIES_DEFAULTS = ("00080060", "0008103E", "0020000E", "00200011", "00201209")
+
+
+@pytest.fixture(scope="module")
+def ct(shared_server: LiveServer) -> pydicom.Dataset:
+    data = corpus_bytes("CT_small.dcm")
+    response = requests.post(f"{shared_server.dicomweb}/studies", data=data,
+                             headers={"Content-Type": "application/dicom"})
+    assert response.status_code == 200
+    return pydicom.dcmread(BytesIO(data))
+
+
+def _only(url: str) -> dict[str, dict[str, object]]:
+    response = requests.get(url)
+    assert response.status_code == 200, response.text
+    [found] = response.json()
+    assert isinstance(found, dict)
+    return found
+
+
+@pytest.mark.parametrize("resource, levels", [
+    ("/series", (STUDY_DEFAULTS,)),
+    ("/instances", (STUDY_DEFAULTS, SERIES_DEFAULTS)),
+    ("/studies/{study}/instances", (SERIES_DEFAULTS,)),
+])
+def test_results_carry_the_levels_above(shared_server: LiveServer, ct: pydicom.Dataset,
+                                        resource: str, levels: tuple[tuple[str, ...]]) -> None:
+    """PS3.18 10.6.3.3: all series carry the study's default attributes, all instances the
+    study's and the series', a study's instances the series'."""
+    url = (f"{shared_server.dicomweb}{resource.format(study=ct.StudyInstanceUID)}"
+           f"?SOPInstanceUID={ct.SOPInstanceUID}" if "instances" in resource else
+           f"{shared_server.dicomweb}{resource}?SeriesInstanceUID={ct.SeriesInstanceUID}")
+    found = _only(url)
+    for keys in levels:
+        assert [key for key in keys if key not in found] == []
+    if STUDY_DEFAULTS in levels:
+        assert found["00100010"]["Value"] == [{"Alphabetic": str(ct.PatientName)}]
+        assert found["00080020"]["Value"] == [ct.StudyDate]
+        assert found["00201208"]["Value"] == [1] and found["00080061"]["Value"] == ["CT"]
+    if SERIES_DEFAULTS in levels:
+        assert found["00080060"]["Value"] == ["CT"] and found["00201209"]["Value"] == [1]
+
+
+def test_search_of_a_series_instances_stays_at_instance_level(shared_server: LiveServer,
+                                                              ct: pydicom.Dataset) -> None:
+    found = _only(f"{shared_server.dicomweb}/studies/{ct.StudyInstanceUID}/series/"
+                  f"{ct.SeriesInstanceUID}/instances")
+    assert "00100010" not in found and "00201208" not in found
+    assert found["00081190"]["Value"][0].endswith(f"/instances/{ct.SOPInstanceUID}")
+
+
+def test_metadata_has_no_group_lengths(shared_server: LiveServer) -> None:
+    """PS3.18 F.2: group length elements (gggg,0000) are not in the JSON model, at the top
+    level, in the file meta or in a sequence item, even when the stored file has them."""
+    ds = pydicom.dcmread(BytesIO(corpus_bytes("MR_small.dcm", sop_uid=generate_uid())))
+    ds.add_new(0x00080000, "UL", 200)
+    ds.add_new(0x00100000, "UL", 40)
+    item = Dataset()
+    item.add_new(0x00400000, "UL", 8)
+    item.CodeValue = "T1"
+    ds.ProcedureCodeSequence = [item]
+    sent = BytesIO()
+    ds.save_as(sent, enforce_file_format=True)
+    assert requests.post(f"{shared_server.dicomweb}/studies", data=sent.getvalue(),
+                         headers={"Content-Type": "application/dicom"}).status_code == 200
+    url = (f"{shared_server.dicomweb}/studies/{ds.StudyInstanceUID}/series/"
+           f"{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}")
+    for body in (requests.get(f"{url}/metadata").json()[0],
+                 _only(f"{shared_server.dicomweb}/instances?includefield=all"
+                       f"&SOPInstanceUID={ds.SOPInstanceUID}")):
+        assert [key for key in body if key.endswith("0000")] == []
+        [code] = body["00081032"]["Value"]
+        assert code == {"00080100": {"vr": "SH", "Value": ["T1"]}}
+        assert body["00020010"]["Value"] and body["00100010"]["Value"]
+
+
+def test_a_bulk_data_part_says_where_it_comes_from(shared_server: LiveServer,
+                                                   ct: pydicom.Dataset) -> None:
+    """PS3.18 8.6.1.2: each part of a multipart bulk data response has Content-Location."""
+    url = (f"{shared_server.dicomweb}/studies/{ct.StudyInstanceUID}/series/"
+           f"{ct.SeriesInstanceUID}/instances/{ct.SOPInstanceUID}/bulkdata/7FE00010")
+    response = requests.get(url)
+    assert response.status_code == 200
+    [(headers, body)] = parse_multipart(response)
+    assert headers["content-location"] == url
+    assert body == ct.PixelData
