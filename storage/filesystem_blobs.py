@@ -121,6 +121,9 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
 
+    def size(self, name: str) -> int:
+        return self._path(name).stat().st_size
+
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
 

@@ -66,6 +66,11 @@ class BlobStore(Protocol):
         not be a name."""
         ...
 
+    def size(self, name: str) -> int:
+        """How many bytes blob `name` holds now. Raises FileNotFoundError for a name that is
+        not stored."""
+        ...
+
     def delete(self, name: str) -> None:
         """Remove blob `name`; nothing happens if it is not stored."""
         ...

@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from tests.conftest import LiveServer
+from tests.dataset_factories import corpus_bytes
 
 AS_STORED = {"Accept": "application/dicom; transfer-syntax=*"}
 
@@ -122,3 +123,44 @@ def test_dates_and_times_not_in_dicom_form_are_refused(live_server: LiveServer, 
 def test_dates_in_dicom_form_are_searched(live_server: LiveServer, value: str) -> None:
     assert requests.get(f"{live_server.dicomweb}/studies",
                         params={"StudyDate": value}).status_code == 204
+
+
+@pytest.mark.parametrize("cut, element", [(20_000, "PixelData (7FE00010)"),
+                                          (5_000, "(00431029)")])
+def test_a_truncated_file_is_refused_naming_the_element(live_server: LiveServer, cut: int,
+                                                        element: str) -> None:
+    """CT_small.dcm cut short used to be stored, then served cut off after a 200."""
+    data = corpus_bytes("CT_small.dcm")[:cut]
+    response = requests.post(f"{live_server.dicomweb}/studies", data=data,
+                             headers={"Content-Type": "application/dicom",
+                                      "Accept": "application/dicom+json"})
+    assert response.status_code == 409
+    [failed] = response.json()["00081198"]["Value"]
+    assert failed["00081197"]["Value"] == [0xC000]
+    detail = failed["00091097"]["Value"][0]
+    assert element in detail and "truncated" in detail
+    assert failed["00081155"]["Value"]  # the instance is named
+    assert requests.get(f"{live_server.dicomweb}/instances").status_code == 204
+    assert list((live_server.data_dir / "staging").iterdir()) == []
+
+
+def test_a_blob_cut_short_in_storage_is_an_error_before_any_header(
+        live_server: LiveServer) -> None:
+    """No answer promises bytes it cannot send: a stored blob found shorter than the index
+    says answers 500 DATA_LOSS with a Google body, for the instance, its frames and its
+    bulk data, instead of a 200 cut off mid-body."""
+    data = corpus_bytes("CT_small.dcm")
+    assert requests.post(f"{live_server.dicomweb}/studies", data=data,
+                         headers={"Content-Type": "application/dicom"}).status_code == 200
+    [blob] = [p for p in (live_server.data_dir / "blobs").rglob("*") if p.is_file()]
+    blob.write_bytes(data[:20_000])
+    ds = pydicom.dcmread(BytesIO(data))
+    url = live_server.dicomweb + _url(ds)
+    for path, accept in (("", "application/dicom; transfer-syntax=*"),
+                         ("", 'multipart/related; type="application/dicom"'),
+                         ("/frames/1", 'multipart/related; type="application/octet-stream"'),
+                         ("/bulkdata/7FE00010", None)):
+        response = requests.get(url + path, headers={"Accept": accept} if accept else {})
+        assert response.status_code == 500, path
+        assert response.json()["error"]["status"] == "DATA_LOSS"
+        assert "damaged" in response.json()["error"]["message"]

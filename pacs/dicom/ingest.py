@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 import orjson
 from pydicom import Dataset, dcmread
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
@@ -124,7 +125,7 @@ def read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecord
     if not is_valid_uid(ts):
         raise IngestError("missing or invalid TransferSyntaxUID in the file meta information",
                           sop_class, sop)
-    walker = _JsonWalker(fp, bulk_data)
+    walker = _JsonWalker(fp, bulk_data, fp.seek(0, 2), (sop_class, sop))
     attributes = walker.file_meta(ds.file_meta)
     attributes.update(walker.dataset(ds, "", 0))
     frames: tuple[tuple[Span, ...], ...] = ()
@@ -141,6 +142,7 @@ def read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecord
             frames = _group_fragments(fp, ds, span.offset, fragments, n_frames)
         else:
             frames = _native_frames(ds, span, n_frames)
+        walker.within_file(key, span)
         walker.bulk[key] = span
     attributes = dict(sorted(attributes.items()))
     return InstanceRecord(study, series, sop, sop_class, ts, attributes,
@@ -172,10 +174,21 @@ def _int(ds: Dataset, keyword: str, default: int) -> int:
 class _JsonWalker:
     """Builds DICOM JSON while recording the file span of every bulk data element."""
 
-    def __init__(self, fp: BinaryIO, bulk_data: BulkDataDefinition) -> None:
+    def __init__(self, fp: BinaryIO, bulk_data: BulkDataDefinition, size: int,
+                 identity: tuple[str, str]) -> None:
         self.fp = fp
         self.bulk_data = bulk_data
+        self.size = size
+        self.identity = identity
         self.bulk: dict[str, Span] = {}
+
+    def within_file(self, path: str, span: Span) -> None:
+        """IngestError unless the value at `span` lies inside the file (it is truncated)."""
+        end = span.offset + span.length
+        if end > self.size:
+            raise IngestError(f"the value of {_named(path)} runs to byte {end}, past the "
+                              f"end of the file at byte {self.size}: the file is truncated",
+                              *self.identity)
 
     def file_meta(self, meta: Dataset) -> dict[str, Any]:
         return {f"{el.tag:08X}": _plain_json(el) for el in meta if el.tag.element}
@@ -195,6 +208,8 @@ class _JsonWalker:
             raw = ds.get_item(tag, keep_deferred=True)
             key = f"{tag:08X}"
             if isinstance(raw, RawDataElement):
+                if raw.length != UNDEFINED_LENGTH:
+                    self.within_file(prefix + key, Span(base + raw.value_tell, raw.length))
                 vr = _raw_vr(raw, ds)
                 # Bulk data is recognised before conversion: a large deferred value is never read.
                 if self._bulk(raw, vr, prefix + key, base, out):
@@ -236,6 +251,12 @@ class _JsonWalker:
         self.bulk[path] = span
         out[path.rsplit("/", 1)[-1]] = {"vr": vr, "BulkDataURI": path}
         return True
+
+
+def _named(path: str) -> str:
+    """An attribute path with the keyword of its last tag: `PixelData (7FE00010)`."""
+    keyword = keyword_for_tag(int(path.rsplit("/", 1)[-1], 16))
+    return f"{keyword} ({path})" if keyword else f"({path})"
 
 
 def _raw_vr(raw: RawDataElement, ds: Dataset) -> str:
@@ -291,7 +312,8 @@ def _fragments(fp: BinaryIO, start: int) -> Iterator[Span]:
         fp.seek(pos)
         head = fp.read(8)
         if len(head) < 8:
-            raise IngestError("encapsulated pixel data ends before its sequence delimiter")
+            raise IngestError("the encapsulated pixel data ends before its sequence delimiter: "
+                              "the file is truncated")
         tag_group, tag_elem, length = struct.unpack("<HHL", head)
         tag = tag_group << 16 | tag_elem
         if tag == SEQUENCE_DELIMITER:

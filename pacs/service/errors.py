@@ -44,3 +44,10 @@ class Unavailable(ArchiveError):
     """The archive cannot answer now (a query ran past its time limit); try again."""
 
     code = "UNAVAILABLE"
+
+
+class DataLoss(ArchiveError):
+    """What the index records is no longer all in the blob store (a blob cut short, or
+    gone); the operator must restore it."""
+
+    code = "DATA_LOSS"

@@ -2,6 +2,7 @@
 instance are, their bytes, their metadata as DICOM JSON (PS3.18 F.2) precomputed at ingest,
 which transfer syntax an instance can be sent in, and which frames exist."""
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 import anyio
@@ -10,11 +11,13 @@ from pacs.dicom.transfer_syntaxes import EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_LITTL
 from pacs.pixels.description import PixelDescription
 from pacs.pixels.transcode import transcode_refusal
 from pacs.service.archive import Archive
-from pacs.service.errors import CannotTranscode, InvalidArgument, NotFound
+from pacs.service.errors import CannotTranscode, DataLoss, InvalidArgument, NotFound
 from pacs.service.links import Links
 from pacs.service.stores import StoreContext
 from pacs.service.targets import Target
 from storage.rows import InstanceLocation, Span
+
+log = logging.getLogger("pacs")
 
 
 async def locate(archive: Archive, store: StoreContext, target: Target
@@ -35,6 +38,30 @@ async def metadata(archive: Archive, store: StoreContext, target: Target, links:
     return b"[" + b",".join(links.with_bulk_data_uris(row.metadata, row.study_uid,
                                                       row.series_uid, row.sop_uid)
                             for row in rows) + b"]"
+
+
+async def check_stored(archive: Archive, wanted: Sequence[tuple[InstanceLocation, int]]
+                       ) -> None:
+    """DataLoss, logged once, unless each instance's blob holds at least the given number of
+    bytes: checked before an answer's headers go out, so that no answer promises bytes it
+    cannot send."""
+    def short() -> list[str]:
+        missing = []
+        for item, needed in wanted:
+            try:
+                held = archive.blobs.size(item.blob_name)
+            except FileNotFoundError:
+                held = -1
+            if held < needed:
+                missing.append(f"instance {item.sop_uid}: blob {item.blob_name} holds "
+                               f"{max(held, 0)} of {needed} bytes"
+                               + (" (it is gone)" if held < 0 else ""))
+        return missing
+    missing = await anyio.to_thread.run_sync(short)
+    if missing:
+        log.error("stored data is missing: %s", "; ".join(missing))
+        raise DataLoss(f"{len(missing)} instance(s) asked for are damaged in storage; the "
+                       f"server log has the details. First: {missing[0]}")
 
 
 async def stream(archive: Archive, item: InstanceLocation, spans: Sequence[Span]

@@ -29,7 +29,7 @@ from pacs.pixels.engine import Lookahead
 from pacs.service.archive import Archive
 from pacs.service.errors import NotFound
 from pacs.service.links import Links
-from pacs.service.retrieve import instance_syntax, locate, metadata, stream
+from pacs.service.retrieve import check_stored, instance_syntax, locate, metadata, stream
 from storage.rows import InstanceLocation, Span
 
 DICOM = "application/dicom"
@@ -51,6 +51,7 @@ async def retrieve(request: Request) -> Response:
     targets = [await instance_syntax(archive, item, item.transfer_syntax_uid
                                      if choice.transfer_syntax == AS_STORED
                                      else choice.transfer_syntax) for item in found]
+    await check_stored(archive, [(item, item.blob_size) for item in found])
     if not choice.offer.multipart:
         return await _single(archive, found[0], targets[0])
     parts = _parts(archive, links_of(request), found, targets)
@@ -123,6 +124,7 @@ async def retrieve_bulkdata(request: Request) -> Response:
         lambda rep: None if _bulk_producible(rep, stored, is_pixel=path in PIXEL_BY_KEY)
         else "bulk data is sent as stored")
     span, content_range = _byte_range(request.headers.get("range"), span)
+    await check_stored(archive, [(item, span.offset + span.length)])
     status = 206 if content_range else 200
     body = stream(archive, item, [span])
     part_type = f"{OCTET_STREAM}; transfer-syntax={stored}"

@@ -28,7 +28,7 @@ from pacs.pixels.engine import PixelEngine
 from pacs.pixels.transcode import transcode_refusal
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
-from pacs.service.retrieve import check_frames, locate, stream
+from pacs.service.retrieve import check_frames, check_stored, locate, stream
 from storage.rows import InstanceLocation, Span
 
 OFFERS = tuple(Offer(True, media_type) for media_type in (*FRAME_SYNTAXES, PNG))
@@ -97,6 +97,9 @@ async def retrieve_frames(request: Request) -> Response:
     target = target_syntax(choice, stored)
     if target == AS_STORED and not spans:
         target = EXPLICIT_VR_LITTLE_ENDIAN  # a deflated dataset: frames exist only inflated
+    end = max((f.offset + f.length for n in numbers if n <= len(spans) for f in spans[n - 1]),
+              default=item.blob_size)
+    await check_stored(archive, [(item, end)])
     if target == AS_STORED or same_frame_bytes(stored, target):
         return _as_stored(archive, item, spans, numbers)
     return await _transcoded_frames(archive.pixels, item, numbers, choice.media_type, target)

@@ -142,14 +142,17 @@ def test_commit_of_foreign_blob_raises_type_error(blob_store: BlobStore,
 
 
 def test_delete_and_read_errors(blob_store: BlobStore) -> None:
-    """Delete removes one blob, then does nothing; reading it is FileNotFoundError and
-    reading what could not be a name is ValueError."""
+    """Delete removes one blob, then does nothing; reading it or its size is
+    FileNotFoundError and reading what could not be a name is ValueError."""
     gone, kept = put(blob_store, b"a"), put(blob_store, b"b")
     blob_store.delete(gone)
     blob_store.delete(gone)
     assert set(blob_store.names(-1)) == {kept} and blob_store.read(kept, 0, 1) == b"b"
     with pytest.raises(FileNotFoundError):
         blob_store.read(gone, 0, 1)
+    with pytest.raises(FileNotFoundError):
+        blob_store.size(gone)
+    assert blob_store.size(kept) == 1 and blob_store.size(put(blob_store, b"x" * 70_000)) == 70_000
     for bad in ["", "../" + gone, gone + "/..", "no such name!", "a\x00b"]:
         with pytest.raises(ValueError):
             blob_store.read(bad, 0, 1)
