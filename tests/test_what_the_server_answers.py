@@ -103,3 +103,37 @@ def test_a_bulk_data_part_says_where_it_comes_from(shared_server: LiveServer,
     [(headers, body)] = parse_multipart(response)
     assert headers["content-location"] == url
     assert body == ct.PixelData
+
+
+@pytest.mark.parametrize("params, found", [
+    ({"PatientName": "гусева*"}, "Гусева^Анна"),
+    ({"PatientName": "ГУСЕВА^АННА"}, "Гусева^Анна"),
+    ({"PatientName": "buc^jérôme"}, "BUC^JÉRÔME"),
+    ({"PatientName": "BUC^J*"}, "BUC^JÉRÔME"),
+    ({"PatientName": "jér", "fuzzymatching": "true"}, "BUC^JÉRÔME"),
+    ({"PatientName": "straße*"}, "STRASSE^HANS"),
+    ({"ReferringPhysicianName": "élodie*"}, "Гусева^Анна"),
+    ({"StudyDescription": "*тело*"}, "Гусева^Анна"),
+])
+def test_names_match_regardless_of_case_beyond_ascii(shared_server: LiveServer,
+                                                     params: dict[str, str],
+                                                     found: str) -> None:
+    """SQLite's NOCASE and LIKE fold ASCII only; names are matched with Unicode case
+    folding (str.casefold: ß matches ss too)."""
+    for name in ("Гусева^Анна", "BUC^JÉRÔME", "STRASSE^HANS"):
+        ds = pydicom.dcmread(BytesIO(corpus_bytes("MR_small.dcm", sop_uid=generate_uid())))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.PatientName, ds.PatientID = name, "UNICODE-FOLD"
+        ds.ReferringPhysicianName = "ÉLODIE^M" if name.startswith("Г") else "OTHER"
+        ds.StudyDescription = "ВСЁ ТЕЛО" if name.startswith("Г") else "BRAIN"
+        sent = BytesIO()
+        ds.save_as(sent, enforce_file_format=True)
+        requests.post(f"{shared_server.dicomweb}/studies", data=sent.getvalue(),
+                      headers={"Content-Type": "application/dicom"}).raise_for_status()
+    response = requests.get(f"{shared_server.dicomweb}/studies",
+                            params={**params, "PatientID": "UNICODE-FOLD",
+                                    "includefield": "StudyDescription"})
+    assert response.status_code == 200, response.text
+    names = {study["00100010"]["Value"][0]["Alphabetic"] for study in response.json()}
+    assert names == {found}

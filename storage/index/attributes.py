@@ -39,3 +39,9 @@ def column_value(attrs: dict[str, object], tag: int) -> str | None:
     if isinstance(first, dict):
         first = first.get("Alphabetic")
     return None if first is None else str(first)
+
+# Names kept case folded beside their column too, indexed, for case-insensitive matching.
+FOLDED_COLUMNS: dict[int, str] = {
+    0x00100010: "st.patient_name_folded",
+    0x00080090: "st.referring_physician_name_folded",
+}

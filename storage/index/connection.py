@@ -36,6 +36,7 @@ class Connections:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
+        add_functions(conn)
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -44,6 +45,7 @@ class Connections:
             conn = sqlite3.connect(f"{self._path.resolve().as_uri()}?mode=ro", uri=True,
                                    isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=10000")
+            add_functions(conn)
             conn.set_progress_handler(self._over_time, _PROGRESS_STEPS)
             self._local.conn = conn
             with self._lock:
@@ -81,6 +83,16 @@ class Connections:
                 conn.close()
         self._writer_pool.submit(self._writer.close).result()
         self._writer_pool.shutdown(wait=True)
+
+
+def casefold(text: str | None) -> str | None:
+    """Unicode case folding (SQLite's NOCASE and LIKE fold ASCII only)."""
+    return None if text is None else text.casefold()
+
+
+def add_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions queries and migrations use."""
+    conn.create_function("casefold", 1, casefold, deterministic=True)
 
 
 def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -109,6 +109,14 @@ CREATE INDEX instances_study_class ON instances (study_pk, sop_class_uid);
 """),
     ("0002_bulk_data_uris_as_paths", _bulk_data_uris_as_paths),
     ("0003_no_group_lengths", _drop_group_lengths),
+    ("0004_case_folded_names", """
+ALTER TABLE studies ADD COLUMN patient_name_folded TEXT;
+ALTER TABLE studies ADD COLUMN referring_physician_name_folded TEXT;
+UPDATE studies SET patient_name_folded = casefold(patient_name),
+                   referring_physician_name_folded = casefold(referring_physician_name);
+DROP INDEX studies_patient_name;
+CREATE INDEX studies_patient_name_folded ON studies (store_id, patient_name_folded COLLATE NOCASE);
+"""),
 )
 
 

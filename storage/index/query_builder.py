@@ -5,8 +5,9 @@ parameters; LIKE and GLOB patterns are escaped.
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 
-from storage.index.attributes import COLUMNS
+from storage.index.attributes import COLUMNS, FOLDED_COLUMNS
 from storage.levels import MODALITIES_IN_STUDY, SOP_CLASSES_IN_STUDY, level_of
 from storage.query import NUMERIC_VRS, Level, Match, MatchKind, Query
 
@@ -67,7 +68,23 @@ def _match(match: Match) -> Sql:
         inner, params = _MATCHERS[match.kind]("c.sop_class_uid", match)
         return (f"EXISTS (SELECT 1 FROM instances c WHERE c.study_pk = st.pk AND {inner})",
                 params)
+    if _case_insensitive(match):
+        folded = replace(match, values=tuple(value.casefold() for value in match.values))
+        return _MATCHERS[match.kind](_folded_expression(match), folded)
     return _MATCHERS[match.kind](_expression(match), match)
+
+
+def _case_insensitive(match: Match) -> bool:
+    """Names match regardless of case (C.2.2.2.1 allows it; a viewer's search box sends
+    what the user typed), as do descriptive texts under wildcards; Unicode case folding
+    (Python's str.casefold), so that гусева* finds ГУСЕВА and jérôme JÉRÔME."""
+    return (match.kind is MatchKind.FUZZY or (match.kind is MatchKind.SINGLE and match.vr == "PN")
+            or (match.kind is MatchKind.WILDCARD and match.vr in CASE_INSENSITIVE_WILDCARD_VRS))
+
+
+def _folded_expression(match: Match) -> str:
+    """The attribute case-folded: its folded column if it has one, else folded per row."""
+    return FOLDED_COLUMNS.get(match.tag) or f"casefold({_expression(match)})"
 
 
 def _expression(match: Match) -> str:
@@ -79,12 +96,10 @@ def _expression(match: Match) -> str:
 
 
 def _single(expr: str, match: Match) -> Sql:
-    """C.2.2.2.1; person names compare case-insensitively (allowed by C.2.2.2.1), numbers by
-    value (DICOM JSON keeps them as JSON numbers)."""
+    """C.2.2.2.1; numbers by value (DICOM JSON keeps them as JSON numbers)."""
     if match.vr in NUMERIC_VRS:
         return f"{expr} = CAST(? AS NUMERIC)", [match.values[0]]
-    collate = " COLLATE NOCASE" if match.vr == "PN" else ""
-    return f"{expr} = ?{collate}", [match.values[0]]
+    return f"{expr} = ?", [match.values[0]]
 
 
 def _list(expr: str, match: Match) -> Sql:
@@ -93,9 +108,8 @@ def _list(expr: str, match: Match) -> Sql:
 
 
 def _wildcard(expr: str, match: Match) -> Sql:
-    """C.2.2.2.3: `*` any run, `?` one character. Names and descriptive text match regardless
-    of case (LIKE: a viewer's search box sends what the user typed); codes and the rest
-    exactly (GLOB)."""
+    """C.2.2.2.3: `*` any run, `?` one character. Names and descriptive text (already case
+    folded) by LIKE; codes and the rest exactly (GLOB)."""
     pattern = match.values[0]
     if match.vr in CASE_INSENSITIVE_WILDCARD_VRS:
         like = "".join({"*": "%", "?": "_", "%": "\\%", "_": "\\_", "\\": "\\\\"}.get(c, c)

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from storage.index.attributes import COLUMNS, column_value
-from storage.index.connection import Connections, transaction
+from storage.index.attributes import COLUMNS, FOLDED_COLUMNS, column_value
+from storage.index.connection import Connections, casefold, transaction
 from storage.index.migrations import migrate
 from storage.index.query_builder import build_search
 from storage.levels import SERIES_TAGS, STUDY_TAGS
@@ -18,6 +18,7 @@ from storage.rows import AddOutcome, InstanceLocation, InstanceMetadata, Instanc
 
 _STUDY_COLUMNS = [(tag, col.split(".")[1]) for tag, (lvl, col) in COLUMNS.items()
                   if lvl is Level.STUDY]
+_FOLDED = [(tag, column.split(".")[1]) for tag, column in FOLDED_COLUMNS.items()]
 _SERIES_COLUMNS = [(tag, col.split(".")[1]) for tag, (lvl, col) in COLUMNS.items()
                    if lvl is Level.SERIES]
 _SCOPE_FROM = ("instances i JOIN series se ON se.pk = i.series_pk "
@@ -146,13 +147,13 @@ def _add(conn: sqlite3.Connection, store_id: int, record: InstanceRecord, blob_n
     if series is not None and (study is None or series[1] != study[0]):
         return AddOutcome.SERIES_CONFLICT  # before any row is written: nothing changes
     if study is None:
-        names = ", ".join(c for _, c in _STUDY_COLUMNS)
+        values = {column: record.study_uid if t == 0x0020000D else column_value(attrs, t)
+                  for t, column in _STUDY_COLUMNS}
+        values.update((column, casefold(column_value(attrs, t))) for t, column in _FOLDED)
         study = conn.execute(
-            f"INSERT INTO studies (store_id, attrs, {names}) VALUES (?, ?"
-            f"{', ?' * len(_STUDY_COLUMNS)}) RETURNING pk",
-            [store_id, _subset(attrs, STUDY_TAGS),
-             *(record.study_uid if t == 0x0020000D else column_value(attrs, t)
-               for t, _ in _STUDY_COLUMNS)]).fetchone()
+            f"INSERT INTO studies (store_id, attrs, {', '.join(values)}) VALUES (?, ?"
+            f"{', ?' * len(values)}) RETURNING pk",
+            [store_id, _subset(attrs, STUDY_TAGS), *values.values()]).fetchone()
     if series is None:
         names = ", ".join(c for _, c in _SERIES_COLUMNS)
         series = conn.execute(
