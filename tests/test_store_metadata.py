@@ -149,7 +149,8 @@ def test_googles_curl_recipe_as_written(server: LiveServer, tmp_path: Path) -> N
         cwd=tmp_path, capture_output=True, timeout=60, check=True)
     answer, _, status = run.stdout.rpartition(b"\n")
     assert status == b"200", answer
-    assert answer.startswith(b"<NativeDicomModel>")  # XML by default, as Google answers
+    # XML by default, as Google answers, in the PS3.19 namespace on a full store
+    assert answer.startswith(b'<NativeDicomModel xmlns="http://dicom.nema.org/PS3.19/models/')
     assert uids["sop"].encode() in answer
 
     ds = retrieve(server, uids)

@@ -7,14 +7,19 @@ from xml.sax.saxutils import escape, quoteattr
 
 from pydicom.datadict import keyword_for_tag
 
+NATIVE_DICOM_MODEL = "http://dicom.nema.org/PS3.19/models/NativeDICOM"  # PS3.19 A.1
 # Private attributes we emit, with the creator their block is reserved for.
 PRIVATE_KEYWORDS = {0x00091097: "FailureDetail"}
 _PN_COMPONENTS = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
 
 
-def to_native_xml(dataset: dict[str, Any]) -> bytes:
-    """Serialize one DICOM JSON dataset as `<NativeDicomModel>` (the shape Google returns)."""
-    parts: list[str] = ["<NativeDicomModel>"]
+def to_native_xml(dataset: dict[str, Any], namespace: str | None = NATIVE_DICOM_MODEL
+                  ) -> bytes:
+    """Serialize one DICOM JSON dataset as `<NativeDicomModel>`, in the PS3.19 namespace or,
+    with `namespace` None, bare (the shape Google returns)."""
+    root = f"<NativeDicomModel xmlns={quoteattr(namespace)}>" if namespace else \
+        "<NativeDicomModel>"
+    parts: list[str] = [root]
     _dataset(dataset, parts)
     parts.append("</NativeDicomModel>")
     return "".join(parts).encode("utf-8")

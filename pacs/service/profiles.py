@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pacs.dicom.bulk_data import GOOGLE_BULK_DATA, BulkDataDefinition
+from pacs.dicom.dicom_xml import NATIVE_DICOM_MODEL
 from storage.query import Level
 
 DICOM_XML = "application/dicom+xml"
@@ -32,6 +33,7 @@ class Profile:
     max_search_offset: int
     warn_more_results: bool  # a Warning header when results beyond the page exist (8.3.4.4)
     store_response_type: str  # a Store response's media type when Accept names none
+    xml_namespace: str | None  # of <NativeDicomModel> answers (None: a bare root)
     rendered_levels: frozenset[str]  # resources with /rendered and /thumbnail
 
 
@@ -44,6 +46,7 @@ FULL = Profile(
     max_search_offset=2**63 - 1,  # SQLite's largest integer; beyond it nothing matches anyway
     warn_more_results=True,
     store_response_type=DICOM_XML,  # the shape Google returns, which clients written for it read
+    xml_namespace=NATIVE_DICOM_MODEL,  # PS3.19 A.1
     rendered_levels=frozenset({"study", "series", "instance", "frames"}),
 )
 

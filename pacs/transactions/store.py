@@ -59,7 +59,8 @@ async def store_instances(request: Request) -> Response:
     stored = sum(1 for r in results if r.stored)
     status = 200 if stored == len(results) else 202 if stored else 409
     if response_type in _XML:
-        return Response(to_native_xml(body), status, media_type="application/dicom+xml")
+        return Response(to_native_xml(body, store.profile.xml_namespace), status,
+                        media_type="application/dicom+xml")
     return Response(orjson.dumps(body), status, media_type=response_type)
 
 
