@@ -2,6 +2,7 @@
 attributes of the levels above theirs, metadata has no group lengths, and bulk data parts
 say where they come from."""
 
+import xml.etree.ElementTree as ET
 from io import BytesIO
 
 import pydicom
@@ -137,3 +138,46 @@ def test_names_match_regardless_of_case_beyond_ascii(shared_server: LiveServer,
     assert response.status_code == 200, response.text
     names = {study["00100010"]["Value"][0]["Alphabetic"] for study in response.json()}
     assert names == {found}
+
+
+XML_ACCEPT = 'multipart/related; type="application/dicom+xml"'
+NATIVE = "{http://dicom.nema.org/PS3.19/models/NativeDICOM}"
+
+
+def _xml_parts(response: requests.Response) -> list[ET.Element]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("multipart/related")
+    parts = parse_multipart(response)
+    assert all(h["content-type"] == "application/dicom+xml" for h, _ in parts)
+    return [ET.fromstring(body) for _, body in parts]
+
+
+def _xml_value(root: ET.Element, tag: str) -> str | None:
+    return root.findtext(f"./{NATIVE}DicomAttribute[@tag='{tag}']/{NATIVE}Value")
+
+
+@pytest.mark.parametrize("level", ["study", "series", "instance"])
+def test_metadata_as_native_dicom_xml(shared_server: LiveServer, ct: pydicom.Dataset,
+                                      level: str) -> None:
+    """PS3.18 10.4.1.2 requires multipart/related; type="application/dicom+xml" metadata:
+    one PS3.19 Native DICOM Model document per instance."""
+    url = f"{shared_server.dicomweb}/studies/{ct.StudyInstanceUID}"
+    if level != "study":
+        url += f"/series/{ct.SeriesInstanceUID}"
+    if level == "instance":
+        url += f"/instances/{ct.SOPInstanceUID}"
+    [root] = _xml_parts(requests.get(f"{url}/metadata", headers={"Accept": XML_ACCEPT}))
+    assert root.tag == f"{NATIVE}NativeDicomModel"
+    assert _xml_value(root, "00080018") == ct.SOPInstanceUID
+    bulk = root.find(f"./{NATIVE}DicomAttribute[@tag='7FE00010']/{NATIVE}BulkData")
+    assert bulk is not None and bulk.get("uri") == f"{url.split('/studies/')[0]}/studies/" \
+        f"{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/instances/" \
+        f"{ct.SOPInstanceUID}/bulkdata/7FE00010"
+
+
+def test_search_as_native_dicom_xml(shared_server: LiveServer, ct: pydicom.Dataset) -> None:
+    """PS3.18 10.6.3.2: a search answers multipart Native DICOM Model XML when asked."""
+    url = f"{shared_server.dicomweb}/studies?StudyInstanceUID={ct.StudyInstanceUID}"
+    [root] = _xml_parts(requests.get(url, headers={"Accept": XML_ACCEPT}))
+    assert _xml_value(root, "0020000D") == ct.StudyInstanceUID
+    assert _xml_value(root, "00201208") == "1"

@@ -1,9 +1,11 @@
 """Streamed multipart/related response bodies (PS3.18 8.6.1.2)."""
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from starlette.responses import StreamingResponse
 
+from pacs.dicom.dicom_xml import to_native_xml
 from pacs.http.multipart_writer import (
     Part,
     multipart_content_type,
@@ -30,3 +32,19 @@ def multipart_response(parts: Sequence[Part], part_type: str,
 async def _each(parts: Sequence[Part]) -> AsyncIterator[Part]:
     for part in parts:
         yield part
+
+
+DICOM_XML = "application/dicom+xml"
+
+
+def native_xml_response(datasets: Sequence[dict[str, Any]],
+                        namespace: str | None) -> StreamingResponse:
+    """DICOM JSON datasets as multipart/related; type="application/dicom+xml", one Native
+    DICOM Model document per part (PS3.18 8.7.3.1.2, PS3.19 A.1)."""
+    documents = [to_native_xml(dataset, namespace) for dataset in datasets]
+    return multipart_response([Part({"Content-Type": DICOM_XML}, _once(document),
+                                    len(document)) for document in documents], DICOM_XML)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data

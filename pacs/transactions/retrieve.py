@@ -9,6 +9,7 @@ seek to the recorded span.
 
 from collections.abc import AsyncIterator
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -24,7 +25,7 @@ from pacs.http.addressing import addressed, links_of
 from pacs.http.errors import RangeNotSatisfiable
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
 from pacs.http.multipart_writer import Part
-from pacs.http.responses import multipart_response
+from pacs.http.responses import DICOM_XML, multipart_response, native_xml_response
 from pacs.pixels.engine import Lookahead
 from pacs.service.archive import Archive
 from pacs.service.errors import NotFound
@@ -36,7 +37,8 @@ DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 _STUDY_OFFERS = (Offer(True, DICOM),)
 _INSTANCE_OFFERS = (Offer(True, DICOM), Offer(False, DICOM))
-_METADATA_OFFERS = (Offer(False, DICOM_JSON), Offer(False, "application/json"))
+_METADATA_OFFERS = (Offer(False, DICOM_JSON), Offer(False, "application/json"),
+                    Offer(True, DICOM_XML))
 _BULK_OFFERS = (Offer(True, OCTET_STREAM), Offer(False, OCTET_STREAM))
 
 
@@ -100,10 +102,14 @@ async def _transcoded(ahead: Lookahead, index: int) -> AsyncIterator[bytes]:
 
 
 async def retrieve_metadata(request: Request) -> Response:
-    """GET …/metadata of a study, series or instance as a DICOM JSON array (PS3.18 10.4.1.2)."""
-    choice = negotiate(request.headers.get("accept"), _METADATA_OFFERS, [DICOM_JSON])
+    """GET …/metadata of a study, series or instance as a DICOM JSON array, or as multipart
+    Native DICOM Model XML, one instance per part (PS3.18 10.4.1.2, 8.7.3.1.2)."""
+    choice = negotiate(request.headers.get("accept"), _METADATA_OFFERS,
+                       [o.describe() for o in _METADATA_OFFERS])
     archive, store, target = await addressed(request)
     body = await metadata(archive, store, target, links_of(request))
+    if choice.offer.multipart:
+        return native_xml_response(orjson.loads(body), store.profile.xml_namespace)
     return Response(body, media_type=choice.media_type)
 
 

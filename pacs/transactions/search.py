@@ -7,12 +7,14 @@ from starlette.responses import Response
 from pacs.http.addressing import archive_of, links_of, path_uid, store_of
 from pacs.http.media_types import Offer, negotiate
 from pacs.http.query_params import parse_search
+from pacs.http.responses import DICOM_XML, native_xml_response
 from pacs.service.search import search
 from storage.query import Level
 
 DICOM_JSON = "application/dicom+json"
-_OFFERS = (Offer(False, DICOM_JSON), Offer(False, "application/json"))
-_AVAILABLE = [DICOM_JSON]
+_OFFERS = (Offer(False, DICOM_JSON), Offer(False, "application/json"),
+           Offer(True, DICOM_XML))
+_AVAILABLE = [offer.describe() for offer in _OFFERS]
 _MORE_RESULTS = ('299 pacs "There are additional results that can be requested with a larger '
                  'offset"')
 
@@ -33,7 +35,7 @@ async def search_instances(request: Request) -> Response:
 
 
 async def _search(request: Request, level: Level) -> Response:
-    media_type = negotiate(request.headers.get("accept"), _OFFERS, _AVAILABLE).media_type
+    choice = negotiate(request.headers.get("accept"), _OFFERS, _AVAILABLE)
     store = await store_of(request)
     asked = parse_search(request.query_params.multi_items(), level, store.profile,
                          path_uid(request, "study"), path_uid(request, "series"))
@@ -41,5 +43,9 @@ async def _search(request: Request, level: Level) -> Response:
     if not answer.datasets:
         return Response(status_code=204)  # PS3.18 8.3.4.4.1: no matches
     warn = answer.more and store.profile.warn_more_results
-    return Response(orjson.dumps(answer.datasets), media_type=media_type,
-                    headers={"Warning": _MORE_RESULTS} if warn else None)
+    response = native_xml_response(answer.datasets, store.profile.xml_namespace) \
+        if choice.offer.multipart else Response(orjson.dumps(answer.datasets),
+                                                media_type=choice.media_type)
+    if warn:
+        response.headers["Warning"] = _MORE_RESULTS
+    return response
