@@ -181,3 +181,15 @@ def test_search_as_native_dicom_xml(shared_server: LiveServer, ct: pydicom.Datas
     [root] = _xml_parts(requests.get(url, headers={"Accept": XML_ACCEPT}))
     assert _xml_value(root, "0020000D") == ct.StudyInstanceUID
     assert _xml_value(root, "00201208") == "1"
+
+
+def test_a_private_attribute_comes_with_its_creator(shared_server: LiveServer,
+                                                    ct: pydicom.Dataset) -> None:
+    """PS3.5 7.8.1: a private data element means nothing without its Private Creator;
+    CT_small.dcm holds GEMS blocks, e.g. (0043,1028) under (0043,0010)."""
+    creator = ct[0x00430010].value
+    found = _only(f"{shared_server.dicomweb}/instances?SOPInstanceUID={ct.SOPInstanceUID}"
+                  "&includefield=00431028&includefield=00091001")
+    assert found["00430010"] == {"vr": "LO", "Value": [creator]}
+    assert "00431028" in found
+    assert found["00090010"]["Value"] == [ct[0x00090010].value]

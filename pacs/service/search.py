@@ -102,9 +102,23 @@ def _dataset(row: SearchRow, level: Level, request: SearchRequest,
 
 def _take(out: dict[str, Any], attrs: dict[str, Any], wanted: frozenset[int],
           everything: bool) -> None:
+    """The wanted attributes of `attrs`, each private one with its Private Creator (PS3.5
+    7.8.1), without which it could not be interpreted."""
     for key, element in attrs.items():
-        if everything or int(key, 16) in wanted:
+        tag = int(key, 16)
+        if everything or tag in wanted:
             out[key] = element
+            creator = _private_creator(tag)
+            if creator is not None and creator in attrs:
+                out[creator] = attrs[creator]
+
+
+def _private_creator(tag: int) -> str | None:
+    """The key of the Private Creator of a private data element (gggg,xxee → gggg,00xx)."""
+    group, element = tag >> 16, tag & 0xFFFF
+    if group % 2 == 0 or element < 0x1000:
+        return None
+    return f"{group:04X}00{element >> 8:02X}"
 
 
 def _computed(row: SearchRow, level: Level, links: Links | None,
