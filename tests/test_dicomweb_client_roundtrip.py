@@ -216,12 +216,17 @@ def test_metadata_bulk_data_uris_resolve_to_the_stored_bytes(archive: dict[str, 
 
 
 def _bulk(metadata: dict[str, dict[str, object]], ds: pydicom.Dataset) -> list[tuple[str, bytes]]:
-    """(BulkDataURI, pydicom's raw value) for every bulk element, nested ones included."""
+    """(BulkDataURI, pydicom's raw value) for every bulk element, nested ones included; a big
+    endian value little endian, as it goes out on the web (PS3.18 8.7.3)."""
     found = []
     for key, element in metadata.items():
         tag = int(key, 16)
         if "BulkDataURI" in element:
-            found.append((str(element["BulkDataURI"]), bytes(ds[tag].value)))
+            value = bytes(ds[tag].value)
+            if ds.original_encoding[1] is False:
+                size = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}.get(str(element["vr"]), 1)
+                value = np.frombuffer(value, f">u{size}").astype(f"<u{size}").tobytes()
+            found.append((str(element["BulkDataURI"]), value))
         for i, item in enumerate(element.get("Value", [])):  # type: ignore[arg-type]
             if isinstance(item, dict) and element.get("vr") == "SQ":
                 found.extend(_bulk(item, ds[tag].value[i]))

@@ -5,9 +5,11 @@ say where they come from."""
 import xml.etree.ElementTree as ET
 from io import BytesIO
 
+import numpy as np
 import pydicom
 import pytest
 import requests
+from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
@@ -193,3 +195,66 @@ def test_a_private_attribute_comes_with_its_creator(shared_server: LiveServer,
     assert found["00430010"] == {"vr": "LO", "Value": [creator]}
     assert "00431028" in found
     assert found["00090010"]["Value"] == [ct[0x00090010].value]
+
+
+def big_endian_rgb() -> tuple[bytes, np.ndarray]:
+    """An 8-bit RGB image in Explicit VR Big Endian, Pixel Data OB as pydicom writes it."""
+    ds = pydicom.dcmread(BytesIO(corpus_bytes("MR_small_bigendian.dcm",
+                                              sop_uid=generate_uid())))
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    rgb = np.zeros((6, 5, 3), np.uint8)
+    rgb[..., 0] = np.arange(30, dtype=np.uint8).reshape(6, 5) * 8
+    rgb[..., 1], rgb[..., 2] = 200, np.arange(5, dtype=np.uint8) * 50
+    for keyword in ("WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope"):
+        ds.pop(keyword, None)
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 6, 5, 3
+    ds.PhotometricInterpretation, ds.PlanarConfiguration = "RGB", 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = rgb.tobytes()
+    ds["PixelData"].VR = "OB"
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2"
+    return out.getvalue(), rgb
+
+
+def test_big_endian_8_bit_colour_frames_and_rendered(shared_server: LiveServer) -> None:
+    """Frames of an 8-bit big endian image (OB: nothing to swap) come back exactly, and it
+    renders with its own colours; the frame path assumed OW and swapped byte pairs."""
+    data, rgb = big_endian_rgb()
+    ds = pydicom.dcmread(BytesIO(data))
+    assert requests.post(f"{shared_server.dicomweb}/studies", data=data,
+                         headers={"Content-Type": "application/dicom"}).status_code == 200
+    url = (f"{shared_server.dicomweb}/studies/{ds.StudyInstanceUID}/series/"
+           f"{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}")
+    response = requests.get(f"{url}/frames/1")
+    assert "transfer-syntax=1.2.840.10008.1.2.1" in response.headers["content-type"]
+    [(_, frame)] = parse_multipart(response)
+    assert frame == rgb.tobytes()
+    png = requests.get(f"{url}/rendered", headers={"Accept": "image/png"})
+    assert np.array_equal(np.asarray(Image.open(BytesIO(png.content)).convert("RGB")), rgb)
+
+
+def test_big_endian_bulk_data_in_little_endian_with_ranges(shared_server: LiveServer,
+                                                           ) -> None:
+    """A big endian 16-bit Pixel Data goes out little endian, labelled so, a byte range of
+    it too (starting inside a word)."""
+    data = corpus_bytes("MR_small_bigendian.dcm", sop_uid=generate_uid())
+    ds = pydicom.dcmread(BytesIO(data))
+    assert requests.post(f"{shared_server.dicomweb}/studies", data=data,
+                         headers={"Content-Type": "application/dicom"}).status_code == 200
+    little = ds.pixel_array.astype("<i2").tobytes()
+    url = (f"{shared_server.dicomweb}/studies/{ds.StudyInstanceUID}/series/"
+           f"{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/bulkdata/7FE00010")
+    whole = requests.get(url, headers={"Accept": "multipart/related; "
+                                                 "type=application/octet-stream"})
+    assert whole.status_code == 200
+    [(headers, body)] = parse_multipart(whole)
+    assert body == little and "1.2.840.10008.1.2.1" in headers["content-type"]
+    for first, last in ((1, 6), (3, 3), (0, len(little) - 1), (len(little) - 3, None)):
+        asked = f"bytes={first}-{'' if last is None else last}"
+        part = requests.get(url, headers={"Accept": "application/octet-stream; "
+                                          "transfer-syntax=*", "Range": asked})
+        assert part.status_code == 206, asked
+        assert part.content == little[first:None if last is None else last + 1], asked

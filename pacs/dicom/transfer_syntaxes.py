@@ -147,6 +147,12 @@ def syntax_of(uid_text: str) -> TransferSyntax | None:
     return TRANSFER_SYNTAXES.get(uid_text)
 
 
+def is_big_endian(uid_text: str) -> bool:
+    """Whether data stored in `uid_text` is big endian (which never leaves on the web)."""
+    known = TRANSFER_SYNTAXES.get(uid_text)
+    return known is not None and known.big_endian
+
+
 def frame_media_type(uid_text: str) -> str:
     """Media type of one frame stored in `uid_text` (octet-stream for unknown syntaxes)."""
     known = TRANSFER_SYNTAXES.get(uid_text)

@@ -65,9 +65,11 @@ def pixel_element(ds: Dataset) -> PixelElement | None:
     return next((element for element in PIXEL_ELEMENTS if element.keyword in ds), None)
 
 
-def describe(ds: Dataset, pixel_key: str | None = None) -> PixelDescription:
-    """The description of `ds`'s pixel data; `pixel_key` ("7FE00008" …) names the pixel
-    element when `ds` was read without it. PixelError when the module is incomplete."""
+def describe(ds: Dataset, pixel_key: str | None = None,
+             pixel_vr: str | None = None) -> PixelDescription:
+    """The description of `ds`'s pixel data; `pixel_key` ("7FE00008" …) and `pixel_vr` name
+    the pixel element and its VR when `ds` was read without it. PixelError when the module
+    is incomplete."""
     try:
         held = pixel_element(ds)
         element = held or PIXEL_BY_KEY.get(pixel_key or "")
@@ -83,6 +85,7 @@ def describe(ds: Dataset, pixel_key: str | None = None) -> PixelDescription:
             photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip(),
             planar=int(ds.get("PlanarConfiguration", 0) or 0),
             frames=int(ds.get("NumberOfFrames", 1) or 1),
-            floating=floating, pixel_vr=pixel.VR if pixel is not None else "OW")
+            floating=floating,
+            pixel_vr=pixel.VR if pixel is not None else pixel_vr or "OW")
     except (AttributeError, TypeError, ValueError) as exc:
         raise PixelError(f"the Image Pixel module is incomplete or invalid: {exc}") from exc

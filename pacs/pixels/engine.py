@@ -81,9 +81,10 @@ class PixelEngine:
         known = self._headers.get(item.blob_name)
         if known is not None:
             return known
-        ds = read_header(self._blobs, item)
+        ds, pixel_vr = read_header(self._blobs, item)
         pixel_key = next((e.key for e in PIXEL_ELEMENTS if e.key in item.bulk), None)
-        desc = describe(ds, pixel_key) if "BitsAllocated" in ds and "Rows" in ds else None
+        desc = describe(ds, pixel_key, pixel_vr) if "BitsAllocated" in ds and "Rows" in ds \
+            else None
         self._headers.put(item.blob_name, (ds, desc), 1)
         return ds, desc
 

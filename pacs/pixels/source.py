@@ -12,13 +12,16 @@ from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
 
 
-def read_header(blobs: BlobStore, item: InstanceLocation) -> Dataset:
-    """The dataset up to its pixel data: the bytes before the recorded pixel span only."""
+def read_header(blobs: BlobStore, item: InstanceLocation) -> tuple[Dataset, str | None]:
+    """The dataset up to its pixel data (the bytes before the recorded pixel span only), and
+    the pixel data element's VR when its header says (explicit VR; PS3.5 7.1.2)."""
     bulk = item.bulk
     span = next((bulk[e.key] for e in PIXEL_ELEMENTS if e.key in bulk), None)
     end = span.offset if span is not None and item.frames_json != b"[]" else item.blob_size
-    return dcmread(BytesIO(blobs.read(item.blob_name, 0, end)), stop_before_pixels=True,
-                   force=True)
+    data = blobs.read(item.blob_name, 0, end)
+    vr = data[end - 8:end - 6] if end < item.blob_size and end >= 8 else b""
+    ds = dcmread(BytesIO(data), stop_before_pixels=True, force=True)
+    return ds, vr.decode("ascii") if vr in (b"OB", b"OW") else None
 
 
 def read_instance(blobs: BlobStore, item: InstanceLocation) -> Dataset:

@@ -3,10 +3,10 @@ A.4): decode with the stored syntax's codec, encode with the target's, and fix t
 the new encoding changes (Photometric Interpretation, Planar Configuration, Lossy Image
 Compression)."""
 
-import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from pacs.dicom.byte_order import WORD_SIZES, swapped
 from pacs.dicom.part10 import set_pixel_data, write_part10
 from pacs.dicom.pixel_data import PIXEL_DATA
 from pacs.dicom.transfer_syntaxes import (
@@ -73,16 +73,13 @@ def transcode_instance(ds: Dataset, target: str) -> bytes:
     return write_part10(ds, target)
 
 
-_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
-
-
 def _to_little_endian(ds: Dataset) -> None:
     """A big endian dataset made little endian: values are parsed, and the words of the
     binary VRs pydicom keeps as bytes are swapped (the pixel data is already re-encoded)."""
     for elem in ds.iterall():
-        size = _WORD_SIZES.get(elem.VR)
+        size = WORD_SIZES.get(elem.VR)  # pydicom keeps OW, OF, OL, OD, OV values as bytes
         if size and isinstance(elem.value, bytes) and elem.tag != PIXEL_DATA.tag:
-            elem.value = np.frombuffer(elem.value, f">u{size}").astype(f"<u{size}").tobytes()
+            elem.value = swapped(elem.value, size)
     ds.set_original_encoding(False, True, ds.original_character_set)
 
 

@@ -15,10 +15,10 @@ from starlette.responses import Response, StreamingResponse
 
 from pacs.dicom.pixel_data import PIXEL_BY_KEY
 from pacs.dicom.transfer_syntaxes import (
-    EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
     INSTANCE_SYNTAXES,
     OCTET_STREAM,
+    is_big_endian,
     same_frame_bytes,
 )
 from pacs.http.addressing import addressed, links_of
@@ -30,7 +30,14 @@ from pacs.pixels.engine import Lookahead
 from pacs.service.archive import Archive
 from pacs.service.errors import NotFound
 from pacs.service.links import Links
-from pacs.service.retrieve import check_stored, instance_syntax, locate, metadata, stream
+from pacs.service.retrieve import (
+    bulk_stream,
+    check_stored,
+    instance_syntax,
+    locate,
+    metadata,
+    stream,
+)
 from storage.rows import InstanceLocation, Span
 
 DICOM = "application/dicom"
@@ -123,17 +130,20 @@ async def retrieve_bulkdata(request: Request) -> Response:
     span = item.bulk.get(path)
     if span is None:
         raise NotFound(f"instance {item.sop_uid} has no bulk data at {path}")
+    # big endian values go out little endian (PS3.18 8.7.3)
     stored = item.transfer_syntax_uid
+    sent = EXPLICIT_VR_LITTLE_ENDIAN if is_big_endian(stored) else stored
     choice = negotiate(
         request.headers.get("accept"), _BULK_OFFERS,
-        [o.describe(ts) for o in _BULK_OFFERS for ts in (AS_STORED, stored)],
-        lambda rep: None if _bulk_producible(rep, stored, is_pixel=path in PIXEL_BY_KEY)
-        else "bulk data is sent as stored")
-    span, content_range = _byte_range(request.headers.get("range"), span)
+        [o.describe(ts) for o in _BULK_OFFERS for ts in (AS_STORED, sent)],
+        lambda rep: None if _bulk_producible(rep, sent, is_pixel=path in PIXEL_BY_KEY)
+        else "bulk data is sent as stored, big endian values little endian")
+    value = span
+    span, content_range = _byte_range(request.headers.get("range"), value)
     await check_stored(archive, [(item, span.offset + span.length)])
     status = 206 if content_range else 200
-    body = stream(archive, item, [span])
-    part_type = f"{OCTET_STREAM}; transfer-syntax={stored}"
+    body = await bulk_stream(archive, store, item, path, value, span)
+    part_type = f"{OCTET_STREAM}; transfer-syntax={sent}"
     headers = {"Content-Range": content_range} if content_range else {}
     if not choice.offer.multipart:
         return StreamingResponse(body, status_code=status, media_type=part_type,
@@ -145,13 +155,12 @@ async def retrieve_bulkdata(request: Request) -> Response:
 
 
 def _bulk_producible(rep: Representation, stored: str, is_pixel: bool) -> bool:
-    """As stored always; a named syntax only if the bytes are already in it."""
+    """As sent always; a named syntax only if the bytes sent are in it."""
     if rep.transfer_syntax == AS_STORED:
         return True
     if is_pixel:
         return same_frame_bytes(stored, rep.transfer_syntax)
-    return stored != EXPLICIT_VR_BIG_ENDIAN and same_frame_bytes(EXPLICIT_VR_LITTLE_ENDIAN,
-                                                                 rep.transfer_syntax)
+    return same_frame_bytes(EXPLICIT_VR_LITTLE_ENDIAN, rep.transfer_syntax)
 
 
 def _byte_range(header: str | None, span: Span) -> tuple[Span, str]:

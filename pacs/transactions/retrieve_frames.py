@@ -17,6 +17,7 @@ from pacs.dicom.transfer_syntaxes import (
     OCTET_STREAM,
     PNG,
     frame_media_type,
+    is_big_endian,
     same_frame_bytes,
 )
 from pacs.http.addressing import addressed
@@ -49,13 +50,14 @@ def parse_frame_list(text: str, limit: int) -> list[int]:
 
 
 def target_syntax(rep: Representation, stored: str) -> str:
-    """What a frame goes out in: AS_STORED, a transfer syntax UID, or PNG."""
+    """What a frame goes out in: AS_STORED, a transfer syntax UID, or PNG. Big endian frames
+    go out little endian even as stored: PS3.18 8.7.3 keeps big endian off the web."""
     if rep.media_type == PNG:
         return PNG
     if rep.transfer_syntax != AS_STORED:
         return rep.transfer_syntax
     if rep.media_type == OCTET_STREAM or stored in FRAME_SYNTAXES[rep.media_type]:
-        return AS_STORED
+        return EXPLICIT_VR_LITTLE_ENDIAN if is_big_endian(stored) else AS_STORED
     return DEFAULT_TRANSFER_SYNTAX[rep.media_type]
 
 
