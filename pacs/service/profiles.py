@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pacs.dicom.bulk_data import GOOGLE_BULK_DATA, BulkDataDefinition
 from pacs.dicom.dicom_xml import NATIVE_DICOM_MODEL
+from pacs.dicom.transfer_syntaxes import EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 from storage.query import Level
 
 DICOM_XML = "application/dicom+xml"
@@ -34,6 +35,7 @@ class Profile:
     warn_more_results: bool  # a Warning header when results beyond the page exist (8.3.4.4)
     store_response_type: str  # a Store response's media type when Accept names none
     xml_namespace: str | None  # of <NativeDicomModel> answers (None: a bare root)
+    unrequestable_syntaxes: frozenset[str]  # never produced on request (PS3.18 8.7.3)
     rendered_levels: frozenset[str]  # resources with /rendered and /thumbnail
 
 
@@ -47,6 +49,8 @@ FULL = Profile(
     warn_more_results=True,
     store_response_type=DICOM_XML,  # the shape Google returns, which clients written for it read
     xml_namespace=NATIVE_DICOM_MODEL,  # PS3.19 A.1
+    # "shall not be used with Web Services" (PS3.18 8.7.3); as stored they still go out
+    unrequestable_syntaxes=frozenset({IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN}),
     rendered_levels=frozenset({"study", "series", "instance", "frames"}),
 )
 

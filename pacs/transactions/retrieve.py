@@ -55,8 +55,11 @@ async def retrieve(request: Request) -> Response:
     archive, store, target = await addressed(request)
     found = await locate(archive, store, target)
     offers = _INSTANCE_OFFERS if target.instance else _STUDY_OFFERS
-    available = [o.describe(ts) for o in offers for ts in (AS_STORED, *INSTANCE_SYNTAXES)]
-    choice = negotiate(request.headers.get("accept"), offers, available, _syntax_refusal)
+    refused = store.profile.unrequestable_syntaxes
+    available = [o.describe(ts) for o in offers for ts in (AS_STORED, *INSTANCE_SYNTAXES)
+                 if ts not in refused]
+    choice = negotiate(request.headers.get("accept"), offers, available,
+                       lambda rep: _syntax_refusal(rep, refused))
     targets = [await instance_syntax(archive, item, item.transfer_syntax_uid
                                      if choice.transfer_syntax == AS_STORED
                                      else choice.transfer_syntax) for item in found]
@@ -89,7 +92,9 @@ def _parts(archive: Archive, links: Links, found: list[InstanceLocation],
     return parts
 
 
-def _syntax_refusal(rep: Representation) -> str | None:
+def _syntax_refusal(rep: Representation, refused: frozenset[str]) -> str | None:
+    if rep.transfer_syntax in refused:
+        return f"transfer syntax {rep.transfer_syntax} is not used on the web (PS3.18 8.7.3)"
     if rep.transfer_syntax == AS_STORED or rep.transfer_syntax in INSTANCE_SYNTAXES:
         return None
     return f"instances cannot be sent in transfer syntax {rep.transfer_syntax}"
@@ -137,6 +142,7 @@ async def retrieve_bulkdata(request: Request) -> Response:
         request.headers.get("accept"), _BULK_OFFERS,
         [o.describe(ts) for o in _BULK_OFFERS for ts in (AS_STORED, sent)],
         lambda rep: None if _bulk_producible(rep, sent, is_pixel=path in PIXEL_BY_KEY)
+        and rep.transfer_syntax not in store.profile.unrequestable_syntaxes
         else "bulk data is sent as stored, big endian values little endian")
     value = span
     span, content_range = _byte_range(request.headers.get("range"), value)

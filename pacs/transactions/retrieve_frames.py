@@ -95,7 +95,11 @@ async def retrieve_frames(request: Request) -> Response:
     available = [OFFERS[0].describe(AS_STORED), OFFERS[0].describe(EXPLICIT_VR_LITTLE_ENDIAN)]
     if frame_media_type(stored) != OCTET_STREAM:
         available.append(Offer(True, frame_media_type(stored)).describe(stored))
-    choice = negotiate(accept, OFFERS, available, lambda rep: frame_refusal(rep, stored, desc))
+    refused = store.profile.unrequestable_syntaxes
+    choice = negotiate(accept, OFFERS, available,
+                       lambda rep: f"transfer syntax {rep.transfer_syntax} is not used on the "
+                       "web (PS3.18 8.7.3)" if rep.transfer_syntax in refused
+                       else frame_refusal(rep, stored, desc))
     target = target_syntax(choice, stored)
     if target == AS_STORED and not spans:
         target = EXPLICIT_VR_LITTLE_ENDIAN  # a deflated dataset: frames exist only inflated
