@@ -4,12 +4,13 @@ The same DICOMweb routes serve `/dicomweb` (the default store) and the Cloud Hea
 paths `/{v1,v1beta1}/projects/{p}/locations/{l}/datasets/{d}/dicomStores/{s}/dicomWeb`.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
+from pacs.http.transaction import Handler, Transaction
 from pacs.names import ROUTE
 from pacs.transactions import (
     delete,
@@ -19,6 +20,7 @@ from pacs.transactions import (
     search,
     store,
 )
+from pacs.transactions.capabilities import Resource, capabilities
 
 STUDY = "/studies/{study}"
 SERIES = STUDY + "/series/{series}"
@@ -32,40 +34,54 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+def resource(path: str, **methods: Transaction) -> Resource:
+    return Resource(path, methods)
 
 
-def resource(path: str, **handlers: Handler) -> Route:
+# The DICOMweb resources (PS3.18 10.4-10.6) and the transaction behind each method.
+RESOURCES = [
+    resource("/studies", GET=search.SEARCH_STUDIES, POST=store.STORE),
+    resource("/series", GET=search.SEARCH_SERIES),
+    resource("/instances", GET=search.SEARCH_INSTANCES),
+    resource(STUDY, GET=retrieve.RETRIEVE_STUDY, POST=store.STORE, DELETE=delete.DELETE),
+    resource(STUDY + "/metadata", GET=retrieve.RETRIEVE_METADATA),
+    resource(STUDY + "/series", GET=search.SEARCH_SERIES),
+    resource(STUDY + "/instances", GET=search.SEARCH_INSTANCES),
+    resource(SERIES, GET=retrieve.RETRIEVE_STUDY, DELETE=delete.DELETE),
+    resource(SERIES + "/metadata", GET=retrieve.RETRIEVE_METADATA),
+    resource(SERIES + "/instances", GET=search.SEARCH_INSTANCES),
+    resource(INSTANCE, GET=retrieve.RETRIEVE_INSTANCE, DELETE=delete.DELETE),
+    resource(INSTANCE + "/metadata", GET=retrieve.RETRIEVE_METADATA),
+    resource(FRAMES, GET=retrieve_frames.RETRIEVE_FRAMES),
+    resource(INSTANCE + "/bulkdata/{path:path}", GET=retrieve.RETRIEVE_BULKDATA),
+    *(resource(level + "/rendered", GET=retrieve_rendered.RETRIEVE_RENDERED)
+      for level in (STUDY, SERIES, INSTANCE, FRAMES)),
+    *(resource(level + "/thumbnail", GET=retrieve_rendered.RETRIEVE_THUMBNAIL)
+      for level in (STUDY, SERIES, INSTANCE, FRAMES)),
+]
+
+
+def route(path: str, handlers: Mapping[str, Handler]) -> Route:
     """One route per path, each method's handler looked up in `handlers`, so that a 405
     names every method the path allows (RFC 9110 15.5.6); HEAD is answered as GET."""
     async def dispatch(request: Request) -> Response:
         return await handlers["GET" if request.method == "HEAD" else request.method](request)
-    return Route(path, dispatch, methods=list(handlers), name=path)
+    return Route(path, dispatch, methods=list(handlers), name=path or "/")
 
 
-DICOMWEB: list[BaseRoute] = [
-    resource("/studies", GET=search.search_studies, POST=store.store_instances),
-    resource("/series", GET=search.search_series),
-    resource("/instances", GET=search.search_instances),
-    resource(STUDY, GET=retrieve.retrieve, POST=store.store_instances, DELETE=delete.delete),
-    resource(STUDY + "/metadata", GET=retrieve.retrieve_metadata),
-    resource(STUDY + "/series", GET=search.search_series),
-    resource(STUDY + "/instances", GET=search.search_instances),
-    resource(SERIES, GET=retrieve.retrieve, DELETE=delete.delete),
-    resource(SERIES + "/metadata", GET=retrieve.retrieve_metadata),
-    resource(SERIES + "/instances", GET=search.search_instances),
-    resource(INSTANCE, GET=retrieve.retrieve, DELETE=delete.delete),
-    resource(INSTANCE + "/metadata", GET=retrieve.retrieve_metadata),
-    resource(FRAMES, GET=retrieve_frames.retrieve_frames),
-    resource(INSTANCE + "/bulkdata/{path:path}", GET=retrieve.retrieve_bulkdata),
-    *(resource(level + "/rendered", GET=retrieve_rendered.retrieve_rendered)
-      for level in (STUDY, SERIES, INSTANCE, FRAMES)),
-    *(resource(level + "/thumbnail", GET=retrieve_rendered.retrieve_thumbnail)
-      for level in (STUDY, SERIES, INSTANCE, FRAMES)),
-]
+def _routes(resources: list[Resource]) -> list[BaseRoute]:
+    """Each resource's methods, and OPTIONS describing it (PS3.18 8.9)."""
+    return [route(r.path, {**{m: t.handler for m, t in r.methods.items()},
+                           "OPTIONS": capabilities([r])}) for r in resources]
+
+
+DICOMWEB = _routes(RESOURCES)
+SERVICE_ROOT = {"OPTIONS": capabilities(RESOURCES)}  # the whole service (PS3.18 8.9)
 
 ROUTES: list[BaseRoute] = [
-    resource("/healthz", GET=healthz),
+    route("/healthz", {"GET": healthz}),
+    route("/dicomweb", SERVICE_ROOT),
+    route(GOOGLE_STORE, SERVICE_ROOT),
     Mount("/dicomweb", app=Router(DICOMWEB, redirect_slashes=False)),
     Mount(GOOGLE_STORE, app=Router(DICOMWEB, redirect_slashes=False)),
 ]

@@ -76,9 +76,9 @@ def test_every_422_frame_comes_back_exactly(live_server: LiveServer) -> None:
 
 def test_a_405_names_the_allowed_methods(live_server: LiveServer) -> None:
     """RFC 9110 15.5.6: a 405 response carries Allow (it used to be dropped)."""
-    for url, allowed in ((f"{live_server.dicomweb}/series", {"GET", "HEAD"}),
+    for url, allowed in ((f"{live_server.dicomweb}/series", {"GET", "HEAD", "OPTIONS"}),
                          (f"{live_server.dicomweb}/studies/1.2.3", {"GET", "HEAD", "POST",
-                                                                      "DELETE"})):
+                                                                      "DELETE", "OPTIONS"})):
         response = requests.put(url, data=b"")
         assert response.status_code == 405
         assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed

@@ -98,10 +98,12 @@ def test_a_trailing_slash_is_served_directly(live_server: LiveServer, path: str)
 
 
 def test_the_service_root_is_not_a_redirect(live_server: LiveServer) -> None:
+    """It answers OPTIONS (Retrieve Capabilities) and names it in Allow otherwise."""
     for path in ("/dicomweb", "/dicomweb/"):
         response = requests.get(live_server.base + path, allow_redirects=False)
-        assert response.status_code == 404
-        assert response.json()["error"]["status"] == "NOT_FOUND"
+        assert response.status_code == 405
+        assert response.headers["Allow"] == "OPTIONS"
+        assert response.json()["error"]["code"] == 405
 
 
 @pytest.mark.parametrize("key, value", [

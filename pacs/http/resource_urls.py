@@ -30,6 +30,7 @@ def _with_server_port(host: str, scheme: str, server: tuple[str, int] | None) ->
 
 def _mount_path(request: Request) -> str:
     """The path of the DICOMweb root the route is mounted at (`/dicomweb` or the Google path):
-    the Mount's root_path, so a store or dataset named `dicomWeb` cannot be mistaken for it."""
-    return str(request.scope.get("root_path", ""))
+    the Mount's root_path, so a store or dataset named `dicomWeb` cannot be mistaken for it;
+    for the service root itself, its own path."""
+    return str(request.scope.get("root_path") or request.url.path)
 

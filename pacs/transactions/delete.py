@@ -5,6 +5,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pacs.http.addressing import addressed
+from pacs.http.media_types import Offer
+from pacs.http.transaction import Transaction
 from pacs.service.delete import delete as delete_target
 
 
@@ -13,3 +15,6 @@ async def delete(request: Request) -> Response:
     archive, store, target = await addressed(request)
     await delete_target(archive, store, target)
     return JSONResponse({})
+
+
+DELETE = Transaction("Delete", delete, (Offer(False, "application/json"),))

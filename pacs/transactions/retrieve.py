@@ -26,6 +26,7 @@ from pacs.http.errors import RangeNotSatisfiable
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import DICOM_XML, multipart_response, native_xml_response
+from pacs.http.transaction import Transaction
 from pacs.pixels.engine import Lookahead
 from pacs.service.archive import Archive
 from pacs.service.errors import NotFound
@@ -186,3 +187,9 @@ def _byte_range(header: str | None, span: Span) -> tuple[Span, str]:
         raise RangeNotSatisfiable(f"range {header} is outside the {span.length} bytes of the "
                                   "bulk data")
     return Span(span.offset + start, end - start + 1), f"bytes {start}-{end}/{span.length}"
+
+
+RETRIEVE_STUDY = Transaction("Retrieve Instances", retrieve, _STUDY_OFFERS)
+RETRIEVE_INSTANCE = Transaction("Retrieve Instance", retrieve, _INSTANCE_OFFERS)
+RETRIEVE_METADATA = Transaction("Retrieve Metadata", retrieve_metadata, _METADATA_OFFERS)
+RETRIEVE_BULKDATA = Transaction("Retrieve Bulkdata", retrieve_bulkdata, _BULK_OFFERS)

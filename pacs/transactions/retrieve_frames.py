@@ -24,6 +24,7 @@ from pacs.http.addressing import addressed
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate, preferred
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import multipart_response
+from pacs.http.transaction import Transaction
 from pacs.pixels.description import PixelDescription
 from pacs.pixels.engine import PixelEngine
 from pacs.pixels.transcode import transcode_refusal
@@ -140,3 +141,6 @@ async def _transcoded_frames(pixels: PixelEngine, item: InstanceLocation, number
 async def _transcoded(pixels: PixelEngine, item: InstanceLocation, number: int,
                       target: str) -> AsyncIterator[bytes]:
     yield (await pixels.frame(item, number, target)).data
+
+
+RETRIEVE_FRAMES = Transaction("Retrieve Frames", retrieve_frames, OFFERS)

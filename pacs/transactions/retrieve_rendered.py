@@ -17,6 +17,7 @@ from pacs.http.addressing import addressed
 from pacs.http.media_types import Offer, negotiate
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import multipart_response
+from pacs.http.transaction import Transaction
 from pacs.pixels.engine import PixelEngine
 from pacs.pixels.render import RENDERED_MEDIA_TYPES, RenderParams, parse_render_params
 from pacs.service.archive import Archive
@@ -109,3 +110,7 @@ async def _level_jobs(pixels: PixelEngine, found: Sequence[InstanceLocation],
 
 async def _picture(pixels: PixelEngine, job: Job, params: RenderParams) -> AsyncIterator[bytes]:
     yield await pixels.rendered(*job, params)
+
+
+RETRIEVE_RENDERED = Transaction("Retrieve Rendered", retrieve_rendered, _OFFERS)
+RETRIEVE_THUMBNAIL = Transaction("Retrieve Thumbnail", retrieve_thumbnail, _OFFERS)

@@ -8,6 +8,7 @@ from pacs.http.addressing import archive_of, links_of, path_uid, store_of
 from pacs.http.media_types import Offer, negotiate
 from pacs.http.query_params import parse_search
 from pacs.http.responses import DICOM_XML, native_xml_response
+from pacs.http.transaction import Transaction
 from pacs.service.search import search
 from storage.query import Level
 
@@ -49,3 +50,8 @@ async def _search(request: Request, level: Level) -> Response:
     if warn:
         response.headers["Warning"] = _MORE_RESULTS
     return response
+
+
+SEARCH_STUDIES = Transaction("Search for Studies", search_studies, _OFFERS)
+SEARCH_SERIES = Transaction("Search for Series", search_series, _OFFERS)
+SEARCH_INSTANCES = Transaction("Search for Instances", search_instances, _OFFERS)

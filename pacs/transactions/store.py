@@ -23,6 +23,7 @@ from pacs.http.multipart_reader import (
     PartEnd,
     PartStart,
 )
+from pacs.http.transaction import Transaction
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
 from pacs.service.failures import CANNOT_UNDERSTAND
@@ -172,3 +173,7 @@ class _Receiver:
             await store_staged(self._archive, self._store, await writer.finish(),
                                self._current, self._study)
             self._current = None
+
+
+STORE = Transaction("Store Instances", store_instances, _RESPONSE_OFFERS,
+                    (DICOM, *(f'multipart/related; type="{t}"' for t in (DICOM, *METADATA_TYPES))))
