@@ -3,6 +3,7 @@ resource, OPTIONS on a resource that resource, as WADL (the default) or JSON. Th
 is generated from the route table, the representations each transaction negotiates, the
 transfer-syntax table and the store's profile, so it cannot drift from what is served."""
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,11 @@ class Resource:
     path: str
     methods: Mapping[str, Transaction]
 
+    @property
+    def template(self) -> str:
+        """The path as a URI template, without route converters (`{path:path}` → `{path}`)."""
+        return re.sub(r":\w+}", "}", self.path)
+
 
 def capabilities(resources: Sequence[Resource]) -> Handler:
     """The OPTIONS handler describing `resources` (all of them, at the service root)."""
@@ -56,7 +62,7 @@ def _json(resources: Sequence[Resource], root: str, profile: Profile) -> dict[st
         "root": root,
         "profile": profile.name,
         "resources": [
-            {"path": resource.path or "/",
+            {"path": resource.template,
              "methods": [{"method": method, "transaction": transaction.name,
                           "answers": _representations(transaction),
                           **({"accepts": list(transaction.accepts)}
@@ -84,7 +90,7 @@ def _wadl(resources: Sequence[Resource], root: str) -> bytes:
     out = [f'<?xml version="1.0" encoding="UTF-8"?><application xmlns="{WADL_NAMESPACE}">'
            f"<resources base={quoteattr(root + '/')}>"]
     for resource in resources:
-        out.append(f"<resource path={quoteattr(resource.path.lstrip('/'))}>")
+        out.append(f"<resource path={quoteattr(resource.template.lstrip('/'))}>")
         for method, transaction in resource.methods.items():
             out.append(f"<method name={quoteattr(method)} id={quoteattr(transaction.name)}>")
             if transaction.accepts:
