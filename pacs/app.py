@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> Starlette:
 
     middleware = [Middleware(TrailingSlash),
                   Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
                              allow_headers=["*"], expose_headers=["Warning", "Content-Location"])]
     app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan,
                     exception_handlers=dict(EXCEPTION_HANDLERS))

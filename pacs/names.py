@@ -12,6 +12,11 @@ _ID = re.compile(r"[\w.\-]{1,256}")
 ROUTE = "/projects/{project}/locations/{location}/datasets/{dataset}/dicomStores/{store}"
 
 
+def valid_id(value: str) -> bool:
+    """Whether `value` is a valid project, location, dataset or store ID."""
+    return _ID.fullmatch(value) is not None
+
+
 @dataclass(frozen=True)
 class StoreName:
     """The four IDs that name a DICOM store."""
@@ -35,7 +40,7 @@ class StoreName:
     def of(cls, ids: Mapping[str, str]) -> "StoreName":
         """The name made of the IDs of a ROUTE match; ValueError for an invalid ID."""
         bad = [ids[key] for key in ("project", "location", "dataset", "store")
-               if not _ID.fullmatch(ids[key])]
+               if not valid_id(ids[key])]
         if bad:
             raise ValueError(f"{bad[0][:80]!r} is not a valid resource ID: use 1 to 256 "
                              "letters, digits, underscores, hyphens and dots")

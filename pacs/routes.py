@@ -1,4 +1,5 @@
-"""The whole URL surface in one table (PS3.18 10.4-10.6 resources plus delete).
+"""The whole URL surface in one table (PS3.18 10.4-10.6 resources plus delete, and the Cloud
+Healthcare API's management methods).
 
 The same DICOMweb routes serve `/dicomweb` (the default store) and the Cloud Healthcare API
 paths `/{v1,v1beta1}/projects/{p}/locations/{l}/datasets/{d}/dicomStores/{s}/dicomWeb`.
@@ -20,7 +21,9 @@ from pacs.transactions import (
     search,
     store,
 )
+from pacs.transactions import management as manage
 from pacs.transactions.capabilities import Resource, capabilities
+from pacs.transactions.management import answer
 
 STUDY = "/studies/{study}"
 SERIES = STUDY + "/series/{series}"
@@ -78,10 +81,34 @@ def _routes(resources: list[Resource]) -> list[BaseRoute]:
 DICOMWEB = _routes(RESOURCES)
 SERVICE_ROOT = {"OPTIONS": capabilities(RESOURCES)}  # the whole service (PS3.18 8.9)
 
+PROJECT = "/{version}/projects/{project}"
+LOCATION = PROJECT + "/locations/{location}"
+DATASET = LOCATION + "/datasets/{dataset}"
+
+# The Cloud Healthcare API's management methods (and Cloud Resource Manager's projects).
+MANAGEMENT: list[BaseRoute] = [
+    route("/{version}/projects", {"GET": answer(manage.list_projects)}),
+    route(PROJECT, {"GET": answer(manage.get_project)}),
+    route(PROJECT + "/locations", {"GET": answer(manage.list_locations)}),
+    route(LOCATION, {"GET": answer(manage.get_location)}),
+    route(LOCATION + "/datasets", {"GET": answer(manage.list_datasets),
+                                   "POST": answer(manage.create_dataset)}),
+    route(DATASET, {"GET": answer(manage.get_dataset), "PATCH": answer(manage.patch_dataset),
+                    "DELETE": answer(manage.delete_dataset)}),
+    route(DATASET + "/dicomStores", {"GET": answer(manage.list_stores),
+                                     "POST": answer(manage.create_store)}),
+    route(DATASET + "/dicomStores/{store}", {"GET": answer(manage.get_store),
+                                             "PATCH": answer(manage.patch_store),
+                                             "DELETE": answer(manage.delete_store)}),
+    route(DATASET + "/operations", {"GET": answer(manage.list_operations)}),
+    route(DATASET + "/operations/{operation}", {"GET": answer(manage.get_operation)}),
+]
+
 ROUTES: list[BaseRoute] = [
     route("/healthz", {"GET": healthz}),
     route("/dicomweb", SERVICE_ROOT),
     route(GOOGLE_STORE, SERVICE_ROOT),
     Mount("/dicomweb", app=Router(DICOMWEB, redirect_slashes=False)),
     Mount(GOOGLE_STORE, app=Router(DICOMWEB, redirect_slashes=False)),
+    *MANAGEMENT,
 ]

@@ -10,7 +10,15 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol
 
 from storage.query import Query, SearchResult
-from storage.rows import AddOutcome, InstanceLocation, InstanceMetadata, InstanceRecord, StoreRow
+from storage.rows import (
+    AddOutcome,
+    DatasetRow,
+    InstanceLocation,
+    InstanceMetadata,
+    InstanceRecord,
+    OperationRow,
+    StoreRow,
+)
 
 
 class StagedBlob(Protocol):
@@ -96,12 +104,72 @@ class InstanceIndex(Protocol):
         ...
 
     async def ensure_store(self, name: str, profile: str) -> StoreRow:
-        """The store `name`, created with `profile` if it does not exist (an existing store
-        keeps its profile)."""
+        """The store `name`, created with `profile` (and its dataset) if it does not exist
+        (an existing store keeps its profile)."""
         ...
 
     async def get_store(self, name: str) -> StoreRow | None:
         """The store `name`, or None."""
+        ...
+
+    async def create_dataset(self, name: str, time_zone: str) -> DatasetRow | None:
+        """Create dataset `name` (projects/P/locations/L/datasets/D); None if it exists."""
+        ...
+
+    async def get_dataset(self, name: str) -> DatasetRow | None:
+        """The dataset `name`, or None."""
+        ...
+
+    async def list_datasets(self, location: str, after: str, limit: int) -> list[DatasetRow]:
+        """Up to `limit` datasets of `location` (projects/P/locations/L) whose names sort
+        after `after`, in name order (a negative limit: all)."""
+        ...
+
+    async def dataset_names(self) -> list[str]:
+        """The name of every dataset, in order (there are few: for listing projects and
+        locations)."""
+        ...
+
+    async def update_dataset(self, name: str, time_zone: str) -> DatasetRow | None:
+        """Set the dataset's time zone; None if there is no such dataset."""
+        ...
+
+    async def delete_dataset(self, name: str) -> list[str] | None:
+        """Remove the dataset with its stores, their instances and its operations, in one
+        transaction; the blob names the instances had (to delete after), or None if there
+        is no such dataset."""
+        ...
+
+    async def create_store(self, name: str, profile: str, config: str) -> StoreRow | None:
+        """Create store `name` with `profile` and `config` (JSON); None if it exists. A
+        store's id is never reused, even after it is deleted."""
+        ...
+
+    async def list_stores(self, dataset: str, after: str, limit: int) -> list[StoreRow]:
+        """Up to `limit` stores of `dataset` whose names sort after `after`, in name order
+        (a negative limit: all)."""
+        ...
+
+    async def update_store(self, name: str, config: str) -> StoreRow | None:
+        """Replace the store's config (JSON); None if there is no such store."""
+        ...
+
+    async def delete_store(self, name: str) -> list[str] | None:
+        """Remove the store and everything in it, in one transaction; the blob names its
+        instances had (to delete after), or None if there is no such store."""
+        ...
+
+    async def add_operation(self, dataset: str, body: str) -> OperationRow:
+        """Record a long-running operation of `dataset` (its JSON `body`) under a new id."""
+        ...
+
+    async def get_operation(self, dataset: str, operation: int) -> OperationRow | None:
+        """Operation `operation` of `dataset`, or None."""
+        ...
+
+    async def list_operations(self, dataset: str, after: int,
+                              limit: int) -> list[OperationRow]:
+        """Up to `limit` operations of `dataset` with ids above `after`, oldest first."""
         ...
 
     async def add_instance(self, store_id: int, record: InstanceRecord, blob_name: str,

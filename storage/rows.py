@@ -33,11 +33,31 @@ class InstanceRecord:
 
 @dataclass(frozen=True)
 class StoreRow:
-    """A DICOM store: `name` is projects/P/locations/L/datasets/D/dicomStores/S."""
+    """A DICOM store: `name` is projects/P/locations/L/datasets/D/dicomStores/S; `config` is
+    the JSON of what its owner set (labels, notification and stream configurations)."""
 
     id: int
     name: str
     profile: str
+    config: str = "{}"
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    """A dataset: `name` is projects/P/locations/L/datasets/D."""
+
+    name: str
+    time_zone: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class OperationRow:
+    """A long-running operation of a dataset; `body` is its JSON as the API shows it."""
+
+    id: int
+    dataset: str
+    body: str
 
 
 class AddOutcome(Enum):

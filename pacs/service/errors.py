@@ -26,6 +26,12 @@ class NotFound(ArchiveError):
     code = "NOT_FOUND"
 
 
+class AlreadyExists(ArchiveError):
+    """A dataset or store of that name exists already."""
+
+    code = "ALREADY_EXISTS"
+
+
 class FailedPrecondition(ArchiveError):
     """What is stored cannot be given in the form asked for (say, 16-bit colour as JPEG)."""
 

@@ -45,6 +45,10 @@ class StoreDirectory:
         self._known[name] = (context, time.monotonic() + self._ttl)
         return context
 
+    def forget(self, name: str) -> None:
+        """Stop remembering store `name` (this process deleted it)."""
+        self._known.pop(name, None)
+
     @staticmethod
     def _context(row: StoreRow) -> StoreContext:
         return StoreContext(row.id, row.name, PROFILES[row.profile])

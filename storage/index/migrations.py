@@ -117,6 +117,23 @@ UPDATE studies SET patient_name_folded = casefold(patient_name),
 DROP INDEX studies_patient_name;
 CREATE INDEX studies_patient_name_folded ON studies (store_id, patient_name_folded COLLATE NOCASE);
 """),
+    ("0005_datasets_and_operations", """
+CREATE TABLE datasets (
+  name TEXT PRIMARY KEY,
+  time_zone TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL
+);
+INSERT INTO datasets (name, created_at)
+  SELECT DISTINCT substr(name, 1, instr(name, '/dicomStores/') - 1), datetime('now') FROM stores;
+ALTER TABLE stores ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE stores ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE operations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  dataset TEXT NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX operations_dataset ON operations (dataset, id);
+"""),
 )
 
 

@@ -1,26 +1,36 @@
 """The embedded InstanceIndex: one SQLite file in WAL mode."""
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
+from storage.index import resources
 from storage.index.attributes import COLUMNS, FOLDED_COLUMNS, column_value
 from storage.index.connection import Connections, casefold, transaction
 from storage.index.migrations import migrate
 from storage.index.query_builder import build_search
 from storage.levels import SERIES_TAGS, STUDY_TAGS
 from storage.query import Level, Query, SearchResult, SearchRow
-from storage.rows import AddOutcome, InstanceLocation, InstanceMetadata, InstanceRecord, StoreRow
+from storage.rows import (
+    AddOutcome,
+    DatasetRow,
+    InstanceLocation,
+    InstanceMetadata,
+    InstanceRecord,
+    OperationRow,
+    StoreRow,
+)
 
 _STUDY_COLUMNS = [(tag, col.split(".")[1]) for tag, (lvl, col) in COLUMNS.items()
                   if lvl is Level.STUDY]
 _FOLDED = [(tag, column.split(".")[1]) for tag, column in FOLDED_COLUMNS.items()]
 _SERIES_COLUMNS = [(tag, col.split(".")[1]) for tag, (lvl, col) in COLUMNS.items()
                    if lvl is Level.SERIES]
+T = TypeVar("T")
 _SCOPE_FROM = ("instances i JOIN series se ON se.pk = i.series_pk "
                "JOIN studies st ON st.pk = i.study_pk")
 _SCOPE_ORDER = "ORDER BY se.series_number, se.pk, i.instance_number, i.pk"
@@ -40,19 +50,65 @@ class SqliteIndex:
 
     async def ensure_store(self, name: str, profile: str) -> StoreRow:
         def run(conn: sqlite3.Connection) -> StoreRow:
-            conn.execute("INSERT INTO stores (name, profile) VALUES (?, ?) "
-                         "ON CONFLICT (name) DO NOTHING", (name, profile))
-            row = conn.execute("SELECT id, name, profile FROM stores WHERE name = ?",
-                               (name,)).fetchone()
-            return StoreRow(*row)
-        return await self._db.write(run)
+            dataset = name.split("/dicomStores/")[0]
+            conn.execute("INSERT INTO datasets (name, created_at) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO NOTHING", (dataset, datetime.now(UTC).isoformat()))
+            found = resources.get_store(conn, name) or \
+                resources.create_store(conn, name, profile, "{}")
+            assert found is not None  # just created, in this transaction
+            return found
+        return await self._db.write(lambda conn: transaction(conn, run))
 
     async def get_store(self, name: str) -> StoreRow | None:
-        def run(conn: sqlite3.Connection) -> StoreRow | None:
-            row = conn.execute("SELECT id, name, profile FROM stores WHERE name = ?",
-                               (name,)).fetchone()
-            return None if row is None else StoreRow(*row)
-        return await self._db.read(run)
+        return await self._db.read(lambda conn: resources.get_store(conn, name))
+
+    async def create_dataset(self, name: str, time_zone: str) -> DatasetRow | None:
+        return await self._change(resources.create_dataset, name, time_zone)
+
+    async def get_dataset(self, name: str) -> DatasetRow | None:
+        return await self._db.read(lambda conn: resources.get_dataset(conn, name))
+
+    async def list_datasets(self, location: str, after: str, limit: int) -> list[DatasetRow]:
+        return await self._db.read(
+            lambda conn: resources.list_datasets(conn, location, after, limit))
+
+    async def dataset_names(self) -> list[str]:
+        return await self._db.read(resources.dataset_names)
+
+    async def update_dataset(self, name: str, time_zone: str) -> DatasetRow | None:
+        return await self._change(resources.update_dataset, name, time_zone)
+
+    async def delete_dataset(self, name: str) -> list[str] | None:
+        return await self._change(resources.delete_dataset, name)
+
+    async def create_store(self, name: str, profile: str, config: str) -> StoreRow | None:
+        return await self._change(resources.create_store, name, profile, config)
+
+    async def list_stores(self, dataset: str, after: str, limit: int) -> list[StoreRow]:
+        return await self._db.read(
+            lambda conn: resources.list_stores(conn, dataset, after, limit))
+
+    async def update_store(self, name: str, config: str) -> StoreRow | None:
+        return await self._change(resources.update_store, name, config)
+
+    async def delete_store(self, name: str) -> list[str] | None:
+        return await self._change(resources.delete_store, name)
+
+    async def add_operation(self, dataset: str, body: str) -> OperationRow:
+        return await self._change(resources.add_operation, dataset, body)
+
+    async def get_operation(self, dataset: str, operation: int) -> OperationRow | None:
+        return await self._db.read(
+            lambda conn: resources.get_operation(conn, dataset, operation))
+
+    async def list_operations(self, dataset: str, after: int,
+                              limit: int) -> list[OperationRow]:
+        return await self._db.read(
+            lambda conn: resources.list_operations(conn, dataset, after, limit))
+
+    async def _change(self, change: Callable[..., T], *args: Any) -> T:
+        """`change(conn, *args)` in one transaction on the writer thread."""
+        return await self._db.write(lambda conn: transaction(conn, lambda c: change(c, *args)))
 
     async def add_instance(self, store_id: int, record: InstanceRecord, blob_name: str,
                            blob_size: int, sha256: str) -> AddOutcome:

@@ -461,3 +461,66 @@ async def test_referenced(index: InstanceIndex, store: int, corpus: Corpus) -> N
                                      if sop.startswith(f"{A}."))
     assert await index.referenced(names) == set(blobs) - set(deleted)
     assert {r.study_uid for r in await find(index, store, Level.STUDY)} == {B, C}
+
+
+LOC = "projects/p/locations/l"
+
+
+async def test_datasets_are_created_once_listed_in_pages_and_deleted_whole(
+        index: InstanceIndex) -> None:
+    """create_dataset refuses an existing name; list_datasets pages by name within a
+    location only; delete_dataset takes its stores and instances and names their blobs."""
+    for name in ("b", "a", "c"):
+        assert (await index.create_dataset(f"{LOC}/datasets/{name}", "UTC")) is not None
+    assert await index.create_dataset(f"{LOC}/datasets/a", "") is None
+    await index.create_dataset("projects/p/locations/other/datasets/z", "")
+    page = await index.list_datasets(LOC, "", 2)
+    assert [d.name for d in page] == [f"{LOC}/datasets/a", f"{LOC}/datasets/b"]
+    assert [d.name for d in await index.list_datasets(LOC, page[-1].name, 2)] == [
+        f"{LOC}/datasets/c"]
+    assert len(await index.list_datasets(LOC, "", -1)) == 3
+    assert "projects/p/locations/other/datasets/z" in await index.dataset_names()
+    updated = await index.update_dataset(f"{LOC}/datasets/a", "Europe/Paris")
+    assert updated is not None and updated.time_zone == "Europe/Paris"
+    store = await index.create_store(f"{LOC}/datasets/a/dicomStores/s", "full", '{"x": 1}')
+    assert store is not None and store.config == '{"x": 1}'
+    _, blob = await add(index, store.id, record("1.2.3", "1.2.3.1", "1.2.3.1.1"))
+    assert await index.delete_dataset(f"{LOC}/datasets/a") == [blob]
+    assert await index.get_dataset(f"{LOC}/datasets/a") is None
+    assert await index.get_store(f"{LOC}/datasets/a/dicomStores/s") is None
+    assert await index.referenced([blob]) == set()
+    assert await index.delete_dataset(f"{LOC}/datasets/a") is None
+
+
+async def test_stores_are_listed_updated_and_their_ids_never_reused(
+        index: InstanceIndex) -> None:
+    dataset = f"{LOC}/datasets/d"
+    await index.create_dataset(dataset, "")
+    first = await index.create_store(f"{dataset}/dicomStores/s1", "full", "{}")
+    assert first is not None
+    assert await index.create_store(f"{dataset}/dicomStores/s1", "full", "{}") is None
+    await index.create_store(f"{dataset}/dicomStores/s2", "full", "{}")
+    assert [s.name.rsplit("/", 1)[1] for s in await index.list_stores(dataset, "", 10)] == [
+        "s1", "s2"]
+    changed = await index.update_store(f"{dataset}/dicomStores/s1", '{"labels": {"a": "b"}}')
+    assert changed is not None and changed.config == '{"labels": {"a": "b"}}'
+    assert await index.update_store(f"{dataset}/dicomStores/none", "{}") is None
+    _, blob = await add(index, first.id, record("1.2.3", "1.2.3.1", "1.2.3.1.1"))
+    assert await index.delete_store(f"{dataset}/dicomStores/s1") == [blob]
+    assert await index.delete_store(f"{dataset}/dicomStores/s1") is None
+    again = await index.create_store(f"{dataset}/dicomStores/s1", "full", "{}")
+    assert again is not None and again.id != first.id
+    assert await index.locate(again.id, "1.2.3") == []
+    newest = await index.create_store(f"{dataset}/dicomStores/s3", "full", "{}")
+    assert newest is not None and newest.id not in (first.id, again.id)
+
+
+async def test_operations_are_kept_per_dataset(index: InstanceIndex) -> None:
+    ops = [await index.add_operation(f"{LOC}/datasets/d", f'{{"n": {i}}}') for i in range(3)]
+    await index.add_operation(f"{LOC}/datasets/other", "{}")
+    assert len({op.id for op in ops}) == 3
+    found = await index.get_operation(f"{LOC}/datasets/d", ops[1].id)
+    assert found is not None and found.body == '{"n": 1}'
+    assert await index.get_operation(f"{LOC}/datasets/other", ops[1].id) is None
+    listed = await index.list_operations(f"{LOC}/datasets/d", ops[0].id, 10)
+    assert [op.body for op in listed] == ['{"n": 1}', '{"n": 2}']

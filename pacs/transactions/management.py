@@ -1,0 +1,152 @@
+"""The Cloud Healthcare API's management methods (spec section 2), v1 and v1beta1: projects
+(Cloud Resource Manager's shape), locations, datasets, DICOM stores and operations. Each
+handler reads the path, query and JSON body, makes one service call and answers its JSON."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pacs.http.addressing import API_VERSIONS, archive_of
+from pacs.service import management
+from pacs.service.errors import InvalidArgument, NotFound, TooLarge
+
+MAX_BODY_BYTES = 1024 * 1024  # a management request body (datasets and stores are small)
+Call = Callable[[Request], Awaitable[dict[str, Any]]]
+
+
+def answer(call: Call) -> Callable[[Request], Awaitable[Response]]:
+    """A handler answering `call`'s JSON, after checking the API version of the path."""
+    async def handle(request: Request) -> Response:
+        version = request.path_params.get("version", "v1")
+        if version not in API_VERSIONS:
+            raise NotFound(f"unknown API version {version!r}; use v1 or v1beta1")
+        return Response(orjson.dumps(await call(request)), media_type="application/json")
+    return handle
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY_BYTES:
+            raise TooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = orjson.loads(data) if data.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidArgument("the request body must be a JSON object")
+    return body
+
+
+def _page_size(request: Request) -> int | None:
+    text = request.query_params.get("pageSize")
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"pageSize must be an integer, not {text[:40]!r}") from exc
+
+
+def _name(request: Request, *levels: str) -> str:
+    """projects/P[/locations/L[/datasets/D[/dicomStores/S]]] from the path."""
+    collections = {"project": "projects", "location": "locations", "dataset": "datasets",
+                   "store": "dicomStores"}
+    return "/".join(f"{collections[level]}/{request.path_params[level]}" for level in levels)
+
+
+def _required(request: Request, parameter: str) -> str:
+    value = request.query_params.get(parameter, "")
+    if not value:
+        raise InvalidArgument(f"the {parameter} query parameter is required")
+    return value
+
+
+LOCATION = ("project", "location")
+DATASET = (*LOCATION, "dataset")
+STORE = (*DATASET, "store")
+
+
+async def list_projects(request: Request) -> dict[str, Any]:
+    return await management.list_projects(archive_of(request))
+
+
+async def get_project(request: Request) -> dict[str, Any]:
+    return await management.get_project(archive_of(request), request.path_params["project"])
+
+
+async def list_locations(request: Request) -> dict[str, Any]:
+    return await management.list_locations(archive_of(request), request.path_params["project"])
+
+
+async def get_location(request: Request) -> dict[str, Any]:
+    return management.location_json(request.path_params["project"],
+                                     request.path_params["location"])
+
+
+async def create_dataset(request: Request) -> dict[str, Any]:
+    return await management.create_dataset(
+        archive_of(request), _name(request, *LOCATION), _required(request, "datasetId"),
+        await _body(request), request.path_params["version"])
+
+
+async def list_datasets(request: Request) -> dict[str, Any]:
+    return await management.list_datasets(archive_of(request), _name(request, *LOCATION),
+                                          _page_size(request),
+                                          request.query_params.get("pageToken", ""))
+
+
+async def get_dataset(request: Request) -> dict[str, Any]:
+    return await management.get_dataset(archive_of(request), _name(request, *DATASET))
+
+
+async def patch_dataset(request: Request) -> dict[str, Any]:
+    return await management.patch_dataset(archive_of(request), _name(request, *DATASET),
+                                          await _body(request),
+                                          request.query_params.get("updateMask", ""))
+
+
+async def delete_dataset(request: Request) -> dict[str, Any]:
+    return await management.delete_dataset(archive_of(request), _name(request, *DATASET))
+
+
+async def create_store(request: Request) -> dict[str, Any]:
+    return await management.create_store(archive_of(request), _name(request, *DATASET),
+                                         _required(request, "dicomStoreId"),
+                                         await _body(request))
+
+
+async def list_stores(request: Request) -> dict[str, Any]:
+    return await management.list_stores(archive_of(request), _name(request, *DATASET),
+                                        _page_size(request),
+                                        request.query_params.get("pageToken", ""),
+                                        request.query_params.get("filter", ""))
+
+
+async def get_store(request: Request) -> dict[str, Any]:
+    return await management.get_store(archive_of(request), _name(request, *STORE))
+
+
+async def patch_store(request: Request) -> dict[str, Any]:
+    return await management.patch_store(archive_of(request), _name(request, *STORE),
+                                        await _body(request),
+                                        request.query_params.get("updateMask", ""))
+
+
+async def delete_store(request: Request) -> dict[str, Any]:
+    return await management.delete_store(archive_of(request), _name(request, *STORE))
+
+
+async def list_operations(request: Request) -> dict[str, Any]:
+    return await management.list_operations(archive_of(request), _name(request, *DATASET),
+                                            _page_size(request),
+                                            request.query_params.get("pageToken", ""))
+
+
+async def get_operation(request: Request) -> dict[str, Any]:
+    return await management.get_operation(archive_of(request), _name(request, *DATASET),
+                                          request.path_params["operation"])

@@ -1,0 +1,133 @@
+"""The Cloud Healthcare API's management methods, driven by google-api-python-client itself
+(its static discovery document, only the endpoint changed): datasets, DICOM stores, operations,
+locations and projects, as a program written for Google calls them."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httplib2
+import pytest
+import requests
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from tests.conftest import LiveServer
+from tests.dataset_factories import corpus_bytes
+
+LOCATION = "projects/p1/locations/us-central1"
+
+
+@pytest.fixture
+def healthcare(live_server: LiveServer) -> Iterator[Any]:
+    service = build("healthcare", "v1", http=httplib2.Http(), static_discovery=True,
+                    client_options={"api_endpoint": live_server.base + "/"})
+    yield service.projects().locations()
+
+
+def _error(call: Any) -> dict[str, Any]:
+    with pytest.raises(HttpError) as caught:
+        call.execute()
+    body: dict[str, Any] = json.loads(caught.value.content)["error"]
+    assert body["code"] == caught.value.resp.status
+    return body
+
+
+def test_datasets_are_created_by_an_operation_and_paged(healthcare: Any) -> None:
+    datasets = healthcare.datasets()
+    operation = datasets.create(parent=LOCATION, datasetId="ds1",
+                                body={"timeZone": "Europe/Paris"}).execute()
+    assert operation["done"] is True
+    assert operation["name"].startswith(f"{LOCATION}/datasets/ds1/operations/")
+    assert operation["response"]["name"] == f"{LOCATION}/datasets/ds1"
+    assert operation["metadata"]["apiMethodName"].endswith("DatasetService.CreateDataset")
+    again = datasets.operations().get(name=operation["name"]).execute()
+    assert again == operation
+    for name in ("ds2", "ds3"):
+        datasets.create(parent=LOCATION, datasetId=name, body={}).execute()
+    first = datasets.list(parent=LOCATION, pageSize=2).execute()
+    assert [d["name"].rsplit("/", 1)[1] for d in first["datasets"]] == ["ds1", "ds2"]
+    rest = datasets.list(parent=LOCATION, pageSize=2,
+                         pageToken=first["nextPageToken"]).execute()
+    assert [d["name"].rsplit("/", 1)[1] for d in rest["datasets"]] == ["ds3"]
+    assert "nextPageToken" not in rest
+    assert datasets.get(name=f"{LOCATION}/datasets/ds1").execute() == {
+        "name": f"{LOCATION}/datasets/ds1", "timeZone": "Europe/Paris"}
+    patched = datasets.patch(name=f"{LOCATION}/datasets/ds2", updateMask="timeZone",
+                             body={"timeZone": "UTC"}).execute()
+    assert patched["timeZone"] == "UTC"
+    conflict = _error(datasets.create(parent=LOCATION, datasetId="ds1", body={}))
+    assert (conflict["code"], conflict["status"]) == (409, "ALREADY_EXISTS")
+    bad = _error(datasets.create(parent=LOCATION, datasetId="no/slash!", body={}))
+    assert (bad["code"], bad["status"]) == (400, "INVALID_ARGUMENT")
+    missing = _error(datasets.get(name=f"{LOCATION}/datasets/nope"))
+    assert (missing["code"], missing["status"]) == (404, "NOT_FOUND")
+
+
+def test_stores_with_labels_filter_patch_and_delete(healthcare: Any,
+                                                    live_server: LiveServer) -> None:
+    healthcare.datasets().create(parent=LOCATION, datasetId="imaging", body={}).execute()
+    dataset = f"{LOCATION}/datasets/imaging"
+    stores = healthcare.datasets().dicomStores()
+    made = stores.create(parent=dataset, dicomStoreId="ct", body={
+        "labels": {"team": "ai", "site": "north"},
+        "notificationConfig": {"pubsubTopic": "projects/p1/topics/t"}}).execute()
+    assert made == {"name": f"{dataset}/dicomStores/ct",
+                    "labels": {"team": "ai", "site": "north", "pacs-profile": "full"},
+                    "notificationConfig": {"pubsubTopic": "projects/p1/topics/t"}}
+    stores.create(parent=dataset, dicomStoreId="mr", body={"labels": {"team": "qa"}}).execute()
+    assert _error(stores.create(parent=dataset, dicomStoreId="ct", body={}))["code"] == 409
+    found = stores.list(parent=dataset, filter="labels.team=ai").execute()
+    assert [s["name"] for s in found["dicomStores"]] == [f"{dataset}/dicomStores/ct"]
+    assert len(stores.list(parent=dataset, filter="labels.site:*").execute()["dicomStores"]) == 1
+    assert len(stores.list(parent=dataset).execute()["dicomStores"]) == 2
+    patched = stores.patch(name=f"{dataset}/dicomStores/mr", updateMask="labels",
+                           body={"labels": {"team": "ai"}}).execute()
+    assert patched["labels"] == {"team": "ai", "pacs-profile": "full"}
+    assert len(stores.list(parent=dataset, filter="labels.team=ai").execute()
+               ["dicomStores"]) == 2
+    assert _error(stores.list(parent=dataset, filter="team = ai"))["code"] == 400
+
+    # the new store serves DICOMweb at once; deleting it takes its instances and blobs
+    web = f"{live_server.base}/v1/{dataset}/dicomStores/ct/dicomWeb"
+    stored = requests.post(f"{web}/studies", data=corpus_bytes("CT_small.dcm"),
+                           headers={"Content-Type": "application/dicom"})
+    assert stored.status_code == 200
+    blobs = [p for p in (live_server.data_dir / "blobs").rglob("*") if p.is_file()]
+    assert len(blobs) == 1
+    assert requests.get(f"{web}/studies").status_code == 200
+    assert stores.delete(name=f"{dataset}/dicomStores/ct").execute() == {}
+    assert requests.get(f"{web}/studies").status_code == 404
+    assert not blobs[0].exists()
+    assert _error(stores.get(name=f"{dataset}/dicomStores/ct"))["code"] == 404
+    stores.create(parent=dataset, dicomStoreId="ct", body={}).execute()  # the name is free
+    assert requests.get(f"{web}/studies").status_code == 204
+
+
+def test_deleting_a_dataset_deletes_its_stores(healthcare: Any) -> None:
+    healthcare.datasets().create(parent=LOCATION, datasetId="tmp", body={}).execute()
+    dataset = f"{LOCATION}/datasets/tmp"
+    healthcare.datasets().dicomStores().create(parent=dataset, dicomStoreId="s",
+                                               body={}).execute()
+    assert healthcare.datasets().delete(name=dataset).execute() == {}
+    assert _error(healthcare.datasets().dicomStores().get(
+        name=f"{dataset}/dicomStores/s"))["code"] == 404
+    assert _error(healthcare.datasets().get(name=dataset))["code"] == 404
+
+
+def test_locations_and_projects(healthcare: Any, live_server: LiveServer) -> None:
+    """What OHIF's Google data source lists: projects (Cloud Resource Manager's shape), then
+    locations, datasets and stores."""
+    healthcare.datasets().create(parent=LOCATION, datasetId="d", body={}).execute()
+    projects = requests.get(f"{live_server.base}/v1/projects").json()["projects"]
+    assert {p["projectId"] for p in projects} == {"local", "p1"}
+    assert requests.get(f"{live_server.base}/v1/projects/p1").json()["name"] == "p1"
+    unknown = requests.get(f"{live_server.base}/v1/projects/p2")
+    assert unknown.status_code == 404 and unknown.json()["error"]["status"] == "NOT_FOUND"
+    service = build("healthcare", "v1", http=httplib2.Http(), static_discovery=True,
+                    client_options={"api_endpoint": live_server.base + "/"})
+    locations = service.projects().locations().list(name="projects/p1").execute()
+    assert [loc["locationId"] for loc in locations["locations"]] == ["us-central1"]
+    default = healthcare.datasets().dicomStores().list(
+        parent="projects/local/locations/local/datasets/default").execute()
+    assert [s["name"].rsplit("/", 1)[1] for s in default["dicomStores"]] == ["default"]
