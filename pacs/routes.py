@@ -79,6 +79,13 @@ def _routes(resources: list[Resource]) -> list[BaseRoute]:
 
 
 DICOMWEB = _routes(RESOURCES)
+# Google's metrics of what a store's DICOMweb resources hold (`:action` methods, spec 2.4).
+GOOGLE_DICOMWEB: list[BaseRoute] = [
+    route(STUDY + ":getStudyMetrics", {"GET": answer(manage.study_metrics)}),
+    route(SERIES + ":getSeriesMetrics", {"GET": answer(manage.series_metrics)}),
+    route(INSTANCE + ":getStorageInfo", {"GET": answer(manage.storage_info)}),
+    *DICOMWEB,
+]
 SERVICE_ROOT = {"OPTIONS": capabilities(RESOURCES)}  # the whole service (PS3.18 8.9)
 
 PROJECT = "/{version}/projects/{project}"
@@ -97,6 +104,8 @@ MANAGEMENT: list[BaseRoute] = [
                     "DELETE": answer(manage.delete_dataset)}),
     route(DATASET + "/dicomStores", {"GET": answer(manage.list_stores),
                                      "POST": answer(manage.create_store)}),
+    route(DATASET + "/dicomStores/{store}:getDICOMStoreMetrics",
+          {"GET": answer(manage.store_metrics)}),
     route(DATASET + "/dicomStores/{store}", {"GET": answer(manage.get_store),
                                              "PATCH": answer(manage.patch_store),
                                              "DELETE": answer(manage.delete_store)}),
@@ -109,6 +118,6 @@ ROUTES: list[BaseRoute] = [
     route("/dicomweb", SERVICE_ROOT),
     route(GOOGLE_STORE, SERVICE_ROOT),
     Mount("/dicomweb", app=Router(DICOMWEB, redirect_slashes=False)),
-    Mount(GOOGLE_STORE, app=Router(DICOMWEB, redirect_slashes=False)),
+    Mount(GOOGLE_STORE, app=Router(GOOGLE_DICOMWEB, redirect_slashes=False)),
     *MANAGEMENT,
 ]

@@ -16,6 +16,7 @@ from storage.rows import (
     InstanceLocation,
     InstanceMetadata,
     InstanceRecord,
+    Metrics,
     OperationRow,
     StoreRow,
 )
@@ -202,6 +203,12 @@ class InstanceIndex(Protocol):
         """Remove the instances under the study, series or instance, and series and studies
         left empty, in one transaction; return the blob names they had (to be deleted
         after), or None if there were none."""
+        ...
+
+    async def metrics(self, store_id: int, study: str | None = None,
+                      series: str | None = None) -> Metrics:
+        """How many studies, series and instances the store (or the study, or the series)
+        holds, and their bytes; zeros when it holds none."""
         ...
 
     async def referenced(self, blob_names: Sequence[str]) -> set[str]:

@@ -102,3 +102,14 @@ class InstanceLocation:
     def bulk(self) -> dict[str, Span]:
         """Bulk data spans by attribute path ("7FE00010", "00540016/0/00181078")."""
         return {path: Span(o, n) for path, (o, n) in orjson.loads(self.bulk_json).items()}
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Counts and sizes of what a store, study or series holds."""
+
+    studies: int
+    series: int
+    instances: int
+    blob_bytes: int  # the stored Part 10 files
+    structured_bytes: int  # the index's rows for them

@@ -4,9 +4,11 @@ locations and projects, as a program written for Google calls them."""
 
 import json
 from collections.abc import Iterator
+from io import BytesIO
 from typing import Any
 
 import httplib2
+import pydicom
 import pytest
 import requests
 from googleapiclient.discovery import build
@@ -131,3 +133,36 @@ def test_locations_and_projects(healthcare: Any, live_server: LiveServer) -> Non
     default = healthcare.datasets().dicomStores().list(
         parent="projects/local/locations/local/datasets/default").execute()
     assert [s["name"].rsplit("/", 1)[1] for s in default["dicomStores"]] == ["default"]
+
+
+def test_store_study_and_series_metrics_and_storage_info(healthcare: Any,
+                                                         live_server: LiveServer) -> None:
+    """Counts as strings, as Google sends int64 values (spec 2.4)."""
+    healthcare.datasets().create(parent=LOCATION, datasetId="m", body={}).execute()
+    name = f"{LOCATION}/datasets/m/dicomStores/s"
+    stores = healthcare.datasets().dicomStores()
+    stores.create(parent=f"{LOCATION}/datasets/m", dicomStoreId="s", body={}).execute()
+    files = [corpus_bytes("CT_small.dcm"), corpus_bytes("MR_small.dcm")]
+    for data in files:
+        assert requests.post(f"{live_server.base}/v1/{name}/dicomWeb/studies", data=data,
+                             headers={"Content-Type": "application/dicom"}).ok
+    store = stores.getDICOMStoreMetrics(name=name).execute()
+    assert {k: store[k] for k in ("name", "studyCount", "seriesCount", "instanceCount")} == {
+        "name": name, "studyCount": "2", "seriesCount": "2", "instanceCount": "2"}
+    assert store["blobStorageSizeBytes"] == str(sum(map(len, files)))
+    ct = pydicom.dcmread(BytesIO(files[0]))
+    study = f"{name}/dicomWeb/studies/{ct.StudyInstanceUID}"
+    metrics = stores.dicomWeb().studies().getStudyMetrics(study=study).execute()
+    assert (metrics["study"], metrics["seriesCount"], metrics["instanceCount"]) == (
+        study, "1", "1")
+    series = f"{study}/series/{ct.SeriesInstanceUID}"
+    assert stores.dicomWeb().studies().series().getSeriesMetrics(series=series).execute()[
+        "instanceCount"] == "1"
+    info = stores.dicomWeb().studies().series().instances().getStorageInfo(
+        resource=f"{series}/instances/{ct.SOPInstanceUID}").execute()
+    assert info["blobStorageInfo"] == {"sizeBytes": str(len(files[0])),
+                                       "storageClass": "STANDARD"}
+    assert int(info["structuredStorageInfo"]["sizeBytes"]) > 1000
+    missing = _error(stores.dicomWeb().studies().getStudyMetrics(
+        study=f"{name}/dicomWeb/studies/1.2.3"))
+    assert missing["code"] == 404

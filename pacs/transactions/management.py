@@ -9,8 +9,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pacs.http.addressing import API_VERSIONS, archive_of
-from pacs.service import management
+from pacs.http.addressing import API_VERSIONS, addressed, archive_of
+from pacs.service import management, metrics
 from pacs.service.errors import InvalidArgument, NotFound, TooLarge
 
 MAX_BODY_BYTES = 1024 * 1024  # a management request body (datasets and stores are small)
@@ -150,3 +150,23 @@ async def list_operations(request: Request) -> dict[str, Any]:
 async def get_operation(request: Request) -> dict[str, Any]:
     return await management.get_operation(archive_of(request), _name(request, *DATASET),
                                           request.path_params["operation"])
+
+
+async def store_metrics(request: Request) -> dict[str, Any]:
+    archive = archive_of(request)
+    return await metrics.store_metrics(archive, await archive.stores.get(_name(request, *STORE)))
+
+
+async def study_metrics(request: Request) -> dict[str, Any]:
+    archive, store, target = await addressed(request)
+    return await metrics.study_metrics(archive, store, target)
+
+
+async def series_metrics(request: Request) -> dict[str, Any]:
+    archive, store, target = await addressed(request)
+    return await metrics.series_metrics(archive, store, target)
+
+
+async def storage_info(request: Request) -> dict[str, Any]:
+    archive, store, target = await addressed(request)
+    return await metrics.storage_info(archive, store, target)

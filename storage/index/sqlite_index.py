@@ -21,6 +21,7 @@ from storage.rows import (
     InstanceLocation,
     InstanceMetadata,
     InstanceRecord,
+    Metrics,
     OperationRow,
     StoreRow,
 )
@@ -157,6 +158,24 @@ class SqliteIndex:
         def run(conn: sqlite3.Connection) -> list[str] | None:
             return transaction(conn, lambda c: _delete(c, where, params))
         return await self._db.write(run)
+
+    async def metrics(self, store_id: int, study: str | None = None,
+                      series: str | None = None) -> Metrics:
+        where: list[str] = ["i.store_id = ?"]
+        params: list[object] = [store_id]
+        for column, value in (("st.study_uid", study), ("se.series_uid", series)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+
+        def run(conn: sqlite3.Connection) -> Metrics:
+            row = conn.execute(
+                "SELECT count(DISTINCT i.study_pk), count(DISTINCT i.series_pk), count(*), "
+                "coalesce(sum(i.blob_size), 0), coalesce(sum(length(i.metadata) + "
+                f"length(i.frames) + length(i.bulk)), 0) FROM {_SCOPE_FROM} "
+                f"WHERE {' AND '.join(where)}", params).fetchone()
+            return Metrics(*row)
+        return await self._db.read(run)
 
     async def referenced(self, blob_names: Sequence[str]) -> set[str]:
         def run(conn: sqlite3.Connection) -> set[str]:

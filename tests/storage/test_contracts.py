@@ -18,7 +18,7 @@ from storage.filesystem_blobs import FilesystemBlobStore
 from storage.index.sqlite_index import SqliteIndex
 from storage.protocols import BlobStore, InstanceIndex, StagedBlob
 from storage.query import Level, Match, MatchKind, Query, SearchRow
-from storage.rows import AddOutcome, InstanceRecord, Span
+from storage.rows import AddOutcome, InstanceRecord, Metrics, Span
 
 BlobFactory = Callable[[Path], BlobStore]
 IndexFactory = Callable[[Path], InstanceIndex]
@@ -524,3 +524,20 @@ async def test_operations_are_kept_per_dataset(index: InstanceIndex) -> None:
     assert await index.get_operation(f"{LOC}/datasets/other", ops[1].id) is None
     listed = await index.list_operations(f"{LOC}/datasets/d", ops[0].id, 10)
     assert [op.body for op in listed] == ['{"n": 1}', '{"n": 2}']
+
+
+async def test_metrics_count_and_size_a_store_study_and_series(index: InstanceIndex,
+                                                               store: int) -> None:
+    assert await index.metrics(store) == Metrics(0, 0, 0, 0, 0)
+    await add(index, store, record("1.2.3", "1.2.3.1", "1.2.3.1.1"), size=100)
+    await add(index, store, record("1.2.3", "1.2.3.1", "1.2.3.1.2"), size=200)
+    await add(index, store, record("1.2.3", "1.2.3.2", "1.2.3.2.1"), size=400)
+    await add(index, store, record("1.2.4", "1.2.4.1", "1.2.4.1.1"), size=800)
+    whole = await index.metrics(store)
+    assert (whole.studies, whole.series, whole.instances, whole.blob_bytes) == (2, 3, 4, 1500)
+    assert whole.structured_bytes > 0
+    study = await index.metrics(store, "1.2.3")
+    assert (study.studies, study.series, study.instances, study.blob_bytes) == (1, 2, 3, 700)
+    series = await index.metrics(store, "1.2.3", "1.2.3.1")
+    assert (series.series, series.instances, series.blob_bytes) == (1, 2, 300)
+    assert (await index.metrics(store, "9.9")).instances == 0
