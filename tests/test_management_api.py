@@ -75,7 +75,7 @@ def test_stores_with_labels_filter_patch_and_delete(healthcare: Any,
         "labels": {"team": "ai", "site": "north"},
         "notificationConfig": {"pubsubTopic": "projects/p1/topics/t"}}).execute()
     assert made == {"name": f"{dataset}/dicomStores/ct",
-                    "labels": {"team": "ai", "site": "north", "pacs-profile": "full"},
+                    "labels": {"team": "ai", "site": "north", "pacs-profile": "google"},
                     "notificationConfig": {"pubsubTopic": "projects/p1/topics/t"}}
     stores.create(parent=dataset, dicomStoreId="mr", body={"labels": {"team": "qa"}}).execute()
     assert _error(stores.create(parent=dataset, dicomStoreId="ct", body={}))["code"] == 409
@@ -85,10 +85,13 @@ def test_stores_with_labels_filter_patch_and_delete(healthcare: Any,
     assert len(stores.list(parent=dataset).execute()["dicomStores"]) == 2
     patched = stores.patch(name=f"{dataset}/dicomStores/mr", updateMask="labels",
                            body={"labels": {"team": "ai"}}).execute()
-    assert patched["labels"] == {"team": "ai", "pacs-profile": "full"}
+    assert patched["labels"] == {"team": "ai", "pacs-profile": "google"}
     assert len(stores.list(parent=dataset, filter="labels.team=ai").execute()
                ["dicomStores"]) == 2
     assert _error(stores.list(parent=dataset, filter="team = ai"))["code"] == 400
+    for labels in ({"Team": "ai"}, {"team": "AI"}, {"1team": "ai"}, {"t": "x" * 64}):
+        assert _error(stores.create(parent=dataset, dicomStoreId="bad",
+                                    body={"labels": labels}))["code"] == 400
 
     # the new store serves DICOMweb at once; deleting it takes its instances and blobs
     web = f"{live_server.base}/v1/{dataset}/dicomStores/ct/dicomWeb"

@@ -7,7 +7,7 @@ Values arrive percent-decoded (Starlette decodes before we split on commas), so 
 import re
 from collections.abc import Iterable
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from pacs.dicom.tags import vr_of
 from pacs.dicom.temporal import is_temporal, temporal_form
@@ -71,12 +71,21 @@ def parse_search(params: Iterable[tuple[str, str]], level: Level, profile: Profi
             if level_of(tag).value > level.value:
                 raise InvalidArgument(f"{key} is not an attribute of this query level "
                                  f"({level.name.lower()})")
+            if profile.search_keys is not None and tag not in profile.search_keys[level]:
+                raise InvalidArgument(f"unknown/unsupported QIDO attribute: {key} (a "
+                                      f"{profile.name} store searches by "
+                                      f"{_keywords(profile.search_keys[level])} at the "
+                                      f"{level.name.lower()} level)")
             include.add(tag)
             match = _match(key, tag, value, fuzzy)
             if match is not None:
                 matches.append(match)
     query = Query(level, tuple(matches), study_uid, series_uid, limit, offset)
     return SearchRequest(query, frozenset(include), include_all)
+
+
+def _keywords(tags: frozenset[int]) -> str:
+    return ", ".join(sorted(keyword_for_tag(tag) or f"{tag:08X}" for tag in tags))
 
 
 def _count(key: str, value: str, minimum: int) -> int:

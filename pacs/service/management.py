@@ -13,14 +13,16 @@ import orjson
 from pacs.names import valid_id
 from pacs.service.archive import Archive
 from pacs.service.errors import AlreadyExists, InvalidArgument, NotFound
-from pacs.service.profiles import FULL, PROFILES
+from pacs.service.profiles import GOOGLE, PROFILES
 from storage.rows import DatasetRow, OperationRow, StoreRow
 
 PROFILE_LABEL = "pacs-profile"  # the label that shows (and at creation chooses) the profile
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000  # datasets and stores, as Google pages them
 STORE_FIELDS = ("labels", "notificationConfig", "notificationConfigs", "streamConfigs")
-_LABEL_KEY = re.compile(r"[^\W\d_A-Z][^\W A-Z]{0,62}", re.UNICODE)  # \p{Ll}\p{Lo} first
-_LABEL_VALUE = re.compile(r"[^\W A-Z]{0,63}", re.UNICODE)
+# Label keys start with a lowercase letter; keys and values hold lowercase letters, digits,
+# underscores and hyphens (Google: \p{Ll}\p{Lo}\p{N}_-).
+_LABEL_KEY = re.compile(r"[^\W\d_A-Z](?:[^\W A-Z]|-){0,62}")
+_LABEL_VALUE = re.compile(r"(?:[^\W A-Z]|-){0,63}")
 _FILTER_TERM = re.compile(r'labels\.("?)([^"=:\s]+)\1\s*(=\s*"?([^"\s]*)"?|:\s*\*)')
 
 
@@ -127,13 +129,13 @@ def store_json(row: StoreRow) -> dict[str, Any]:
 
 async def create_store(archive: Archive, dataset: str, store_id: str,
                        body: dict[str, Any]) -> dict[str, Any]:
-    """Create the store (synchronously, as Google does); `pacs-profile` in its labels
-    chooses its profile."""
+    """Create the store (synchronously, as Google does), `google` unless `pacs-profile` in
+    its labels chooses another profile."""
     await _dataset(archive, dataset)
     name = f"{dataset}/dicomStores/{_id('DICOM store', store_id)}"
     config = _store_config(body, STORE_FIELDS)
     labels = dict(config.get("labels", {}))
-    profile = labels.pop(PROFILE_LABEL, FULL.name)
+    profile = labels.pop(PROFILE_LABEL, GOOGLE.name)
     if profile not in PROFILES:
         raise InvalidArgument(f"label {PROFILE_LABEL}={profile!r}: the profiles are "
                               f"{', '.join(PROFILES)}")

@@ -1,8 +1,9 @@
 """Store profiles: every behaviour in which a store of one profile differs from another.
 Code asks the store's profile; nothing else tests which profile a store has.
 
-`full` is the whole standard; `google` (filled in by the Cloud Healthcare API work) is
-Google's narrower behaviour and limits.
+`full` is the whole standard; `google` is Google's narrower behaviour and limits, from the
+emulation spec (../shared/specs/google-healthcare-dicom.md), so that what passes against a
+`google` store does not fail in the cloud.
 """
 
 from collections.abc import Mapping
@@ -36,7 +37,10 @@ class Profile:
     store_response_type: str  # a Store response's media type when Accept names none
     xml_namespace: str | None  # of <NativeDicomModel> answers (None: a bare root)
     unrequestable_syntaxes: frozenset[str]  # never produced on request (PS3.18 8.7.3)
-    rendered_levels: frozenset[str]  # resources with /rendered and /thumbnail
+    rendered_levels: frozenset[str]  # resources with /rendered
+    thumbnail_levels: frozenset[str]  # resources with /thumbnail (Sup 203)
+    search_keys: Mapping[Level, frozenset[int]] | None  # match keys accepted (None: any)
+    partial_store_status: int  # a Store response when some instances failed (PS3.18 10.5.3)
 
 
 _ALL_LEVELS = {level: SearchLimits(1000, 10_000) for level in Level}
@@ -52,6 +56,32 @@ FULL = Profile(
     # "shall not be used with Web Services" (PS3.18 8.7.3); as stored they still go out
     unrequestable_syntaxes=frozenset({IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN}),
     rendered_levels=frozenset({"study", "series", "instance", "frames"}),
+    thumbnail_levels=frozenset({"study", "series", "instance", "frames"}),
+    search_keys=None,
+    partial_store_status=202,
 )
 
-PROFILES: dict[str, Profile] = {profile.name: profile for profile in (FULL,)}
+# Google's documented match keys (spec 3.2): each level takes those of the levels above.
+_GOOGLE_STUDY_KEYS = frozenset({0x0020000D, 0x00100010, 0x00100020, 0x00080050, 0x00080090,
+                                0x00080020})
+_GOOGLE_SERIES_KEYS = _GOOGLE_STUDY_KEYS | {0x0020000E, 0x00080060}
+
+GOOGLE = Profile(
+    name="google",
+    bulk_data=GOOGLE_BULK_DATA,
+    # spec 3.5: 100 studies or series by default (at most 5,000), 1,000 instances (50,000)
+    search_limits={Level.STUDY: SearchLimits(100, 5000), Level.SERIES: SearchLimits(100, 5000),
+                   Level.INSTANCE: SearchLimits(1000, 50_000)},
+    max_search_offset=1_000_000,
+    warn_more_results=False,  # spec 3.5: no Warning header, ever
+    store_response_type=DICOM_XML,
+    xml_namespace=None,  # seed 002: a bare <NativeDicomModel> root
+    unrequestable_syntaxes=frozenset({EXPLICIT_VR_BIG_ENDIAN}),  # spec 4.1 lists .1.2
+    rendered_levels=frozenset({"instance", "frames"}),  # spec 4.3
+    thumbnail_levels=frozenset(),
+    search_keys={Level.STUDY: _GOOGLE_STUDY_KEYS, Level.SERIES: _GOOGLE_SERIES_KEYS,
+                 Level.INSTANCE: _GOOGLE_SERIES_KEYS | {0x00080018}},
+    partial_store_status=409,  # spec 5.2: 409 when any instance fails
+)
+
+PROFILES: dict[str, Profile] = {profile.name: profile for profile in (FULL, GOOGLE)}

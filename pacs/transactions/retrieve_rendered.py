@@ -47,7 +47,8 @@ async def retrieve_thumbnail(request: Request) -> Response:
 async def _respond(request: Request, thumbnail: bool) -> Response:
     archive, store, target = await addressed(request)
     level = "frames" if "frames" in request.path_params else target.level
-    if level not in store.profile.rendered_levels:
+    levels = store.profile.thumbnail_levels if thumbnail else store.profile.rendered_levels
+    if level not in levels:
         raise NotFound(f"{store.name} has no {'thumbnail' if thumbnail else 'rendered'} "
                        f"resource for a {level}")
     found = await locate(archive, store, target)

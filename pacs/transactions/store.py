@@ -58,7 +58,8 @@ async def store_instances(request: Request) -> Response:
     results = receiver.results
     body = response_dataset(links_of(request), study, results)
     stored = sum(1 for r in results if r.stored)
-    status = 200 if stored == len(results) else 202 if stored else 409
+    status = 200 if stored == len(results) else \
+        store.profile.partial_store_status if stored else 409
     if response_type in _XML:
         return Response(to_native_xml(body, store.profile.xml_namespace), status,
                         media_type="application/dicom+xml")

@@ -1,0 +1,143 @@
+"""The `google` store profile against the `full` one: each behaviour in which a store created
+through the management API (google by default) answers as Google does, and the default
+store (full) as PS3.18 does."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from io import BytesIO
+
+import pydicom
+import pytest
+import requests
+
+from tests.conftest import LiveServer, run_server
+from tests.dataset_factories import corpus_bytes, ct_series
+from tests.multipart_parts import parse_multipart
+
+DATASET = "projects/g/locations/us-central1/datasets/d"
+
+
+@dataclass(frozen=True)
+class Stores:
+    """DICOMweb roots of a google store and of the full default store, each holding the same
+    two studies (a CT series and CT_small)."""
+
+    google: str
+    full: str
+    ct: pydicom.Dataset
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
+    data = tmp_path_factory.mktemp("google") / "data"
+    with run_server(data) as running:
+        base = f"http://127.0.0.1:{running.port}"
+        assert requests.post(f"{base}/v1/{DATASET.rsplit('/datasets/', 1)[0]}/datasets",
+                             params={"datasetId": "d"}, json={}).ok
+        made = requests.post(f"{base}/v1/{DATASET}/dicomStores",
+                             params={"dicomStoreId": "s"}, json={}).json()
+        assert made["labels"]["pacs-profile"] == "google"
+        roots = Stores(f"{base}/v1/{made['name']}/dicomWeb", f"{base}/dicomweb",
+                       pydicom.dcmread(BytesIO(corpus_bytes("CT_small.dcm"))))
+        for root in (roots.google, roots.full):
+            for body in (corpus_bytes("CT_small.dcm"), ct_series(1, size=8)[0]):
+                assert requests.post(f"{root}/studies", data=body,
+                                     headers={"Content-Type": "application/dicom"}).ok
+        yield roots
+
+
+def _instance(stores: Stores, root: str) -> str:
+    ct = stores.ct
+    return (f"{root}/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}"
+            f"/instances/{ct.SOPInstanceUID}")
+
+
+def test_more_results_carry_no_warning_on_google(stores: Stores) -> None:
+    """Spec 3.5: Google never sends Warning; PS3.18 8.3.4.4 has the full store say so."""
+    google = requests.get(f"{stores.google}/studies?limit=1")
+    full = requests.get(f"{stores.full}/studies?limit=1")
+    assert len(google.json()) == len(full.json()) == 1
+    assert "Warning" not in google.headers and "Warning" in full.headers
+
+
+@pytest.mark.parametrize(("key", "value"), [("StudyDescription", "X"),
+                                            ("SeriesDescription", "X"),
+                                            ("SOPClassUID", "1.2.3")])
+def test_google_searches_only_its_documented_keys(stores: Stores, key: str,
+                                                  value: str) -> None:
+    """Spec 3.2: other keys answer 400 on Google; a full store matches any attribute."""
+    google = requests.get(f"{stores.google}/instances", params={key: value})
+    assert google.status_code == 400
+    assert "unknown/unsupported QIDO attribute" in google.json()["error"]["message"]
+    assert requests.get(f"{stores.full}/instances", params={key: value}).status_code == 204
+    assert requests.get(f"{stores.google}/instances",
+                        params={"PatientID": stores.ct.PatientID}).status_code == 200
+
+
+def test_store_xml_root_is_bare_on_google(stores: Stores) -> None:
+    """Seed 002's response has a bare <NativeDicomModel>; PS3.19 puts it in a namespace."""
+    body = corpus_bytes("MR_small.dcm")
+    google = requests.post(f"{stores.google}/studies", data=body,
+                           headers={"Content-Type": "application/dicom"})
+    full = requests.post(f"{stores.full}/studies", data=body,
+                         headers={"Content-Type": "application/dicom"})
+    assert google.content.startswith(b"<NativeDicomModel>")
+    assert full.content.startswith(b'<NativeDicomModel xmlns="http://dicom.nema.org/PS3.19/')
+
+
+def test_a_partial_store_is_409_on_google(stores: Stores) -> None:
+    """Spec 5.2: Google answers 409 when any instance fails; PS3.18 10.5.3 has 202."""
+    boundary = "b0undary"
+    good = ct_series(1, size=8)[0]
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + good +
+            f"\r\n--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() +
+            b"not dicom" * 20 + f"\r\n--{boundary}--\r\n".encode())
+    headers = {"Content-Type": f'multipart/related; type="application/dicom"; '
+                               f"boundary={boundary}"}
+    assert requests.post(f"{stores.google}/studies", data=body, headers=headers
+                         ).status_code == 409
+    assert requests.post(f"{stores.full}/studies", data=body, headers=headers
+                         ).status_code == 202
+
+
+def test_google_renders_instances_and_frames_only(stores: Stores) -> None:
+    """Spec 4.3: rendered for instances and frames, no thumbnails; full has both at every
+    level."""
+    instance = _instance(stores, stores.google)
+    assert requests.get(f"{instance}/rendered").status_code == 200
+    assert requests.get(f"{instance}/frames/1/rendered").status_code == 200
+    study = instance.split("/series/")[0]
+    for url in (f"{study}/rendered", f"{instance}/thumbnail"):
+        assert requests.get(url).status_code == 404, url
+    full = _instance(stores, stores.full)
+    for url in (f"{full.split('/series/')[0]}/rendered", f"{full}/thumbnail"):
+        assert requests.get(url).status_code == 200, url
+
+
+def test_google_produces_implicit_vr_little_endian(stores: Stores) -> None:
+    """Spec 4.1 lists 1.2.840.10008.1.2 among Google's syntaxes; PS3.18 8.7.3 keeps it off
+    the web, so a full store refuses it."""
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2'
+    google = requests.get(_instance(stores, stores.google), headers={"Accept": accept})
+    assert google.status_code == 200
+    [(_, body)] = parse_multipart(google)
+    back = pydicom.dcmread(BytesIO(body))
+    assert back.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    assert back.pixel_array.tobytes() == stores.ct.pixel_array.tobytes()
+    assert requests.get(_instance(stores, stores.full), headers={"Accept": accept}
+                        ).status_code == 406
+
+
+def test_a_store_made_full_by_its_label(live_server: LiveServer) -> None:
+    base = live_server.base
+    requests.post(f"{base}/v1/{DATASET.rsplit('/datasets/', 1)[0]}/datasets",
+                  params={"datasetId": "d"}, json={}).raise_for_status()
+    made = requests.post(f"{base}/v1/{DATASET}/dicomStores", params={"dicomStoreId": "f"},
+                         json={"labels": {"pacs-profile": "full"}}).json()
+    assert made["labels"] == {"pacs-profile": "full"}
+    web = f"{base}/v1/{made['name']}/dicomWeb"
+    assert requests.get(f"{web}/instances", params={"StudyDescription": "x"}
+                        ).status_code == 204
+    wrong = requests.post(f"{base}/v1/{DATASET}/dicomStores", params={"dicomStoreId": "w"},
+                          json={"labels": {"pacs-profile": "fast"}})
+    assert wrong.status_code == 400
