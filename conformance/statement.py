@@ -95,6 +95,16 @@ def _profile_value(profile: Profile, name: str) -> str:
                          for level, limits in value.items())
     if isinstance(value, frozenset):
         return ", ".join(f"`{v}`" for v in sorted(value)) or "none"
+    if isinstance(value, failures.FailureReason):
+        return f"`0x{value.code:04X}` ({value.code}) for every failure, the detail saying why"
+    if value is None:
+        return {"search_keys": "any", "xml_namespace": "none: a bare root"}.get(name, "its own")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if name == "search_keys":
+        return "; ".join(f"{level.name.lower()}: " + ", ".join(
+            sorted(keyword_for_tag(tag) or f"{tag:08X}" for tag in tags))
+            for level, tags in value.items())
     return f"`{value}`"
 
 

@@ -141,3 +141,49 @@ def test_a_store_made_full_by_its_label(live_server: LiveServer) -> None:
     wrong = requests.post(f"{base}/v1/{DATASET}/dicomStores", params={"dicomStoreId": "w"},
                           json={"labels": {"pacs-profile": "fast"}})
     assert wrong.status_code == 400
+
+
+def test_study_and_series_deletes_are_operations_on_google(stores: Stores) -> None:
+    """Spec 1.3: Google answers a study or series delete with the name of a long-running
+    operation, polled under the dataset until done; an instance delete, and every delete on
+    a full store, answers `{}`."""
+    series = ct_series(2, size=8)
+    for body in series:
+        assert requests.post(f"{stores.google}/studies", data=body,
+                             headers={"Content-Type": "application/dicom"}).ok
+    ds = pydicom.dcmread(BytesIO(series[0]))
+    one = pydicom.dcmread(BytesIO(series[1]))
+    study = f"{stores.google}/studies/{ds.StudyInstanceUID}"
+    assert requests.delete(f"{study}/series/{one.SeriesInstanceUID}/instances/"
+                           f"{one.SOPInstanceUID}").json() == {}
+    answer = requests.delete(study).json()
+    assert list(answer) == ["name"]
+    assert answer["name"].startswith(f"{DATASET}/operations/")
+    base = stores.google.split("/v1/")[0]
+    operation = requests.get(f"{base}/v1/{answer['name']}").json()
+    assert operation["done"] is True
+    assert operation["metadata"]["apiMethodName"] == \
+        "google.cloud.healthcare.v1.dicomweb.DicomWebService.DeleteStudy"
+    assert operation["response"] == {"@type": "type.googleapis.com/google.protobuf.Empty"}
+    assert requests.get(f"{stores.google}/studies",
+                        params={"StudyInstanceUID": ds.StudyInstanceUID}).status_code == 204
+    listed = requests.get(f"{base}/v1/{DATASET}/operations").json()["operations"]
+    assert answer["name"] in [op["name"] for op in listed]
+    mine = ct_series(1, size=8)[0]
+    assert requests.post(f"{stores.full}/studies", data=mine,
+                         headers={"Content-Type": "application/dicom"}).ok
+    full_study = pydicom.dcmread(BytesIO(mine)).StudyInstanceUID
+    assert requests.delete(f"{stores.full}/studies/{full_study}").json() == {}
+
+
+def test_every_store_failure_is_272_on_google(stores: Stores) -> None:
+    """Spec 5.2: Google reports FailureReason 272 (0x0110) whatever failed, with the detail;
+    a full store gives each failure its own reason (0xC000 for what is not DICOM)."""
+    for root, reason in ((stores.google, 0x0110), (stores.full, 0xC000)):
+        answer = requests.post(f"{root}/studies", data=b"not dicom" * 20,
+                               headers={"Content-Type": "application/dicom",
+                                        "Accept": "application/dicom+json"})
+        assert answer.status_code == 409
+        [failed] = answer.json()["00081198"]["Value"]
+        assert failed["00081197"]["Value"] == [reason]
+        assert "DICOM" in failed["00091097"]["Value"][0]

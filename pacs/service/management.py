@@ -67,18 +67,26 @@ async def create_dataset(archive: Archive, location: str, dataset_id: str,
     row = await archive.index.create_dataset(name, str(body.get("timeZone") or ""))
     if row is None:
         raise AlreadyExists(f"dataset {name} already exists")
+    return await record_operation(
+        archive, name, f"google.cloud.healthcare.{version}.dataset.DatasetService.CreateDataset",
+        {"@type": f"type.googleapis.com/google.cloud.healthcare.{version}.dataset.Dataset",
+         **dataset_json(row)}, version)
+
+
+async def record_operation(archive: Archive, dataset: str, method: str,
+                           response: dict[str, Any], version: str) -> dict[str, Any]:
+    """A long-running operation of `dataset` that has already finished with `response`
+    (this archive does the work before answering), kept for clients to poll (spec 2.5)."""
     now = _now()
     operation = {
         "metadata": {"@type": f"type.googleapis.com/google.cloud.healthcare.{version}"
                               ".OperationMetadata",
-                     "apiMethodName": f"google.cloud.healthcare.{version}.dataset."
-                                      "DatasetService.CreateDataset",
-                     "createTime": now, "endTime": now, "counter": {}},
+                     "apiMethodName": method, "createTime": now, "endTime": now,
+                     "counter": {}},
         "done": True,
-        "response": {"@type": f"type.googleapis.com/google.cloud.healthcare.{version}"
-                              ".dataset.Dataset", **dataset_json(row)},
+        "response": response,
     }
-    return operation_json(await archive.index.add_operation(name, orjson.dumps(operation)
+    return operation_json(await archive.index.add_operation(dataset, orjson.dumps(operation)
                                                             .decode()))
 
 

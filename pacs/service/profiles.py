@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pacs.dicom.bulk_data import GOOGLE_BULK_DATA, BulkDataDefinition
 from pacs.dicom.dicom_xml import NATIVE_DICOM_MODEL
 from pacs.dicom.transfer_syntaxes import EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+from pacs.service.failures import PROCESSING_FAILURE, FailureReason
 from storage.query import Level
 
 DICOM_XML = "application/dicom+xml"
@@ -41,6 +42,8 @@ class Profile:
     thumbnail_levels: frozenset[str]  # resources with /thumbnail (Sup 203)
     search_keys: Mapping[Level, frozenset[int]] | None  # match keys accepted (None: any)
     partial_store_status: int  # a Store response when some instances failed (PS3.18 10.5.3)
+    delete_operations: bool  # a study or series delete answers a long-running operation
+    failure_reason: FailureReason | None  # reported for every Store failure (None: its own)
 
 
 _ALL_LEVELS = {level: SearchLimits(1000, 10_000) for level in Level}
@@ -59,6 +62,8 @@ FULL = Profile(
     thumbnail_levels=frozenset({"study", "series", "instance", "frames"}),
     search_keys=None,
     partial_store_status=202,
+    delete_operations=False,
+    failure_reason=None,
 )
 
 # Google's documented match keys (spec 3.2): each level takes those of the levels above.
@@ -82,6 +87,8 @@ GOOGLE = Profile(
     search_keys={Level.STUDY: _GOOGLE_STUDY_KEYS, Level.SERIES: _GOOGLE_SERIES_KEYS,
                  Level.INSTANCE: _GOOGLE_SERIES_KEYS | {0x00080018}},
     partial_store_status=409,  # spec 5.2: 409 when any instance fails
+    delete_operations=True,  # spec 1.3: v1 and current v1beta1
+    failure_reason=PROCESSING_FAILURE,  # spec 5.2: 272 whatever went wrong, with the detail
 )
 
 PROFILES: dict[str, Profile] = {profile.name: profile for profile in (FULL, GOOGLE)}

@@ -56,7 +56,7 @@ async def store_instances(request: Request) -> Response:
                 else _Receiver(archive, store, study))
     await receiver.receive(events)
     results = receiver.results
-    body = response_dataset(links_of(request), study, results)
+    body = response_dataset(links_of(request), study, results, store.profile.failure_reason)
     stored = sum(1 for r in results if r.stored)
     status = 200 if stored == len(results) else \
         store.profile.partial_store_status if stored else 409

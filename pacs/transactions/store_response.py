@@ -3,15 +3,17 @@ the Store Instances Response Module (PS3.18 Table 10.5.3-2)."""
 
 from typing import Any
 
+from pacs.service.failures import FailureReason
 from pacs.service.links import Links
 from pacs.service.store_instances import StoreOutcome
 
 GOOGLE_CREATOR = "GOOGLE"  # the private block FailureDetail (0009,1097) is reserved for
 
 
-def response_dataset(links: Links, study: str | None,
-                     outcomes: list[StoreOutcome]) -> dict[str, Any]:
-    """The response dataset as DICOM JSON."""
+def response_dataset(links: Links, study: str | None, outcomes: list[StoreOutcome],
+                     failure_reason: FailureReason | None) -> dict[str, Any]:
+    """The response dataset as DICOM JSON; `failure_reason`, if given, stands for every
+    failure's own (the detail still says what went wrong)."""
     stored, failed = [], []
     for outcome in outcomes:
         item: dict[str, Any] = {}
@@ -20,7 +22,7 @@ def response_dataset(links: Links, study: str | None,
         if outcome.sop_uid:
             item["00081155"] = {"vr": "UI", "Value": [outcome.sop_uid]}
         if outcome.reason is not None:
-            item["00081197"] = {"vr": "US", "Value": [outcome.reason.code]}
+            item["00081197"] = {"vr": "US", "Value": [(failure_reason or outcome.reason).code]}
             item["00090010"] = {"vr": "LO", "Value": [GOOGLE_CREATOR]}
             item["00091097"] = {"vr": "LT", "Value": [outcome.detail]}
             failed.append(item)
