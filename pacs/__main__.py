@@ -32,6 +32,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     serve.add_argument("--store", type=_store, action="append", default=[],
                        help="create a further store projects/P/locations/L/datasets/D/"
                             "dicomStores/S (repeatable)")
+    serve.add_argument("--gcs-root", type=Path, default=None,
+                       help="directory that gs://BUCKET/PATH URIs of dicomStores.import and "
+                            "export map to, as DIR/BUCKET/PATH (default: DATA/gcs)")
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="worker processes (default: one per core)")
     return parser.parse_args(argv)
@@ -45,7 +48,7 @@ async def _prepare(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    settings = Settings(data_dir=args.data, stores=tuple(args.store))
+    settings = Settings(data_dir=args.data, stores=tuple(args.store), gcs_dir=args.gcs_root)
     base = f"http://{args.host}:{args.port}"
     print(f"pacs: data in {args.data.resolve()}", flush=True)
     print(f"pacs: DICOMweb (default store) at {base}/dicomweb", flush=True)

@@ -106,6 +106,8 @@ MANAGEMENT: list[BaseRoute] = [
                                      "POST": answer(manage.create_store)}),
     route(DATASET + "/dicomStores/{store}:getDICOMStoreMetrics",
           {"GET": answer(manage.store_metrics)}),
+    route(DATASET + "/dicomStores/{store}:import", {"POST": answer(manage.import_files)}),
+    route(DATASET + "/dicomStores/{store}:export", {"POST": answer(manage.export_files)}),
     route(DATASET + "/dicomStores/{store}", {"GET": answer(manage.get_store),
                                              "PATCH": answer(manage.patch_store),
                                              "DELETE": answer(manage.delete_store)}),

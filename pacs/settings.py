@@ -34,11 +34,13 @@ class Settings:
     staging_grace_seconds: float = 6 * 3600.0  # an untouched staged blob is abandoned after
     orphan_grace_seconds: float = 3600.0  # a blob no index row points at is removed after
     query_time_limit_seconds: float = 30.0
+    gcs_dir: Path | None = None  # what gs://BUCKET/PATH maps to (None: <data_dir>/gcs)
 
     def to_env(self) -> str:
         """JSON for the `PACS_SETTINGS` variable that worker processes read."""
         values = asdict(self)
         values["data_dir"] = str(self.data_dir)
+        values["gcs_dir"] = None if self.gcs_dir is None else str(self.gcs_dir)
         return json.dumps(values)
 
     @classmethod
@@ -48,13 +50,19 @@ class Settings:
         for f in fields(cls):
             if f.name in values and isinstance(values[f.name], list):
                 values[f.name] = tuple(values[f.name])
-        if "data_dir" in values:
-            values["data_dir"] = Path(values["data_dir"])
+        for name in ("data_dir", "gcs_dir"):
+            if values.get(name) is not None:
+                values[name] = Path(values[name])
         return cls(**values)
 
     @property
     def index_path(self) -> Path:
         return self.data_dir / "index.sqlite3"
+
+    @property
+    def gcs_root(self) -> Path:
+        """The directory `gs://` URIs of import and export map to: gs://B/P is <root>/B/P."""
+        return self.gcs_dir or self.data_dir / "gcs"
 
     @property
     def blob_dir(self) -> Path:

@@ -169,3 +169,43 @@ def test_store_study_and_series_metrics_and_storage_info(healthcare: Any,
     missing = _error(stores.dicomWeb().studies().getStudyMetrics(
         study=f"{name}/dicomWeb/studies/1.2.3"))
     assert missing["code"] == 404
+
+
+def test_import_and_export_through_gs_uris(healthcare: Any, live_server: LiveServer) -> None:
+    """gs://BUCKET/PATH is <data>/gcs/BUCKET/PATH by default: import takes Google's
+    wildcards, skips what is stored already and counts failures; export writes
+    STUDY/SERIES/INSTANCE.dcm under the prefix."""
+    healthcare.datasets().create(parent=LOCATION, datasetId="x", body={}).execute()
+    name = f"{LOCATION}/datasets/x/dicomStores/s"
+    stores = healthcare.datasets().dicomStores()
+    stores.create(parent=f"{LOCATION}/datasets/x", dicomStoreId="s", body={}).execute()
+    bucket = live_server.data_dir / "gcs" / "bucket"
+    files = {"in/a.dcm": corpus_bytes("CT_small.dcm"), "in/b.dcm": corpus_bytes("MR_small.dcm"),
+             "in/sub/c.dcm": corpus_bytes("rtdose.dcm"), "in/notes.txt": b"not dicom" * 20}
+    for path, data in files.items():
+        (bucket / path).parent.mkdir(parents=True, exist_ok=True)
+        (bucket / path).write_bytes(data)
+    done = stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/in/**.dcm"}}
+                          ).execute()
+    assert done["done"] is True and done["metadata"]["counter"] == {"success": "3"}
+    assert done["metadata"]["apiMethodName"].endswith("DicomService.ImportDicomData")
+    again = stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/in/**"}}
+                           ).execute()
+    assert again["metadata"]["counter"] == {"success": "3", "failure": "1"}
+    assert again["error"]["details"][0]["metadata"]["uri"] == "gs://bucket/in/notes.txt"
+    assert stores.getDICOMStoreMetrics(name=name).execute()["instanceCount"] == "3"
+    one = stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/in/?.dcm"}}
+                         ).execute()
+    assert one["metadata"]["counter"] == {"success": "2"}
+    assert _error(stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/none"}})
+                  )["code"] == 400
+    assert _error(stores.import_(name=name, body={"gcsSource": {"uri": "/etc/passwd"}})
+                  )["code"] == 400
+    exported = stores.export(name=name, body={"gcsDestination": {"uriPrefix": "gs://bucket/out"}}
+                             ).execute()
+    assert exported["metadata"]["counter"] == {"success": "3"}
+    written = {p.read_bytes() for p in (bucket / "out").rglob("*.dcm")}
+    assert written == {files["in/a.dcm"], files["in/b.dcm"], files["in/sub/c.dcm"]}
+    ct = pydicom.dcmread(BytesIO(files["in/a.dcm"]))
+    assert (bucket / "out" / ct.StudyInstanceUID / ct.SeriesInstanceUID /
+            f"{ct.SOPInstanceUID}.dcm").read_bytes() == files["in/a.dcm"]

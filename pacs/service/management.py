@@ -74,7 +74,8 @@ async def create_dataset(archive: Archive, location: str, dataset_id: str,
 
 
 async def record_operation(archive: Archive, dataset: str, method: str,
-                           response: dict[str, Any], version: str) -> dict[str, Any]:
+                           response: dict[str, Any], version: str,
+                           counter: dict[str, str] | None = None) -> dict[str, Any]:
     """A long-running operation of `dataset` that has already finished with `response`
     (this archive does the work before answering), kept for clients to poll (spec 2.5)."""
     now = _now()
@@ -82,7 +83,7 @@ async def record_operation(archive: Archive, dataset: str, method: str,
         "metadata": {"@type": f"type.googleapis.com/google.cloud.healthcare.{version}"
                               ".OperationMetadata",
                      "apiMethodName": method, "createTime": now, "endTime": now,
-                     "counter": {}},
+                     "counter": counter or {}},
         "done": True,
         "response": response,
     }

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pacs.http.addressing import API_VERSIONS, addressed, archive_of
-from pacs.service import management, metrics
+from pacs.service import management, metrics, transfer
 from pacs.service.errors import InvalidArgument, NotFound, TooLarge
 
 MAX_BODY_BYTES = 1024 * 1024  # a management request body (datasets and stores are small)
@@ -170,3 +170,17 @@ async def series_metrics(request: Request) -> dict[str, Any]:
 async def storage_info(request: Request) -> dict[str, Any]:
     archive, store, target = await addressed(request)
     return await metrics.storage_info(archive, store, target)
+
+
+async def import_files(request: Request) -> dict[str, Any]:
+    archive = archive_of(request)
+    store = await archive.stores.get(_name(request, *STORE))
+    return await transfer.import_files(archive, store, await _body(request),
+                                       request.path_params["version"])
+
+
+async def export_files(request: Request) -> dict[str, Any]:
+    archive = archive_of(request)
+    store = await archive.stores.get(_name(request, *STORE))
+    return await transfer.export_files(archive, store, await _body(request),
+                                       request.path_params["version"])
