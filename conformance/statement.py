@@ -94,7 +94,8 @@ def _profile_value(profile: Profile, name: str) -> str:
         return "; ".join(f"{level.name.lower()} {limits.default} (at most {limits.maximum})"
                          for level, limits in value.items())
     if isinstance(value, frozenset):
-        return ", ".join(f"`{v}`" for v in sorted(value)) or "none"
+        return ", ".join(f"`{getattr(v, 'value', v)}`"
+                         for v in sorted(value, key=str)) or "none"
     if isinstance(value, failures.FailureReason):
         return f"`0x{value.code:04X}` ({value.code}) for every failure, the detail saying why"
     if value is None:

@@ -187,3 +187,31 @@ def test_every_store_failure_is_272_on_google(stores: Stores) -> None:
         [failed] = answer.json()["00081198"]["Value"]
         assert failed["00081197"]["Value"] == [reason]
         assert "DICOM" in failed["00091097"]["Value"][0]
+
+
+@pytest.mark.parametrize(("params", "google", "full"), [
+    ({"PatientName": "compressed*"}, 204, 200),  # no wildcards on Google: matched literally
+    ({"StudyInstanceUID": "{ct},1.2.3"}, 204, 200),  # nor UID lists
+    ({"PatientName": "ct1", "fuzzymatching": "true"}, 200, 200),  # fuzzy names on both
+    ({"StudyDate": "20000101-20991231"}, 200, 200),  # StudyDate ranges on both
+])
+def test_google_matches_exactly_but_for_dates_and_fuzzy_names(stores: Stores,
+                                                              params: dict[str, str],
+                                                              google: int, full: int) -> None:
+    """Spec 3.3: only single value exact matching, except StudyDate ranges and PatientName
+    fuzzy matching; a full store has every matching type of PS3.4 C.2.2.2."""
+    ct = stores.ct
+    asked = {k: v.format(ct=ct.StudyInstanceUID) for k, v in params.items()}
+    if "PatientName" in asked:
+        asked["PatientID"] = ct.PatientID
+    assert requests.get(f"{stores.google}/studies", params=asked).status_code == google
+    assert requests.get(f"{stores.full}/studies", params=asked).status_code == full
+
+
+def test_google_refuses_a_repeated_key(stores: Stores) -> None:
+    """Spec 3.3: repeating a key answers 400 on Google (a full store ANDs them)."""
+    repeated = [("StudyInstanceUID", stores.ct.StudyInstanceUID)] * 2
+    assert requests.get(f"{stores.google}/studies", params=repeated).status_code == 400
+    assert requests.get(f"{stores.full}/studies", params=repeated).status_code == 200
+    both = [("PatientID", stores.ct.PatientID), ("includefield", "PatientID")]
+    assert requests.get(f"{stores.google}/studies", params=both).status_code == 200

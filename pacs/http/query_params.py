@@ -50,6 +50,7 @@ def parse_search(params: Iterable[tuple[str, str]], level: Level, profile: Profi
     include: set[int] = set()
     include_all = False
     matches: list[Match] = []
+    keys: set[int] = set()
     for key, value in items:
         if key in IGNORED_PARAMETERS or key == "fuzzymatching":
             continue
@@ -64,24 +65,37 @@ def parse_search(params: Iterable[tuple[str, str]], level: Level, profile: Profi
                 else:
                     include.add(attribute_tag(field))
         else:
-            if "." in key:
-                raise InvalidArgument(f"unknown/unsupported QIDO attribute: {key} (sequence "
-                                 "matching is not supported)")
-            tag = attribute_tag(key)
-            if level_of(tag).value > level.value:
-                raise InvalidArgument(f"{key} is not an attribute of this query level "
-                                 f"({level.name.lower()})")
-            if profile.search_keys is not None and tag not in profile.search_keys[level]:
-                raise InvalidArgument(f"unknown/unsupported QIDO attribute: {key} (a "
-                                      f"{profile.name} store searches by "
-                                      f"{_keywords(profile.search_keys[level])} at the "
-                                      f"{level.name.lower()} level)")
+            tag = _match_key(key, level, profile)
+            if tag in keys and MatchKind.LIST not in profile.match_kinds:
+                raise InvalidArgument(f"{key} is given more than once; a {profile.name} store "
+                                      "matches one value per key")
+            keys.add(tag)
             include.add(tag)
             match = _match(key, tag, value, fuzzy)
+            if match is not None and match.kind not in profile.match_kinds:
+                # matched literally, as the only matching the profile has (Google, spec 3.3)
+                match = Match(tag, match.vr, MatchKind.SINGLE, (value.strip(),))
             if match is not None:
                 matches.append(match)
     query = Query(level, tuple(matches), study_uid, series_uid, limit, offset)
     return SearchRequest(query, frozenset(include), include_all)
+
+
+def _match_key(key: str, level: Level, profile: Profile) -> int:
+    """The tag of a match key the profile searches by at `level`; 400 saying why not."""
+    if "." in key:
+        raise InvalidArgument(f"unknown/unsupported QIDO attribute: {key} (sequence "
+                              "matching is not supported)")
+    tag = attribute_tag(key)
+    if level_of(tag).value > level.value:
+        raise InvalidArgument(f"{key} is not an attribute of this query level "
+                              f"({level.name.lower()})")
+    if profile.search_keys is not None and tag not in profile.search_keys[level]:
+        raise InvalidArgument(f"unknown/unsupported QIDO attribute: {key} (a "
+                              f"{profile.name} store searches by "
+                              f"{_keywords(profile.search_keys[level])} at the "
+                              f"{level.name.lower()} level)")
+    return tag
 
 
 def _keywords(tags: frozenset[int]) -> str:

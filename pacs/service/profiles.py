@@ -13,7 +13,7 @@ from pacs.dicom.bulk_data import GOOGLE_BULK_DATA, BulkDataDefinition
 from pacs.dicom.dicom_xml import NATIVE_DICOM_MODEL
 from pacs.dicom.transfer_syntaxes import EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 from pacs.service.failures import PROCESSING_FAILURE, FailureReason
-from storage.query import Level
+from storage.query import Level, MatchKind
 
 DICOM_XML = "application/dicom+xml"
 
@@ -41,6 +41,7 @@ class Profile:
     rendered_levels: frozenset[str]  # resources with /rendered
     thumbnail_levels: frozenset[str]  # resources with /thumbnail (Sup 203)
     search_keys: Mapping[Level, frozenset[int]] | None  # match keys accepted (None: any)
+    match_kinds: frozenset[MatchKind]  # matching types (PS3.4 C.2.2.2); others are literal
     partial_store_status: int  # a Store response when some instances failed (PS3.18 10.5.3)
     delete_operations: bool  # a study or series delete answers a long-running operation
     failure_reason: FailureReason | None  # reported for every Store failure (None: its own)
@@ -61,6 +62,7 @@ FULL = Profile(
     rendered_levels=frozenset({"study", "series", "instance", "frames"}),
     thumbnail_levels=frozenset({"study", "series", "instance", "frames"}),
     search_keys=None,
+    match_kinds=frozenset(MatchKind),
     partial_store_status=202,
     delete_operations=False,
     failure_reason=None,
@@ -86,6 +88,9 @@ GOOGLE = Profile(
     thumbnail_levels=frozenset(),
     search_keys={Level.STUDY: _GOOGLE_STUDY_KEYS, Level.SERIES: _GOOGLE_SERIES_KEYS,
                  Level.INSTANCE: _GOOGLE_SERIES_KEYS | {0x00080018}},
+    # spec 3.3: exact matching, StudyDate ranges, PatientName fuzzy matching; no wildcards,
+    # no UID lists (a list is matched as one literal value; a repeated key answers 400)
+    match_kinds=frozenset({MatchKind.SINGLE, MatchKind.RANGE, MatchKind.FUZZY}),
     partial_store_status=409,  # spec 5.2: 409 when any instance fails
     delete_operations=True,  # spec 1.3: v1 and current v1beta1
     failure_reason=PROCESSING_FAILURE,  # spec 5.2: 272 whatever went wrong, with the detail
