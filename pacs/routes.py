@@ -112,6 +112,8 @@ MANAGEMENT: list[BaseRoute] = [
                                              "PATCH": answer(manage.patch_store),
                                              "DELETE": answer(manage.delete_store)}),
     route(DATASET + "/operations", {"GET": answer(manage.list_operations)}),
+    route(DATASET + "/operations/{operation}:cancel",
+          {"POST": answer(manage.cancel_operation)}),
     route(DATASET + "/operations/{operation}", {"GET": answer(manage.get_operation)}),
 ]
 

@@ -45,6 +45,12 @@ def test_datasets_are_created_by_an_operation_and_paged(healthcare: Any) -> None
     assert operation["metadata"]["apiMethodName"].endswith("DatasetService.CreateDataset")
     again = datasets.operations().get(name=operation["name"]).execute()
     assert again == operation
+    assert datasets.operations().cancel(name=operation["name"], body={}).execute() == {}
+    listed = datasets.operations().list(name=f"{LOCATION}/datasets/ds1").execute()
+    assert [op["name"] for op in listed["operations"]] == [operation["name"]]
+    gone = _error(datasets.operations().cancel(name=f"{LOCATION}/datasets/ds1/operations/99",
+                                               body={}))
+    assert gone["code"] == 404
     for name in ("ds2", "ds3"):
         datasets.create(parent=LOCATION, datasetId=name, body={}).execute()
     first = datasets.list(parent=LOCATION, pageSize=2).execute()

@@ -260,6 +260,13 @@ async def get_operation(archive: Archive, dataset: str, operation: str) -> dict[
     return operation_json(row)
 
 
+async def cancel_operation(archive: Archive, dataset: str, operation: str) -> dict[str, Any]:
+    """Google's best-effort cancel (spec 2.5): every operation here has finished before it is
+    answered, so there is nothing left to stop; Empty, or NotFound."""
+    await get_operation(archive, dataset, operation)
+    return {}
+
+
 async def list_operations(archive: Archive, dataset: str, page_size: int | None,
                           page_token: str) -> dict[str, Any]:
     await _dataset(archive, dataset)

@@ -147,6 +147,11 @@ async def list_operations(request: Request) -> dict[str, Any]:
                                             request.query_params.get("pageToken", ""))
 
 
+async def cancel_operation(request: Request) -> dict[str, Any]:
+    return await management.cancel_operation(archive_of(request), _name(request, *DATASET),
+                                             request.path_params["operation"])
+
+
 async def get_operation(request: Request) -> dict[str, Any]:
     return await management.get_operation(archive_of(request), _name(request, *DATASET),
                                           request.path_params["operation"])
