@@ -79,12 +79,15 @@ def _routes(resources: list[Resource]) -> list[BaseRoute]:
 
 
 DICOMWEB = _routes(RESOURCES)
-# Google's metrics of what a store's DICOMweb resources hold (`:action` methods, spec 2.4).
+# Google's own methods on a store's DICOMweb resources: the v1beta1 upsert, and metrics
+# (`:action` methods, spec 2.4).
 GOOGLE_DICOMWEB: list[BaseRoute] = [
     route(STUDY + ":getStudyMetrics", {"GET": answer(manage.study_metrics)}),
     route(SERIES + ":getSeriesMetrics", {"GET": answer(manage.series_metrics)}),
     route(INSTANCE + ":getStorageInfo", {"GET": answer(manage.storage_info)}),
     *DICOMWEB,
+    route("/studies", {"PUT": store.UPSERT.handler}),  # v1beta1 only, as Google has it
+    route(STUDY, {"PUT": store.UPSERT.handler}),
 ]
 SERVICE_ROOT = {"OPTIONS": capabilities(RESOURCES)}  # the whole service (PS3.18 8.9)
 

@@ -181,6 +181,14 @@ class InstanceIndex(Protocol):
         Anything but STORED changes nothing."""
         ...
 
+    async def replace_instance(self, store_id: int, record: InstanceRecord, blob_name: str,
+                               blob_size: int, sha256: str) -> tuple[AddOutcome, str | None]:
+        """As `add_instance`, except that an instance stored under the same SOP Instance UID
+        with other content is replaced (its row removed, in the same transaction): STORED
+        and the blob name the replaced row had (to delete after), else the outcome and
+        None; a refused replacement changes nothing."""
+        ...
+
     async def search(self, store_id: int, query: Query) -> SearchResult:
         """One page of `query`'s matches (PS3.4 C.2.2.2 matching), in study, series number,
         instance number order, and whether more exist beyond it."""

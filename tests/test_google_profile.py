@@ -215,3 +215,34 @@ def test_google_refuses_a_repeated_key(stores: Stores) -> None:
     assert requests.get(f"{stores.full}/studies", params=repeated).status_code == 200
     both = [("PatientID", stores.ct.PatientID), ("includefield", "PatientID")]
     assert requests.get(f"{stores.google}/studies", params=both).status_code == 200
+
+
+def test_v1beta1_put_replaces_what_post_refuses(stores: Stores) -> None:
+    """The v1beta1 upsert (PUT …/studies): an instance with the SOP Instance UID of a stored
+    one but other content replaces it, where POST answers 409 and keeps the stored copy;
+    v1 has no PUT."""
+    original = ct_series(1, size=8)[0]
+    ds = pydicom.dcmread(BytesIO(original))
+    ds.PatientName = "Changed^Name"
+    changed = BytesIO()
+    ds.save_as(changed, enforce_file_format=True)
+    v1beta1 = stores.google.replace("/v1/", "/v1beta1/")
+    headers = {"Content-Type": "application/dicom"}
+    assert requests.post(f"{v1beta1}/studies", data=original, headers=headers).ok
+    assert requests.post(f"{v1beta1}/studies", data=changed.getvalue(),
+                         headers=headers).status_code == 409
+    url = (f"{v1beta1}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}")
+    as_stored = {"Accept": "application/dicom; transfer-syntax=*"}
+    assert requests.get(url, headers=as_stored).content == original
+    replaced = requests.put(f"{v1beta1}/studies/{ds.StudyInstanceUID}",
+                            data=changed.getvalue(), headers=headers)
+    assert replaced.status_code == 200, replaced.text
+    assert requests.get(url, headers=as_stored).content == changed.getvalue()
+    [found] = requests.get(f"{v1beta1}/instances",
+                           params={"StudyInstanceUID": ds.StudyInstanceUID}).json()
+    assert found["00100010"]["Value"] == [{"Alphabetic": "Changed^Name"}]
+    assert requests.put(f"{stores.google}/studies", data=original,
+                        headers=headers).status_code == 405
+    assert requests.put(f"{stores.full}/studies", data=original,
+                        headers=headers).status_code == 405

@@ -690,6 +690,8 @@ def test_odd_requests_get_json_errors_never_500(corpus: dict[str, Stored], root:
                                                 method: str, suffix: str, accept: str | None,
                                                 status: int) -> None:
     url = root + suffix.format(instance=corpus["CT_small.dcm"].path)
+    if "/v1beta1/" in root and method == "PUT":
+        status = 415  # v1beta1 has the upsert: a PUT without a body type is refused for that
     response = requests.request(method, url, headers={"Accept": accept} if accept else {})
     assert_error(response, status)
 

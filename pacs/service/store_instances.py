@@ -47,10 +47,12 @@ class StoreOutcome:
 
 
 async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob,
-                       outcome: StoreOutcome, study: str | None = None) -> None:
+                       outcome: StoreOutcome, study: str | None = None,
+                       replace: bool = False) -> None:
     """Store the complete Part 10 blob `staged` in `store`, recording the result in
-    `outcome`; with `study`, the instance must belong to that study. `staged` is consumed:
-    committed, or discarded."""
+    `outcome`; with `study`, the instance must belong to that study; with `replace`, it
+    replaces an instance stored under its SOP Instance UID with other content (an upsert).
+    `staged` is consumed: committed, or discarded."""
     try:
         record, name, staged = await anyio.to_thread.run_sync(
             _read_and_commit, archive, store, staged, outcome, study)
@@ -64,7 +66,7 @@ async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob
     except OSError as exc:
         outcome.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
         return
-    await _index(archive, store, record, name, staged, outcome)
+    await _index(archive, store, record, name, staged, outcome, replace)
 
 
 class _Refused(Exception):
@@ -137,14 +139,22 @@ def _stage_file(archive: Archive, path: Path) -> StagedBlob:
 
 
 async def _index(archive: Archive, store: StoreContext, record: InstanceRecord, name: str,
-                 staged: StagedBlob, outcome: StoreOutcome) -> None:
-    """The index row for the durable blob `name`; a refused row removes the blob again."""
+                 staged: StagedBlob, outcome: StoreOutcome, replace: bool) -> None:
+    """The index row for the durable blob `name`; a refused row removes the blob again, a
+    replaced row its old blob."""
+    replaced: str | None = None
     try:
-        added = await archive.index.add_instance(store.id, record, name, staged.size,
-                                                 staged.sha256)
+        if replace:
+            added, replaced = await archive.index.replace_instance(
+                store.id, record, name, staged.size, staged.sha256)
+        else:
+            added = await archive.index.add_instance(store.id, record, name, staged.size,
+                                                     staged.sha256)
     except BaseException:
         await anyio.to_thread.run_sync(archive.blobs.delete, name)
         raise
+    if replaced is not None:
+        await anyio.to_thread.run_sync(archive.blobs.delete, replaced)
     if added is not AddOutcome.STORED:
         await anyio.to_thread.run_sync(archive.blobs.delete, name)
     if added is AddOutcome.CONFLICT:

@@ -9,6 +9,7 @@ already stored. Broken framing answers 400 and keeps the parts completed before 
 from collections.abc import AsyncIterator
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -41,7 +42,16 @@ Event = PartStart | PartData | PartEnd
 
 
 async def store_instances(request: Request) -> Response:
-    """Store the instances of a multipart/related or single application/dicom body."""
+    """Store the instances of a multipart/related or single application/dicom body; with PUT
+    (the Cloud Healthcare API's v1beta1 upsert), each replaces an instance stored under its
+    SOP Instance UID with other content."""
+    replace = request.method == "PUT"
+    if replace and request.path_params.get("version") != "v1beta1":
+        # only v1beta1 has the upsert: elsewhere PUT is a method the resource lacks
+        allowed = "GET, HEAD, POST, DELETE, OPTIONS" if "study" in request.path_params \
+            else "GET, HEAD, POST, OPTIONS"
+        raise HTTPException(405, "PUT (upsert) is a Cloud Healthcare API v1beta1 method",
+                            headers={"Allow": allowed})
     archive, store = archive_of(request), await store_of(request)
     study = path_uid(request, "study")
     default = store.profile.store_response_type
@@ -51,9 +61,9 @@ async def store_instances(request: Request) -> Response:
     except NotAcceptable:  # STOW answers even an odd Accept (Google's docs send one)
         response_type = default
     part_type, events = _events(request, archive)
-    receiver = (MetadataReceiver(archive, store, study, part_type)
+    receiver = (MetadataReceiver(archive, store, study, part_type, replace)
                 if part_type in METADATA_TYPES
-                else _Receiver(archive, store, study))
+                else _Receiver(archive, store, study, replace))
     await receiver.receive(events)
     results = receiver.results
     body = response_dataset(links_of(request), study, results, store.profile.failure_reason)
@@ -129,10 +139,12 @@ class _Receiver:
     """Writes each part to staging and stores it as soon as it is complete; only the small
     per-part outcomes stay in memory."""
 
-    def __init__(self, archive: Archive, store: StoreContext, study: str | None) -> None:
+    def __init__(self, archive: Archive, store: StoreContext, study: str | None,
+                 replace: bool) -> None:
         self._archive = archive
         self._store = store
         self._study = study
+        self._replace = replace
         self.results: list[StoreOutcome] = []
         self._current: StoreOutcome | None = None
         self._writer: StagingWriter | None = None
@@ -172,9 +184,11 @@ class _Receiver:
         else:
             writer, self._writer = self._writer, None
             await store_staged(self._archive, self._store, await writer.finish(),
-                               self._current, self._study)
+                               self._current, self._study, self._replace)
             self._current = None
 
 
+UPSERT = Transaction("Store Instances (upsert, v1beta1)", store_instances, _RESPONSE_OFFERS,
+                     (DICOM, *(f'multipart/related; type="{t}"' for t in (DICOM, *METADATA_TYPES))))
 STORE = Transaction("Store Instances", store_instances, _RESPONSE_OFFERS,
                     (DICOM, *(f'multipart/related; type="{t}"' for t in (DICOM, *METADATA_TYPES))))

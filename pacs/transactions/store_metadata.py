@@ -55,8 +55,9 @@ class MetadataReceiver:
     """Receives the parts, then builds and stores each instance the metadata describes."""
 
     def __init__(self, archive: Archive, store: StoreContext, study: str | None,
-                 metadata_type: str) -> None:
+                 metadata_type: str, replace: bool) -> None:
         self._archive = archive
+        self._replace = replace
         self._metadata_type = metadata_type
         self._store = store
         self._study = study
@@ -145,7 +146,8 @@ class MetadataReceiver:
         except BuildError as exc:
             outcome.fail(exc.reason, str(exc))
             return
-        await store_staged(self._archive, self._store, staged, outcome, self._study)
+        await store_staged(self._archive, self._store, staged, outcome, self._study,
+                           self._replace)
 
 
 def _start(headers: Mapping[str, str], metadata_type: str, first: bool) -> _Part:

@@ -118,6 +118,16 @@ class SqliteIndex:
                                                     sha256))
         return await self._db.write(run)
 
+    async def replace_instance(self, store_id: int, record: InstanceRecord, blob_name: str,
+                               blob_size: int, sha256: str) -> tuple[AddOutcome, str | None]:
+        def run(conn: sqlite3.Connection) -> tuple[AddOutcome, str | None]:
+            try:
+                return transaction(conn, lambda c: _replace(c, store_id, record, blob_name,
+                                                            blob_size, sha256))
+            except _Undone as undone:
+                return undone.outcome, None
+        return await self._db.write(run)
+
     async def search(self, store_id: int, query: Query) -> SearchResult:
         sql, params = build_search(store_id, query)
 
@@ -250,6 +260,27 @@ def _add(conn: sqlite3.Connection, store_id: int, record: InstanceRecord, blob_n
     conn.execute("UPDATE series SET n_instances = n_instances + 1 WHERE pk = ?", (series[0],))
     conn.execute("UPDATE studies SET n_instances = n_instances + 1 WHERE pk = ?", (study[0],))
     return AddOutcome.STORED
+
+
+class _Undone(Exception):
+    """A replacement whose new row was refused: the transaction is rolled back."""
+
+    def __init__(self, outcome: AddOutcome) -> None:
+        super().__init__(outcome.value)
+        self.outcome = outcome
+
+
+def _replace(conn: sqlite3.Connection, store_id: int, record: InstanceRecord, blob_name: str,
+             blob_size: int, sha256: str) -> tuple[AddOutcome, str | None]:
+    existing = conn.execute("SELECT sha256, blob_name FROM instances WHERE store_id = ? AND "
+                            "sop_uid = ?", (store_id, record.sop_uid)).fetchone()
+    if existing is None or existing[0] == sha256:
+        return _add(conn, store_id, record, blob_name, blob_size, sha256), None
+    _delete(conn, "i.store_id = ? AND i.sop_uid = ?", [store_id, record.sop_uid])
+    outcome = _add(conn, store_id, record, blob_name, blob_size, sha256)
+    if outcome is not AddOutcome.STORED:
+        raise _Undone(outcome)
+    return outcome, existing[1]
 
 
 def _delete(conn: sqlite3.Connection, where: str, params: list[object]) -> list[str] | None:

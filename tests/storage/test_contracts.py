@@ -541,3 +541,24 @@ async def test_metrics_count_and_size_a_store_study_and_series(index: InstanceIn
     series = await index.metrics(store, "1.2.3", "1.2.3.1")
     assert (series.series, series.instances, series.blob_bytes) == (1, 2, 300)
     assert (await index.metrics(store, "9.9")).instances == 0
+
+
+async def test_replace_instance_swaps_the_row_and_names_the_old_blob(index: InstanceIndex,
+                                                                    store: int) -> None:
+    rec = record("1.2.3", "1.2.3.1", "1.2.3.1.1")
+    _, old = await add(index, store, rec, "a" * 64)
+    assert await index.replace_instance(store, rec, "f" * 32, 10, "a" * 64) == (
+        AddOutcome.DUPLICATE, None)
+    outcome, replaced = await index.replace_instance(store, rec, "e" * 32, 20, "b" * 64)
+    assert (outcome, replaced) == (AddOutcome.STORED, old)
+    [found] = await index.locate(store, "1.2.3")
+    assert (found.blob_name, found.blob_size) == ("e" * 32, 20)
+    assert await index.referenced([old, "e" * 32]) == {"e" * 32}
+    await add(index, store, record("1.2.3", "1.2.3.1", "1.2.3.1.2"))  # the series stays
+    moved = record("1.2.4", "1.2.3.1", "1.2.3.1.1")  # its series belongs to another study
+    assert await index.replace_instance(store, moved, "d" * 32, 30, "c" * 64) == (
+        AddOutcome.SERIES_CONFLICT, None)
+    kept = await index.locate(store, "1.2.3")  # the refused replacement changed nothing
+    assert [k.blob_name for k in kept][0] == "e" * 32 and len(kept) == 2
+    assert await index.replace_instance(store, record("1.2.5", "1.2.5.1", "1.2.5.1.1"),
+                                        "c" * 32, 5, "d" * 64) == (AddOutcome.STORED, None)
