@@ -29,6 +29,7 @@ class InstanceRecord:
     metadata: bytes  # the same, serialized; each BulkDataURI is its attribute path
     bulk: dict[str, Span]  # attribute path ("7FE00010", "00540016/0/00181078") → value span
     frames: tuple[tuple[Span, ...], ...]  # fragments of each frame, in frame order
+    storage_class: str = "STANDARD"  # the blob's storage class, as the client asked for it
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class InstanceLocation:
     blob_size: int
     frames_json: bytes
     bulk_json: bytes
+    storage_class: str = "STANDARD"
 
     @cached_property
     def frames(self) -> list[list[Span]]:

@@ -152,9 +152,15 @@ def test_store_study_and_series_metrics_and_storage_info(healthcare: Any,
     stores = healthcare.datasets().dicomStores()
     stores.create(parent=f"{LOCATION}/datasets/m", dicomStoreId="s", body={}).execute()
     files = [corpus_bytes("CT_small.dcm"), corpus_bytes("MR_small.dcm")]
-    for data in files:
+    for data in files:  # the CT NEARLINE, as the Storage-Class header asks (spec 5.1)
         assert requests.post(f"{live_server.base}/v1/{name}/dicomWeb/studies", data=data,
-                             headers={"Content-Type": "application/dicom"}).ok
+                             headers={"Content-Type": "application/dicom",
+                                      "Storage-Class": "NEARLINE" if data is files[0]
+                                      else "STANDARD"}).ok
+    wrong = requests.post(f"{live_server.base}/v1/{name}/dicomWeb/studies", data=files[0],
+                          headers={"Content-Type": "application/dicom",
+                                   "Storage-Class": "GLACIER"})
+    assert wrong.status_code == 400 and "NEARLINE" in wrong.json()["error"]["message"]
     store = stores.getDICOMStoreMetrics(name=name).execute()
     assert {k: store[k] for k in ("name", "studyCount", "seriesCount", "instanceCount")} == {
         "name": name, "studyCount": "2", "seriesCount": "2", "instanceCount": "2"}
@@ -170,7 +176,7 @@ def test_store_study_and_series_metrics_and_storage_info(healthcare: Any,
     info = stores.dicomWeb().studies().series().instances().getStorageInfo(
         resource=f"{series}/instances/{ct.SOPInstanceUID}").execute()
     assert info["blobStorageInfo"] == {"sizeBytes": str(len(files[0])),
-                                       "storageClass": "STANDARD"}
+                                       "storageClass": "NEARLINE"}
     assert int(info["structuredStorageInfo"]["sizeBytes"]) > 1000
     missing = _error(stores.dicomWeb().studies().getStudyMetrics(
         study=f"{name}/dicomWeb/studies/1.2.3"))
@@ -191,7 +197,8 @@ def test_import_and_export_through_gs_uris(healthcare: Any, live_server: LiveSer
     for path, data in files.items():
         (bucket / path).parent.mkdir(parents=True, exist_ok=True)
         (bucket / path).write_bytes(data)
-    done = stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/in/**.dcm"}}
+    done = stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/in/**.dcm"},
+                                           "blobStorageSettings": {"blobStorageClass": "COLDLINE"}}
                           ).execute()
     assert done["done"] is True and done["metadata"]["counter"] == {"success": "3"}
     assert done["metadata"]["apiMethodName"].endswith("DicomService.ImportDicomData")
@@ -215,3 +222,7 @@ def test_import_and_export_through_gs_uris(healthcare: Any, live_server: LiveSer
     ct = pydicom.dcmread(BytesIO(files["in/a.dcm"]))
     assert (bucket / "out" / ct.StudyInstanceUID / ct.SeriesInstanceUID /
             f"{ct.SOPInstanceUID}.dcm").read_bytes() == files["in/a.dcm"]
+    info = stores.dicomWeb().studies().series().instances().getStorageInfo(
+        resource=f"{name}/dicomWeb/studies/{ct.StudyInstanceUID}/series/"
+                 f"{ct.SeriesInstanceUID}/instances/{ct.SOPInstanceUID}").execute()
+    assert info["blobStorageInfo"]["storageClass"] == "COLDLINE"

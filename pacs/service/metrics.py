@@ -11,8 +11,6 @@ from pacs.service.stores import StoreContext
 from pacs.service.targets import Target
 from storage.rows import Metrics
 
-STORAGE_CLASS = "STANDARD"  # the only class this archive has
-
 
 def _sizes(metrics: Metrics) -> dict[str, str]:
     return {"structuredStorageSizeBytes": str(metrics.structured_bytes),
@@ -51,7 +49,7 @@ async def storage_info(archive: Archive, store: StoreContext, target: Target
                                   f"{target.series}/instances/{target.instance}",
             "structuredStorageInfo": {"sizeBytes": str(structured)},
             "blobStorageInfo": {"sizeBytes": str(item.blob_size),
-                                "storageClass": STORAGE_CLASS}}
+                                "storageClass": item.storage_class}}
 
 
 async def _found(archive: Archive, store: StoreContext, target: Target) -> Metrics:

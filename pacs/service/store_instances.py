@@ -6,13 +6,14 @@ points at it, and a row the index refuses (a duplicate, a conflict) removes its 
 A bad instance fails alone with a Failure Reason and never touches what is stored.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
 
 from pacs.dicom.ingest import IngestError, part10_head, read_instance
 from pacs.service.archive import Archive
+from pacs.service.errors import InvalidArgument
 from pacs.service.failures import (
     CANNOT_UNDERSTAND,
     DATA_SET_DOES_NOT_MATCH,
@@ -46,16 +47,38 @@ class StoreOutcome:
         return self.reason is None
 
 
+STORAGE_CLASSES = ("STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE")  # Google's (spec 5.1)
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """How a request stores: into `study` only (when given), replacing an instance stored
+    under the same SOP Instance UID with other content (the upsert) or not, and the storage
+    class its blobs are recorded with."""
+
+    study: str | None = None
+    replace: bool = False
+    storage_class: str = "STANDARD"
+
+
+def storage_class(value: str | None) -> str:
+    """A storage class a client asked for (STANDARD when it asked none); InvalidArgument
+    naming the classes otherwise."""
+    if value is None or not value.strip():
+        return STORAGE_CLASSES[0]
+    if value.strip().upper() not in STORAGE_CLASSES:
+        raise InvalidArgument(f"storage class {value[:40]!r} is not one of "
+                              f"{', '.join(STORAGE_CLASSES)}")
+    return value.strip().upper()
+
+
 async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob,
-                       outcome: StoreOutcome, study: str | None = None,
-                       replace: bool = False) -> None:
-    """Store the complete Part 10 blob `staged` in `store`, recording the result in
-    `outcome`; with `study`, the instance must belong to that study; with `replace`, it
-    replaces an instance stored under its SOP Instance UID with other content (an upsert).
-    `staged` is consumed: committed, or discarded."""
+                       outcome: StoreOutcome, options: StoreOptions = StoreOptions()) -> None:
+    """Store the complete Part 10 blob `staged` in `store` as `options` say, recording the
+    result in `outcome`. `staged` is consumed: committed, or discarded."""
     try:
         record, name, staged = await anyio.to_thread.run_sync(
-            _read_and_commit, archive, store, staged, outcome, study)
+            _read_and_commit, archive, store, staged, outcome, options)
     except IngestError as exc:
         outcome.sop_class_uid = outcome.sop_class_uid or exc.sop_class_uid
         outcome.sop_uid = outcome.sop_uid or exc.sop_instance_uid
@@ -66,7 +89,7 @@ async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob
     except OSError as exc:
         outcome.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
         return
-    await _index(archive, store, record, name, staged, outcome, replace)
+    await _index(archive, store, record, name, staged, outcome, options.replace)
 
 
 class _Refused(Exception):
@@ -74,7 +97,7 @@ class _Refused(Exception):
 
 
 def _read_and_commit(archive: Archive, store: StoreContext, staged: StagedBlob,
-                     outcome: StoreOutcome, study: str | None
+                     outcome: StoreOutcome, options: StoreOptions
                      ) -> tuple[InstanceRecord, str, StagedBlob]:
     """Make the blob a Part 10 file if it lacks the preamble, parse its header, check the
     study and make it durable (one worker-thread hop); what is staged is discarded on any
@@ -85,10 +108,11 @@ def _read_and_commit(archive: Archive, store: StoreContext, staged: StagedBlob,
             record = read_instance(fp, store.profile.bulk_data)
         outcome.sop_class_uid, outcome.sop_uid = record.sop_class_uid, record.sop_uid
         outcome.study_uid, outcome.series_uid = record.study_uid, record.series_uid
-        if study is not None and record.study_uid != study:
+        if options.study is not None and record.study_uid != options.study:
             outcome.fail(DATA_SET_DOES_NOT_MATCH, f"StudyInstanceUID {record.study_uid} "
-                         f"differs from the study in the request URL, {study}")
+                         f"differs from the study in the request URL, {options.study}")
             raise _Refused
+        record = replace(record, storage_class=options.storage_class)
         return record, archive.blobs.commit(staged), staged
     except BaseException:
         staged.discard()
@@ -117,11 +141,12 @@ def _as_part10(archive: Archive, staged: StagedBlob) -> StagedBlob:
     return rebuilt
 
 
-async def store_file(archive: Archive, store: StoreContext, path: Path) -> StoreOutcome:
+async def store_file(archive: Archive, store: StoreContext, path: Path,
+                     options: StoreOptions = StoreOptions()) -> StoreOutcome:
     """Store the Part 10 file at `path` (as `pacs import` does), copying it into staging."""
     outcome = StoreOutcome()
     staged = await anyio.to_thread.run_sync(_stage_file, archive, path)
-    await store_staged(archive, store, staged, outcome)
+    await store_staged(archive, store, staged, outcome, options)
     return outcome
 
 

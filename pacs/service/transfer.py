@@ -17,7 +17,7 @@ from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
 from pacs.service.management import record_operation
 from pacs.service.retrieve import locate
-from pacs.service.store_instances import store_file
+from pacs.service.store_instances import StoreOptions, storage_class, store_file
 from pacs.service.stores import StoreContext
 from pacs.service.targets import Target
 from storage.query import Level, Query
@@ -66,9 +66,11 @@ async def import_files(archive: Archive, store: StoreContext, body: dict[str, An
     files = await anyio.to_thread.run_sync(_matching, bucket, path)
     if not files:
         raise InvalidArgument(f"no file matches {uri[:200]!r}")
+    options = StoreOptions(storage_class=storage_class(
+        (body.get("blobStorageSettings") or {}).get("blobStorageClass")))
     failures: list[dict[str, Any]] = []
     for file in files:
-        outcome = await store_file(archive, store, file)
+        outcome = await store_file(archive, store, file, options)
         if not outcome.stored:
             failures.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo",
                              "reason": outcome.detail,

@@ -29,7 +29,12 @@ from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
 from pacs.service.failures import CANNOT_UNDERSTAND
 from pacs.service.staging import StagingWriter
-from pacs.service.store_instances import StoreOutcome, store_staged
+from pacs.service.store_instances import (
+    StoreOptions,
+    StoreOutcome,
+    storage_class,
+    store_staged,
+)
 from pacs.service.stores import StoreContext
 from pacs.transactions.store_metadata import METADATA_TYPES, MetadataReceiver
 from pacs.transactions.store_response import response_dataset
@@ -61,9 +66,11 @@ async def store_instances(request: Request) -> Response:
     except NotAcceptable:  # STOW answers even an odd Accept (Google's docs send one)
         response_type = default
     part_type, events = _events(request, archive)
-    receiver = (MetadataReceiver(archive, store, study, part_type, replace)
+    options = StoreOptions(study, replace,
+                           storage_class(request.headers.get("storage-class")))
+    receiver = (MetadataReceiver(archive, store, options, part_type)
                 if part_type in METADATA_TYPES
-                else _Receiver(archive, store, study, replace))
+                else _Receiver(archive, store, options))
     await receiver.receive(events)
     results = receiver.results
     body = response_dataset(links_of(request), study, results, store.profile.failure_reason)
@@ -139,12 +146,10 @@ class _Receiver:
     """Writes each part to staging and stores it as soon as it is complete; only the small
     per-part outcomes stay in memory."""
 
-    def __init__(self, archive: Archive, store: StoreContext, study: str | None,
-                 replace: bool) -> None:
+    def __init__(self, archive: Archive, store: StoreContext, options: StoreOptions) -> None:
         self._archive = archive
         self._store = store
-        self._study = study
-        self._replace = replace
+        self._options = options
         self.results: list[StoreOutcome] = []
         self._current: StoreOutcome | None = None
         self._writer: StagingWriter | None = None
@@ -184,7 +189,7 @@ class _Receiver:
         else:
             writer, self._writer = self._writer, None
             await store_staged(self._archive, self._store, await writer.finish(),
-                               self._current, self._study, self._replace)
+                               self._current, self._options)
             self._current = None
 
 

@@ -29,7 +29,7 @@ from pacs.service.instance_builder import (
     identity,
 )
 from pacs.service.staging import StagingWriter
-from pacs.service.store_instances import StoreOutcome, store_staged
+from pacs.service.store_instances import StoreOptions, StoreOutcome, store_staged
 from pacs.service.stores import StoreContext
 from storage.protocols import BlobStore, StagedBlob
 
@@ -54,13 +54,12 @@ class _Part:
 class MetadataReceiver:
     """Receives the parts, then builds and stores each instance the metadata describes."""
 
-    def __init__(self, archive: Archive, store: StoreContext, study: str | None,
-                 metadata_type: str, replace: bool) -> None:
+    def __init__(self, archive: Archive, store: StoreContext, options: StoreOptions,
+                 metadata_type: str) -> None:
         self._archive = archive
-        self._replace = replace
+        self._options = options
         self._metadata_type = metadata_type
         self._store = store
-        self._study = study
         self._metadata_limit = archive.settings.max_metadata_bytes
         self._metadata_bytes = 0
         self._parts: list[_Part] = []
@@ -146,8 +145,7 @@ class MetadataReceiver:
         except BuildError as exc:
             outcome.fail(exc.reason, str(exc))
             return
-        await store_staged(self._archive, self._store, staged, outcome, self._study,
-                           self._replace)
+        await store_staged(self._archive, self._store, staged, outcome, self._options)
 
 
 def _start(headers: Mapping[str, str], metadata_type: str, first: bool) -> _Part:

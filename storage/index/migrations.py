@@ -134,6 +134,9 @@ CREATE TABLE operations (
 );
 CREATE INDEX operations_dataset ON operations (dataset, id);
 """),
+    ("0006_storage_class", """
+ALTER TABLE instances ADD COLUMN storage_class TEXT NOT NULL DEFAULT 'STANDARD';
+"""),
 )
 
 

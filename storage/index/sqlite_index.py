@@ -144,10 +144,11 @@ class SqliteIndex:
         def run(conn: sqlite3.Connection) -> list[InstanceLocation]:
             rows = conn.execute(
                 "SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, "
-                "i.transfer_syntax_uid, i.blob_name, i.blob_size, i.frames, i.bulk "
+                "i.transfer_syntax_uid, i.blob_name, i.blob_size, i.frames, i.bulk, "
+                "i.storage_class "
                 f"FROM {_SCOPE_FROM} WHERE {where} {_SCOPE_ORDER}", params).fetchall()
             return [InstanceLocation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7].encode(),
-                                     r[8].encode()) for r in rows]
+                                     r[8].encode(), r[9]) for r in rows]
         return await self._db.read(run)
 
     async def metadata(self, store_id: int, study: str, series: str | None = None,
@@ -253,10 +254,11 @@ def _add(conn: sqlite3.Connection, store_id: int, record: InstanceRecord, blob_n
     conn.execute(
         "INSERT INTO instances (series_pk, study_pk, store_id, sop_uid, sop_class_uid, "
         "instance_number, transfer_syntax_uid, blob_name, blob_size, sha256, metadata, frames, "
-        "bulk, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "bulk, stored_at, storage_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (series[0], study[0], store_id, record.sop_uid, record.sop_class_uid,
          column_value(attrs, 0x00200013), record.transfer_syntax_uid, blob_name, blob_size,
-         sha256, record.metadata.decode(), frames, bulk, datetime.now(UTC).isoformat()))
+         sha256, record.metadata.decode(), frames, bulk, datetime.now(UTC).isoformat(),
+         record.storage_class))
     conn.execute("UPDATE series SET n_instances = n_instances + 1 WHERE pk = ?", (series[0],))
     conn.execute("UPDATE studies SET n_instances = n_instances + 1 WHERE pk = ?", (study[0],))
     return AddOutcome.STORED
