@@ -88,6 +88,8 @@ GOOGLE_DICOMWEB: list[BaseRoute] = [
     *DICOMWEB,
     route("/studies", {"PUT": store.UPSERT.handler}),  # v1beta1 only, as Google has it
     route(STUDY, {"PUT": store.UPSERT.handler}),
+    *(route(level + "/metadata", {"PATCH": answer(manage.update_metadata)})  # v1beta1 too
+      for level in (STUDY, SERIES, INSTANCE)),
 ]
 SERVICE_ROOT = {"OPTIONS": capabilities(RESOURCES)}  # the whole service (PS3.18 8.9)
 

@@ -246,3 +246,39 @@ def test_v1beta1_put_replaces_what_post_refuses(stores: Stores) -> None:
                         headers=headers).status_code == 405
     assert requests.put(f"{stores.full}/studies", data=original,
                         headers=headers).status_code == 405
+
+
+def test_v1beta1_update_metadata_applies_a_json_patch(stores: Stores) -> None:
+    """v1beta1 updateMetadata: a JSON Patch over each instance's DICOM JSON; the study's is a
+    long-running operation, an instance's answers {}; the pixels and UIDs stay."""
+    series = ct_series(2, size=8)
+    v1beta1 = stores.google.replace("/v1/", "/v1beta1/")
+    for body in series:
+        assert requests.post(f"{v1beta1}/studies", data=body,
+                             headers={"Content-Type": "application/dicom"}).ok
+    ds = pydicom.dcmread(BytesIO(series[0]))
+    study = f"{v1beta1}/studies/{ds.StudyInstanceUID}"
+    patch = [{"op": "replace", "path": "/00100010",
+              "value": {"vr": "PN", "Value": [{"Alphabetic": "Renamed^Patient"}]}},
+             {"op": "add", "path": "/00081030",
+              "value": {"vr": "LO", "Value": ["Updated"]}}]
+    operation = requests.patch(f"{study}/metadata", json=patch).json()
+    assert operation["done"] and operation["metadata"]["counter"] == {"success": "2"}
+    assert operation["metadata"]["apiMethodName"].endswith("UpdateStudyMetadata")
+    found = requests.get(f"{study}/metadata").json()
+    assert [m["00100010"]["Value"][0]["Alphabetic"] for m in found] == ["Renamed^Patient"] * 2
+    assert {m["00081030"]["Value"][0] for m in found} == {"Updated"}
+    url = (f"{study}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}")
+    back = pydicom.dcmread(BytesIO(requests.get(
+        url, headers={"Accept": "application/dicom; transfer-syntax=*"}).content))
+    assert back.PixelData == ds.PixelData and back.SOPInstanceUID == ds.SOPInstanceUID
+    removed = requests.patch(f"{url}/metadata", json=[{"op": "remove", "path": "/00081030"}])
+    assert removed.json() == {}
+    [one] = requests.get(f"{url}/metadata").json()
+    assert "00081030" not in one
+    for bad in ([{"op": "replace", "path": "/0020000D", "value": {"vr": "UI"}}],
+                [{"op": "move", "path": "/00100010"}], {"op": "remove"},
+                [{"op": "remove", "path": "/00081030"}]):  # already removed
+        assert requests.patch(f"{url}/metadata", json=bad).status_code == 400, bad
+    assert requests.patch(f"{stores.google}/studies/{ds.StudyInstanceUID}/metadata",
+                          json=patch).status_code == 404  # v1 has no updateMetadata

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from pacs.http.addressing import API_VERSIONS, addressed, archive_of
 from pacs.service import management, metrics, transfer
 from pacs.service.errors import InvalidArgument, NotFound, TooLarge
+from pacs.service.update_metadata import update_metadata as update_metadata_of
 
 MAX_BODY_BYTES = 1024 * 1024  # a management request body (datasets and stores are small)
 Call = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -27,12 +28,17 @@ def answer(call: Call) -> Callable[[Request], Awaitable[Response]]:
     return handle
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def _raw_body(request: Request) -> bytes:
     data = b""
     async for chunk in request.stream():
         data += chunk
         if len(data) > MAX_BODY_BYTES:
             raise TooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    return data
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    data = await _raw_body(request)
     try:
         body = orjson.loads(data) if data.strip() else {}
     except orjson.JSONDecodeError as exc:
@@ -189,3 +195,22 @@ async def export_files(request: Request) -> dict[str, Any]:
     store = await archive.stores.get(_name(request, *STORE))
     return await transfer.export_files(archive, store, await _body(request),
                                        request.path_params["version"])
+
+
+async def update_metadata(request: Request) -> dict[str, Any]:
+    """v1beta1 only: a study or series update is a long-running operation, an instance's
+    answers `{}`."""
+    archive, store, target = await addressed(request)
+    version = request.path_params["version"]
+    if version != "v1beta1":
+        raise NotFound("updateMetadata is a Cloud Healthcare API v1beta1 method")
+    patch = orjson.loads(await _raw_body(request) or b"null")
+    count = await update_metadata_of(archive, store, target, patch)
+    if target.instance is not None:
+        return {}
+    method = "UpdateSeriesMetadata" if target.series else "UpdateStudyMetadata"
+    return await management.record_operation(
+        archive, store.name.split("/dicomStores/")[0],
+        f"google.cloud.healthcare.{version}.dicomweb.DicomWebService.{method}",
+        {"@type": "type.googleapis.com/google.protobuf.Empty"}, version,
+        {"success": str(count)})
