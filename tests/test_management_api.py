@@ -89,6 +89,12 @@ def test_stores_with_labels_filter_patch_and_delete(healthcare: Any,
     assert [s["name"] for s in found["dicomStores"]] == [f"{dataset}/dicomStores/ct"]
     assert len(stores.list(parent=dataset, filter="labels.site:*").execute()["dicomStores"]) == 1
     assert len(stores.list(parent=dataset).execute()["dicomStores"]) == 2
+    page = stores.list(parent=dataset, pageSize=1).execute()
+    rest = stores.list(parent=dataset, pageSize=1, pageToken=page["nextPageToken"]).execute()
+    assert [s["name"].rsplit("/", 1)[1] for s in page["dicomStores"] + rest["dicomStores"]] \
+        == ["ct", "mr"]
+    filtered = stores.list(parent=dataset, pageSize=1, filter="labels.team=qa").execute()
+    assert [s["name"].rsplit("/", 1)[1] for s in filtered["dicomStores"]] == ["mr"]
     patched = stores.patch(name=f"{dataset}/dicomStores/mr", updateMask="labels",
                            body={"labels": {"team": "ai"}}).execute()
     assert patched["labels"] == {"team": "ai", "pacs-profile": "google"}
@@ -226,3 +232,39 @@ def test_import_and_export_through_gs_uris(healthcare: Any, live_server: LiveSer
         resource=f"{name}/dicomWeb/studies/{ct.StudyInstanceUID}/series/"
                  f"{ct.SeriesInstanceUID}/instances/{ct.SOPInstanceUID}").execute()
     assert info["blobStorageInfo"]["storageClass"] == "COLDLINE"
+
+
+def test_dicomweb_through_the_discovery_client(healthcare: Any,
+                                              live_server: LiveServer) -> None:
+    """Store, search (an empty result too), retrieve metadata and an instance, and delete a
+    study through the discovery client's dicomWeb methods, setting the raw bodies and
+    headers a DICOMweb request needs on its requests."""
+    healthcare.datasets().create(parent=LOCATION, datasetId="web", body={}).execute()
+    parent = f"{LOCATION}/datasets/web/dicomStores/s"
+    stores = healthcare.datasets().dicomStores()
+    stores.create(parent=f"{LOCATION}/datasets/web", dicomStoreId="s", body={}).execute()
+    assert stores.searchForInstances(parent=parent, dicomWebPath="instances").execute() == {}
+    data = corpus_bytes("CT_small.dcm")
+    request = stores.storeInstances(parent=parent, dicomWebPath="studies", body=None)
+    request.headers.update({"content-type": "application/dicom",
+                            "content-length": str(len(data))})
+    request.body = data
+    request.execute()  # the XML response is not JSON; the sample only checks it succeeded
+    ct = pydicom.dcmread(BytesIO(data))
+    found = stores.searchForInstances(parent=parent, dicomWebPath="instances").execute()
+    assert [i["00080018"]["Value"] for i in found] == [[ct.SOPInstanceUID]]
+    path = (f"studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/instances/"
+            f"{ct.SOPInstanceUID}")
+    [metadata] = stores.studies().series().instances().retrieveMetadata(
+        parent=parent, dicomWebPath=f"{path}/metadata").execute()
+    assert metadata["00100010"]["Value"] == [{"Alphabetic": str(ct.PatientName)}]
+    retrieve = stores.studies().series().instances().retrieveInstance(
+        parent=parent, dicomWebPath=path)
+    retrieve.headers["Accept"] = "application/dicom; transfer-syntax=*"
+    retrieve.postproc = lambda _response, content: content  # the raw Part 10 bytes
+    assert retrieve.execute() == data
+    deleted = stores.studies().delete(parent=parent,
+                                      dicomWebPath=f"studies/{ct.StudyInstanceUID}").execute()
+    operation = healthcare.datasets().operations().get(name=deleted["name"]).execute()
+    assert operation["done"] is True
+    assert stores.searchForInstances(parent=parent, dicomWebPath="instances").execute() == {}
