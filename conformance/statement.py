@@ -99,10 +99,11 @@ def _profile_value(profile: Profile, name: str) -> str:
     if isinstance(value, failures.FailureReason):
         return f"`0x{value.code:04X}` ({value.code}) for every failure, the detail saying why"
     if value is None:
-        return {"search_keys": "any", "xml_namespace": "none: a bare root"}.get(name, "its own")
+        return {"search_keys": "any", "xml_namespace": "none: a bare root",
+                "rendered_parameters": "all of PS3.18 8.3.5"}.get(name, "its own")
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if name == "search_keys":
+    if name in ("search_keys", "search_defaults"):
         return "; ".join(f"{level.name.lower()}: " + ", ".join(
             sorted(keyword_for_tag(tag) or f"{tag:08X}" for tag in tags))
             for level, tags in value.items())

@@ -9,6 +9,7 @@ from io import BytesIO
 import pydicom
 import pytest
 import requests
+from PIL import Image
 
 from tests.conftest import LiveServer, run_server
 from tests.dataset_factories import corpus_bytes, ct_series
@@ -282,3 +283,32 @@ def test_v1beta1_update_metadata_applies_a_json_patch(stores: Stores) -> None:
         assert requests.patch(f"{url}/metadata", json=bad).status_code == 400, bad
     assert requests.patch(f"{stores.google}/studies/{ds.StudyInstanceUID}/metadata",
                           json=patch).status_code == 404  # v1 has no updateMetadata
+
+
+def test_google_results_carry_googles_default_attributes(stores: Stores) -> None:
+    """Spec 3.6: Google's default sets leave out the computed study attributes and
+    RetrieveURL (returned when asked for); a full store has PS3.18's Tables 10.6.3-3 to -5."""
+    asked = {"StudyInstanceUID": stores.ct.StudyInstanceUID}
+    [google] = requests.get(f"{stores.google}/studies", params=asked).json()
+    [full] = requests.get(f"{stores.full}/studies", params=asked).json()
+    computed = {"00201206", "00201208", "00080061", "00081190"}
+    assert computed <= set(full) and not computed & set(google)
+    assert {"00100010", "00080020", "0020000D", "00080056"} <= set(google)
+    [asked_for] = requests.get(f"{stores.google}/studies",
+                               params={**asked, "includefield": "00201208"}).json()
+    assert asked_for["00201208"]["Value"] == [1]
+    [series] = requests.get(f"{stores.google}/studies/{stores.ct.StudyInstanceUID}/series"
+                            ).json()
+    assert "00200011" not in series and "0008103E" in series  # SeriesNumber only if asked
+
+
+def test_google_renders_with_the_viewport_only(stores: Stores) -> None:
+    """Spec 4.3: no parameter but viewport is read on Google (a malformed window is ignored
+    there); a full store reads them all (and refuses the malformed one)."""
+    google = requests.get(f"{_instance(stores, stores.google)}/rendered",
+                          params={"window": "nonsense", "viewport": "64,64"})
+    assert google.status_code == 200
+    assert Image.open(BytesIO(google.content)).size == (64, 64)
+    full = requests.get(f"{_instance(stores, stores.full)}/rendered",
+                        params={"window": "nonsense"})
+    assert full.status_code == 400

@@ -18,6 +18,34 @@ from storage.query import Level, MatchKind
 DICOM_XML = "application/dicom+xml"
 
 
+# Attributes returned by default (PS3.18 Tables 10.6.3-3, -4 and -5).
+STUDY_DEFAULTS = frozenset({
+    0x00080005, 0x00080020, 0x00080030, 0x00080050, 0x00080056, 0x00080061, 0x00080090,
+    0x00080201, 0x00081190, 0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x0020000D,
+    0x00200010, 0x00201206, 0x00201208,
+})
+SERIES_DEFAULTS = frozenset({
+    0x00080005, 0x00080060, 0x00080201, 0x0008103E, 0x00081190, 0x0020000D, 0x0020000E,
+    0x00200011, 0x00201209, 0x00400244, 0x00400245, 0x00400275,
+})
+INSTANCE_DEFAULTS = frozenset({
+    0x00080005, 0x00080016, 0x00080018, 0x00080056, 0x00080201, 0x00081190, 0x0020000D,
+    0x0020000E, 0x00080060, 0x00200013, 0x00280008, 0x00280010, 0x00280011, 0x00280100,
+})
+PS3_18_DEFAULTS = {Level.STUDY: STUDY_DEFAULTS, Level.SERIES: SERIES_DEFAULTS,
+                   Level.INSTANCE: INSTANCE_DEFAULTS}
+# Google's default attributes (spec 3.6); computed ones are returned when asked for.
+GOOGLE_DEFAULTS = {
+    Level.STUDY: frozenset({0x00080005, 0x00080020, 0x00080030, 0x00080050, 0x00080056,
+                            0x00080090, 0x00080201, 0x00100010, 0x00100020, 0x00100030,
+                            0x00100040, 0x0020000D, 0x00200010}),
+    Level.SERIES: frozenset({0x00080005, 0x00080060, 0x00080201, 0x0008103E, 0x0020000E,
+                             0x00400244, 0x00400245, 0x00400275}),
+    Level.INSTANCE: frozenset({0x00080005, 0x00080016, 0x00080018, 0x00080056, 0x00080201,
+                               0x00200013, 0x00280010, 0x00280011, 0x00280100, 0x00280008}),
+}
+
+
 @dataclass(frozen=True)
 class SearchLimits:
     """Results per page when a query gives no `limit`, and the most it may ask for."""
@@ -40,7 +68,9 @@ class Profile:
     unrequestable_syntaxes: frozenset[str]  # never produced on request (PS3.18 8.7.3)
     rendered_levels: frozenset[str]  # resources with /rendered
     thumbnail_levels: frozenset[str]  # resources with /thumbnail (Sup 203)
+    rendered_parameters: frozenset[str] | None  # query parameters read (None: all of 8.3.5)
     search_keys: Mapping[Level, frozenset[int]] | None  # match keys accepted (None: any)
+    search_defaults: Mapping[Level, frozenset[int]]  # attributes results carry unasked
     match_kinds: frozenset[MatchKind]  # matching types (PS3.4 C.2.2.2); others are literal
     partial_store_status: int  # a Store response when some instances failed (PS3.18 10.5.3)
     delete_operations: bool  # a study or series delete answers a long-running operation
@@ -61,7 +91,9 @@ FULL = Profile(
     unrequestable_syntaxes=frozenset({IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN}),
     rendered_levels=frozenset({"study", "series", "instance", "frames"}),
     thumbnail_levels=frozenset({"study", "series", "instance", "frames"}),
+    rendered_parameters=None,
     search_keys=None,
+    search_defaults=PS3_18_DEFAULTS,
     match_kinds=frozenset(MatchKind),
     partial_store_status=202,
     delete_operations=False,
@@ -86,8 +118,10 @@ GOOGLE = Profile(
     unrequestable_syntaxes=frozenset({EXPLICIT_VR_BIG_ENDIAN}),  # spec 4.1 lists .1.2
     rendered_levels=frozenset({"instance", "frames"}),  # spec 4.3
     thumbnail_levels=frozenset(),
+    rendered_parameters=frozenset({"viewport"}),  # spec 4.3: the others are ignored
     search_keys={Level.STUDY: _GOOGLE_STUDY_KEYS, Level.SERIES: _GOOGLE_SERIES_KEYS,
                  Level.INSTANCE: _GOOGLE_SERIES_KEYS | {0x00080018}},
+    search_defaults=GOOGLE_DEFAULTS,
     # spec 3.3: exact matching, StudyDate ranges, PatientName fuzzy matching; no wildcards,
     # no UID lists (a list is matched as one literal value; a repeated key answers 400)
     match_kinds=frozenset({MatchKind.SINGLE, MatchKind.RANGE, MatchKind.FUZZY}),

@@ -5,6 +5,7 @@ NumberOf…Related…, SOPClassesInStudy, InstanceAvailability and, when links a
 RetrieveURL) are added here.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,22 +17,6 @@ from pacs.service.links import Links
 from pacs.service.stores import StoreContext
 from storage.query import Level, Query, SearchRow
 
-# Attributes returned by default (PS3.18 Tables 10.6.3-3, -4 and -5).
-STUDY_DEFAULTS = frozenset({
-    0x00080005, 0x00080020, 0x00080030, 0x00080050, 0x00080056, 0x00080061, 0x00080090,
-    0x00080201, 0x00081190, 0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x0020000D,
-    0x00200010, 0x00201206, 0x00201208,
-})
-SERIES_DEFAULTS = frozenset({
-    0x00080005, 0x00080060, 0x00080201, 0x0008103E, 0x00081190, 0x0020000D, 0x0020000E,
-    0x00200011, 0x00201209, 0x00400244, 0x00400245, 0x00400275,
-})
-INSTANCE_DEFAULTS = frozenset({
-    0x00080005, 0x00080016, 0x00080018, 0x00080056, 0x00080201, 0x00081190, 0x0020000D,
-    0x0020000E, 0x00080060, 0x00200013, 0x00280008, 0x00280010, 0x00280011, 0x00280100,
-})
-_DEFAULTS = {Level.STUDY: STUDY_DEFAULTS, Level.SERIES: SERIES_DEFAULTS,
-             Level.INSTANCE: INSTANCE_DEFAULTS}
 _COMPUTED = frozenset({0x00080056, 0x00080060, 0x00080061, 0x00080062, 0x00081190, 0x00201206,
                        0x00201208, 0x00201209})
 
@@ -59,8 +44,9 @@ async def search(archive: Archive, store: StoreContext, request: SearchRequest,
     `links` (none without them)."""
     result = await archive.index.search(store.id, request.query)
     level = request.query.level
-    return SearchAnswer([_dataset(row, level, request, links) for row in result.rows],
-                        result.more)
+    defaults = store.profile.search_defaults
+    return SearchAnswer([_dataset(row, level, request, links, defaults)
+                         for row in result.rows], result.more)
 
 
 def _upper_levels(query: Query) -> tuple[Level, ...]:
@@ -76,10 +62,10 @@ def _upper_levels(query: Query) -> tuple[Level, ...]:
     return ()
 
 
-def _dataset(row: SearchRow, level: Level, request: SearchRequest,
-             links: Links | None) -> dict[str, Any]:
+def _dataset(row: SearchRow, level: Level, request: SearchRequest, links: Links | None,
+             defaults: Mapping[Level, frozenset[int]]) -> dict[str, Any]:
     upper = _upper_levels(request.query)
-    wanted = _DEFAULTS[level].union(*(_DEFAULTS[u] for u in upper), request.include)
+    wanted = defaults[level].union(*(defaults[u] for u in upper), request.include)
     out: dict[str, Any] = {}
     _take(out, orjson.loads(row.study_attrs), wanted,
           request.include_all and level is Level.STUDY)

@@ -55,7 +55,9 @@ async def _respond(request: Request, thumbnail: bool) -> Response:
     accept = request.query_params.get("accept") or request.headers.get("accept")
     choice = negotiate(accept, _OFFERS, _AVAILABLE)
     try:
-        params = parse_render_params(request.query_params, choice.media_type, thumbnail)
+        allowed = store.profile.rendered_parameters
+        query = {k: v for k, v in request.query_params.items() if allowed is None or k in allowed}
+        params = parse_render_params(query, choice.media_type, thumbnail)
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from exc
     jobs = await _jobs(request, archive, found, choice.offer.multipart, choice.media_type)
