@@ -14,7 +14,7 @@ import requests
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, run_server
 from tests.dataset_factories import corpus_bytes
 
 LOCATION = "projects/p1/locations/us-central1"
@@ -268,3 +268,25 @@ def test_dicomweb_through_the_discovery_client(healthcare: Any,
     operation = healthcare.datasets().operations().get(name=deleted["name"]).execute()
     assert operation["done"] is True
     assert stores.searchForInstances(parent=parent, dicomWebPath="instances").execute() == {}
+
+
+def test_datasets_stores_and_operations_survive_a_restart(tmp_path: Any) -> None:
+    data = tmp_path / "data"
+    names: dict[str, str] = {}
+    for turn in range(2):
+        with run_server(data) as running:
+            base = f"http://127.0.0.1:{running.port}"
+            service = build("healthcare", "v1", http=httplib2.Http(), static_discovery=True,
+                            client_options={"api_endpoint": base + "/"})
+            datasets = service.projects().locations().datasets()
+            if turn == 0:
+                names["op"] = datasets.create(parent=LOCATION, datasetId="kept",
+                                              body={}).execute()["name"]
+                datasets.dicomStores().create(parent=f"{LOCATION}/datasets/kept",
+                                              dicomStoreId="s", body={"labels": {"a": "b"}}
+                                              ).execute()
+                continue
+            assert datasets.operations().get(name=names["op"]).execute()["done"] is True
+            store = datasets.dicomStores().get(
+                name=f"{LOCATION}/datasets/kept/dicomStores/s").execute()
+            assert store["labels"] == {"a": "b", "pacs-profile": "google"}
