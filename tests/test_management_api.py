@@ -290,3 +290,14 @@ def test_datasets_stores_and_operations_survive_a_restart(tmp_path: Any) -> None
             store = datasets.dicomStores().get(
                 name=f"{LOCATION}/datasets/kept/dicomStores/s").execute()
             assert store["labels"] == {"a": "b", "pacs-profile": "google"}
+
+
+def test_a_management_body_over_googles_10_mb_is_refused(live_server: LiveServer) -> None:
+    url = f"{live_server.base}/v1/{LOCATION}/datasets"
+    big = requests.post(url, params={"datasetId": "big"},
+                        data=b'{"timeZone": "' + b"x" * (10 * 1024 * 1024) + b'"}',
+                        headers={"Content-Type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"]["status"] == "INVALID_ARGUMENT"
+    bad = requests.post(url, params={"datasetId": "bad"}, data=b"{not json",
+                        headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and "JSON" in bad.json()["error"]["message"]

@@ -14,7 +14,7 @@ from pacs.service import management, metrics, transfer
 from pacs.service.errors import InvalidArgument, NotFound, TooLarge
 from pacs.service.update_metadata import update_metadata as update_metadata_of
 
-MAX_BODY_BYTES = 1024 * 1024  # a management request body (datasets and stores are small)
+MAX_BODY_BYTES = 10 * 1024 * 1024  # Google: 10 MB for every request but a Store (spec 4.9)
 Call = Callable[[Request], Awaitable[dict[str, Any]]]
 
 
