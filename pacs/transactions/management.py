@@ -29,12 +29,12 @@ def answer(call: Call) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def _raw_body(request: Request) -> bytes:
-    data = b""
+    data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > MAX_BODY_BYTES:
             raise TooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    return data
+    return bytes(data)
 
 
 async def _body(request: Request) -> dict[str, Any]:
