@@ -166,3 +166,17 @@ def test_a_blob_cut_short_in_storage_is_an_error_before_any_header(
         assert response.status_code == 500, path
         assert response.json()["error"]["status"] == "DATA_LOSS"
         assert "damaged" in response.json()["error"]["message"]
+
+
+def test_a_blob_gone_from_storage_is_data_loss_not_a_crash(live_server: LiveServer) -> None:
+    data = corpus_bytes("CT_small.dcm")
+    assert requests.post(f"{live_server.dicomweb}/studies", data=data,
+                         headers={"Content-Type": "application/dicom"}).status_code == 200
+    [blob] = [p for p in (live_server.data_dir / "blobs").rglob("*") if p.is_file()]
+    blob.unlink()
+    url = live_server.dicomweb + _url(pydicom.dcmread(BytesIO(data)))
+    for path in ("", "/frames/1", "/bulkdata/7FE00010"):
+        response = requests.get(url + path, headers={"Accept": "*/*"})
+        assert response.status_code == 500, path
+        assert response.json()["error"]["status"] == "DATA_LOSS"
+        assert "gone" in response.json()["error"]["message"]

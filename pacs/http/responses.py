@@ -42,9 +42,10 @@ def native_xml_response(datasets: Sequence[dict[str, Any]],
     """DICOM JSON datasets as multipart/related; type="application/dicom+xml", one Native
     DICOM Model document per part (PS3.18 8.7.3.1.2, PS3.19 A.1)."""
     documents = [to_native_xml(dataset, namespace) for dataset in datasets]
-    return multipart_response([Part({"Content-Type": DICOM_XML}, _once(document),
+    return multipart_response([Part({"Content-Type": DICOM_XML}, once(document),
                                     len(document)) for document in documents], DICOM_XML)
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
+async def once(data: bytes) -> AsyncIterator[bytes]:
+    """A body of bytes already at hand, as a part's stream."""
     yield data

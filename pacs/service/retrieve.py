@@ -60,11 +60,46 @@ async def check_stored(archive: Archive, wanted: Sequence[tuple[InstanceLocation
             except FileNotFoundError:
                 held = -1
             if held < needed:
-                missing.append(f"instance {item.sop_uid}: blob {item.blob_name} holds "
-                               f"{max(held, 0)} of {needed} bytes"
-                               + (" (it is gone)" if held < 0 else ""))
+                missing.append(_shortfall(item, held, needed))
         return missing
-    missing = await anyio.to_thread.run_sync(short)
+    _lost(await anyio.to_thread.run_sync(short))
+
+
+async def read_small(archive: Archive, item: InstanceLocation,
+                     pieces: Sequence[Sequence[Span]]) -> list[bytes] | None:
+    """The stored bytes of each piece (a frame's fragments), all read in one worker-thread
+    hop, when together they are at most `read_chunk_bytes` (a viewer's frames); None when
+    larger, to be checked and streamed instead. DataLoss, logged once, if the blob falls
+    short."""
+    if sum(span.length for spans in pieces for span in spans) > \
+            archive.settings.read_chunk_bytes:
+        return None
+
+    def read() -> tuple[list[bytes], list[str]]:
+        out: list[bytes] = []
+        for spans in pieces:
+            data = b"".join(archive.blobs.read(item.blob_name, s.offset, s.length)
+                            for s in spans)
+            wanted = sum(s.length for s in spans)
+            if len(data) < wanted:
+                return [], [_shortfall(item, len(data), wanted)]
+            out.append(data)
+        return out, []
+    try:
+        found, missing = await anyio.to_thread.run_sync(read)
+    except FileNotFoundError:
+        found, missing = [], [_shortfall(item, -1, item.blob_size)]
+    _lost(missing)
+    return found
+
+
+def _shortfall(item: InstanceLocation, held: int, needed: int) -> str:
+    """What is missing: `held` of the `needed` bytes (-1: the blob is gone)."""
+    return (f"instance {item.sop_uid}: blob {item.blob_name} holds {max(held, 0)} of the "
+            f"{needed} bytes asked for" + (" (it is gone)" if held < 0 else ""))
+
+
+def _lost(missing: list[str]) -> None:
     if missing:
         log.error("stored data is missing: %s", "; ".join(missing))
         raise DataLoss(f"{len(missing)} instance(s) asked for are damaged in storage; the "

@@ -23,14 +23,14 @@ from pacs.dicom.transfer_syntaxes import (
 from pacs.http.addressing import addressed
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate, preferred
 from pacs.http.multipart_writer import Part
-from pacs.http.responses import multipart_response
+from pacs.http.responses import multipart_response, once
 from pacs.http.transaction import Transaction
 from pacs.pixels.description import PixelDescription
 from pacs.pixels.engine import PixelEngine
 from pacs.pixels.transcode import transcode_refusal
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
-from pacs.service.retrieve import check_frames, check_stored, locate, stream
+from pacs.service.retrieve import check_frames, check_stored, locate, read_small, stream
 from storage.rows import InstanceLocation, Span
 
 OFFERS = tuple(Offer(True, media_type) for media_type in (*FRAME_SYNTAXES, PNG))
@@ -104,25 +104,33 @@ async def retrieve_frames(request: Request) -> Response:
     target = target_syntax(choice, stored)
     if target == AS_STORED and not spans:
         target = EXPLICIT_VR_LITTLE_ENDIAN  # a deflated dataset: frames exist only inflated
+    if target == AS_STORED or same_frame_bytes(stored, target):
+        return await _as_stored(archive, item, spans, numbers)
     end = max((f.offset + f.length for n in numbers if n <= len(spans) for f in spans[n - 1]),
               default=item.blob_size)
     await check_stored(archive, [(item, end)])
-    if target == AS_STORED or same_frame_bytes(stored, target):
-        return _as_stored(archive, item, spans, numbers)
     return await _transcoded_frames(archive.pixels, item, numbers, choice.media_type, target)
 
 
-def _as_stored(archive: Archive, item: InstanceLocation, spans: list[list[Span]],
-               numbers: list[int]) -> Response:
-    """The stored bytes of each frame, under the stored syntax's frame media type."""
+async def _as_stored(archive: Archive, item: InstanceLocation, spans: list[list[Span]],
+                     numbers: list[int]) -> Response:
+    """The stored bytes of each frame, under the stored syntax's frame media type: read at
+    once when small (one worker-thread hop, checked before the headers), else checked and
+    streamed."""
     stored = item.transfer_syntax_uid
     media_type = frame_media_type(stored)
     label = EXPLICIT_VR_LITTLE_ENDIAN if same_frame_bytes(stored, EXPLICIT_VR_LITTLE_ENDIAN) \
         else stored
     part_type = f"{media_type}; transfer-syntax={label}"
-    parts = [Part({"Content-Type": part_type}, stream(archive, item, spans[number - 1]),
-                  sum(fragment.length for fragment in spans[number - 1]))
-             for number in numbers]
+    wanted = [spans[number - 1] for number in numbers]
+    read = await read_small(archive, item, wanted)
+    if read is not None:
+        parts = [Part({"Content-Type": part_type}, once(data), len(data)) for data in read]
+    else:
+        end = max(f.offset + f.length for fragments in wanted for f in fragments)
+        await check_stored(archive, [(item, end)])
+        parts = [Part({"Content-Type": part_type}, stream(archive, item, fragments),
+                      sum(f.length for f in fragments)) for fragments in wanted]
     return multipart_response(parts, media_type, {"transfer-syntax": label})
 
 
