@@ -9,4 +9,7 @@ USER pacs
 EXPOSE 8080
 VOLUME /var/lib/pacs
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"
-CMD ["pacs", "serve", "--host", "0.0.0.0", "--port", "8080", "--data", "/var/lib/pacs"]
+# Listening on every interface needs authentication: mount a JSON file of bearer tokens to
+# identities at /etc/pacs/tokens.json (and name an --admin), or pass --allow-unauthenticated.
+CMD ["pacs", "serve", "--host", "0.0.0.0", "--port", "8080", "--data", "/var/lib/pacs", \
+     "--auth-tokens", "/etc/pacs/tokens.json"]

@@ -2,6 +2,8 @@
 
 import argparse
 import asyncio
+import ipaddress
+import json
 import os
 import sys
 from pathlib import Path
@@ -35,6 +37,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     serve.add_argument("--gcs-root", type=Path, default=None,
                        help="directory that gs://BUCKET/PATH URIs of dicomStores.import and "
                             "export map to, as DIR/BUCKET/PATH (default: DATA/gcs)")
+    serve.add_argument("--auth-tokens", type=Path, default=None,
+                       help="JSON file mapping each bearer token to an identity in Google's "
+                            'member syntax, e.g. {"s3cr3t": "user:alice@example.com"}; turns '
+                            "authentication on")
+    serve.add_argument("--admin", action="append", default=[], metavar="IDENTITY",
+                       help="an identity holding every permission (repeatable)")
+    serve.add_argument("--allow-unauthenticated", action="store_true",
+                       help="serve a non-loopback address without authentication")
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="worker processes (default: one per core)")
     return parser.parse_args(argv)
@@ -46,9 +56,43 @@ async def _prepare(settings: Settings) -> None:
     await archive.close()
 
 
+MEMBER_KINDS = ("user:", "serviceAccount:", "group:", "domain:")
+
+
+def _tokens(path: Path | None) -> tuple[tuple[str, str], ...]:
+    """The token file's pairs; SystemExit with one line saying what is wrong."""
+    if path is None:
+        return ()
+    try:
+        tokens = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"pacs: cannot read --auth-tokens {path}: {exc}") from exc
+    if not isinstance(tokens, dict) or not tokens or not all(
+            isinstance(t, str) and t and isinstance(m, str) and m.startswith(MEMBER_KINDS)
+            for t, m in tokens.items()):
+        raise SystemExit(f"pacs: --auth-tokens {path} must be a JSON object of tokens to "
+                         f"identities ({', '.join(MEMBER_KINDS)}…)")
+    return tuple(tokens.items())
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    settings = Settings(data_dir=args.data, stores=tuple(args.store), gcs_dir=args.gcs_root)
+    settings = Settings(data_dir=args.data, stores=tuple(args.store), gcs_dir=args.gcs_root,
+                        auth_tokens=_tokens(args.auth_tokens), admins=tuple(args.admin))
+    if not settings.authentication and not _loopback(args.host):
+        if not args.allow_unauthenticated:
+            raise SystemExit(f"pacs: refusing to serve {args.host} without authentication: "
+                             "give --auth-tokens, or --allow-unauthenticated to let anyone "
+                             "who can reach the port read, store and delete everything")
+        print(f"pacs: WARNING: serving {args.host} without authentication: anyone who can "
+              "reach the port can read, store and delete everything", flush=True)
     base = f"http://{args.host}:{args.port}"
     print(f"pacs: data in {args.data.resolve()}", flush=True)
     print(f"pacs: DICOMweb (default store) at {base}/dicomweb", flush=True)

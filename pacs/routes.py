@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
+from pacs.http.access import Permission, check
 from pacs.http.transaction import Handler, Transaction
 from pacs.names import ROUTE
 from pacs.transactions import (
@@ -23,7 +24,7 @@ from pacs.transactions import (
 )
 from pacs.transactions import management as manage
 from pacs.transactions.capabilities import Resource, capabilities
-from pacs.transactions.management import answer
+from pacs.transactions.management import Call, answer
 
 STUDY = "/studies/{study}"
 SERIES = STUDY + "/series/{series}"
@@ -64,66 +65,101 @@ RESOURCES = [
 ]
 
 
-def route(path: str, handlers: Mapping[str, Handler]) -> Route:
-    """One route per path, each method's handler looked up in `handlers`, so that a 405
-    names every method the path allows (RFC 9110 15.5.6); HEAD is answered as GET."""
+Guarded = tuple[Permission | None, Handler]  # what a method needs, and what it does
+
+
+def route(path: str, methods: Mapping[str, Guarded]) -> Route:
+    """One route per path, each method's permission and handler looked up in `methods`, so
+    that a 405 names every method the path allows (RFC 9110 15.5.6) and one place checks
+    every permission; HEAD is answered (and checked) as GET."""
     async def dispatch(request: Request) -> Response:
-        return await handlers["GET" if request.method == "HEAD" else request.method](request)
-    return Route(path, dispatch, methods=list(handlers), name=path or "/")
+        permission, handler = methods["GET" if request.method == "HEAD" else request.method]
+        check(request, permission)
+        return await handler(request)
+    return Route(path, dispatch, methods=list(methods), name=path or "/")
+
+
+def _store(permission: str) -> Permission:
+    return Permission(f"healthcare.dicomStores.{permission}", "store")
+
+
+READ = _store("dicomWebRead")  # spec 6.2: every search and retrieve
+DESCRIBE = _store("get")  # capabilities, metrics: what a store is, not its data
 
 
 def _routes(resources: list[Resource]) -> list[BaseRoute]:
     """Each resource's methods, and OPTIONS describing it (PS3.18 8.9)."""
-    return [route(r.path, {**{m: t.handler for m, t in r.methods.items()},
-                           "OPTIONS": capabilities([r])}) for r in resources]
+    return [route(r.path, {**{m: (_store(t.permission), t.handler)
+                              for m, t in r.methods.items()},
+                           "OPTIONS": (DESCRIBE, capabilities([r]))}) for r in resources]
 
 
 DICOMWEB = _routes(RESOURCES)
-# Google's own methods on a store's DICOMweb resources: the v1beta1 upsert, and metrics
-# (`:action` methods, spec 2.4).
+# Google's own methods on a store's DICOMweb resources: the v1beta1 upsert and metadata
+# update, and metrics (`:action` methods, spec 2.4).
+UPDATE = _store("dicomWebUpdate")
 GOOGLE_DICOMWEB: list[BaseRoute] = [
-    route(STUDY + ":getStudyMetrics", {"GET": answer(manage.study_metrics)}),
-    route(SERIES + ":getSeriesMetrics", {"GET": answer(manage.series_metrics)}),
-    route(INSTANCE + ":getStorageInfo", {"GET": answer(manage.storage_info)}),
+    route(STUDY + ":getStudyMetrics", {"GET": (DESCRIBE, answer(manage.study_metrics))}),
+    route(SERIES + ":getSeriesMetrics", {"GET": (DESCRIBE, answer(manage.series_metrics))}),
+    route(INSTANCE + ":getStorageInfo", {"GET": (DESCRIBE, answer(manage.storage_info))}),
     *DICOMWEB,
-    route("/studies", {"PUT": store.UPSERT.handler}),  # v1beta1 only, as Google has it
-    route(STUDY, {"PUT": store.UPSERT.handler}),
-    *(route(level + "/metadata", {"PATCH": answer(manage.update_metadata)})  # v1beta1 too
+    route("/studies", {"PUT": (UPDATE, store.UPSERT.handler)}),  # v1beta1 only, as Google
+    route(STUDY, {"PUT": (UPDATE, store.UPSERT.handler)}),
+    *(route(level + "/metadata", {"PATCH": (UPDATE, answer(manage.update_metadata))})
       for level in (STUDY, SERIES, INSTANCE)),
 ]
-SERVICE_ROOT = {"OPTIONS": capabilities(RESOURCES)}  # the whole service (PS3.18 8.9)
+SERVICE_ROOT: dict[str, Guarded] = {  # the whole service (PS3.18 8.9)
+    "OPTIONS": (DESCRIBE, capabilities(RESOURCES))}
 
 PROJECT = "/{version}/projects/{project}"
 LOCATION = PROJECT + "/locations/{location}"
 DATASET = LOCATION + "/datasets/{dataset}"
 
+
+def _on(level: str, permission: str, call: Call) -> Guarded:
+    """A management method: Google's permission on the resource of `level` (spec 6.2)."""
+    return Permission(permission, level), answer(call)
+
+
 # The Cloud Healthcare API's management methods (and Cloud Resource Manager's projects).
 MANAGEMENT: list[BaseRoute] = [
-    route("/{version}/projects", {"GET": answer(manage.list_projects)}),
-    route(PROJECT, {"GET": answer(manage.get_project)}),
-    route(PROJECT + "/locations", {"GET": answer(manage.list_locations)}),
-    route(LOCATION, {"GET": answer(manage.get_location)}),
-    route(LOCATION + "/datasets", {"GET": answer(manage.list_datasets),
-                                   "POST": answer(manage.create_dataset)}),
-    route(DATASET, {"GET": answer(manage.get_dataset), "PATCH": answer(manage.patch_dataset),
-                    "DELETE": answer(manage.delete_dataset)}),
-    route(DATASET + "/dicomStores", {"GET": answer(manage.list_stores),
-                                     "POST": answer(manage.create_store)}),
-    route(DATASET + "/dicomStores/{store}:getDICOMStoreMetrics",
-          {"GET": answer(manage.store_metrics)}),
-    route(DATASET + "/dicomStores/{store}:import", {"POST": answer(manage.import_files)}),
-    route(DATASET + "/dicomStores/{store}:export", {"POST": answer(manage.export_files)}),
-    route(DATASET + "/dicomStores/{store}", {"GET": answer(manage.get_store),
-                                             "PATCH": answer(manage.patch_store),
-                                             "DELETE": answer(manage.delete_store)}),
-    route(DATASET + "/operations", {"GET": answer(manage.list_operations)}),
-    route(DATASET + "/operations/{operation}:cancel",
-          {"POST": answer(manage.cancel_operation)}),
-    route(DATASET + "/operations/{operation}", {"GET": answer(manage.get_operation)}),
+    route("/{version}/projects", {"GET": (Permission("resourcemanager.projects.list", ""),
+                                          answer(manage.list_projects))}),
+    route(PROJECT, {"GET": _on("project", "resourcemanager.projects.get",
+                               manage.get_project)}),
+    route(PROJECT + "/locations", {"GET": _on("project", "healthcare.locations.list",
+                                              manage.list_locations)}),
+    route(LOCATION, {"GET": _on("location", "healthcare.locations.get", manage.get_location)}),
+    route(LOCATION + "/datasets", {
+        "GET": _on("location", "healthcare.datasets.list", manage.list_datasets),
+        "POST": _on("location", "healthcare.datasets.create", manage.create_dataset)}),
+    route(DATASET, {
+        "GET": _on("dataset", "healthcare.datasets.get", manage.get_dataset),
+        "PATCH": _on("dataset", "healthcare.datasets.update", manage.patch_dataset),
+        "DELETE": _on("dataset", "healthcare.datasets.delete", manage.delete_dataset)}),
+    route(DATASET + "/dicomStores", {
+        "GET": _on("dataset", "healthcare.dicomStores.list", manage.list_stores),
+        "POST": _on("dataset", "healthcare.dicomStores.create", manage.create_store)}),
+    route(DATASET + "/dicomStores/{store}:getDICOMStoreMetrics", {
+        "GET": _on("store", "healthcare.dicomStores.get", manage.store_metrics)}),
+    route(DATASET + "/dicomStores/{store}:import", {
+        "POST": _on("store", "healthcare.dicomStores.import", manage.import_files)}),
+    route(DATASET + "/dicomStores/{store}:export", {
+        "POST": _on("store", "healthcare.dicomStores.export", manage.export_files)}),
+    route(DATASET + "/dicomStores/{store}", {
+        "GET": _on("store", "healthcare.dicomStores.get", manage.get_store),
+        "PATCH": _on("store", "healthcare.dicomStores.update", manage.patch_store),
+        "DELETE": _on("store", "healthcare.dicomStores.delete", manage.delete_store)}),
+    route(DATASET + "/operations", {
+        "GET": _on("dataset", "healthcare.operations.list", manage.list_operations)}),
+    route(DATASET + "/operations/{operation}:cancel", {
+        "POST": _on("dataset", "healthcare.operations.cancel", manage.cancel_operation)}),
+    route(DATASET + "/operations/{operation}", {
+        "GET": _on("dataset", "healthcare.operations.get", manage.get_operation)}),
 ]
 
 ROUTES: list[BaseRoute] = [
-    route("/healthz", {"GET": healthz}),
+    route("/healthz", {"GET": (None, healthz)}),  # public: a load balancer's probe
     route("/dicomweb", SERVICE_ROOT),
     route(GOOGLE_STORE, SERVICE_ROOT),
     Mount("/dicomweb", app=Router(DICOMWEB, redirect_slashes=False)),

@@ -2,7 +2,7 @@
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from pacs.names import DEFAULT_STORE
@@ -35,6 +35,9 @@ class Settings:
     orphan_grace_seconds: float = 3600.0  # a blob no index row points at is removed after
     query_time_limit_seconds: float = 30.0
     gcs_dir: Path | None = None  # what gs://BUCKET/PATH maps to (None: <data_dir>/gcs)
+    # bearer token → identity (member syntax); never shown
+    auth_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    admins: tuple[str, ...] = ()  # identities that hold every permission
 
     def to_env(self) -> str:
         """JSON for the `PACS_SETTINGS` variable that worker processes read."""
@@ -49,7 +52,8 @@ class Settings:
         values = json.loads(os.environ.get(SETTINGS_VARIABLE, "{}"))
         for f in fields(cls):
             if f.name in values and isinstance(values[f.name], list):
-                values[f.name] = tuple(values[f.name])
+                values[f.name] = tuple(tuple(v) if isinstance(v, list) else v
+                                       for v in values[f.name])
         for name in ("data_dir", "gcs_dir"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
@@ -58,6 +62,11 @@ class Settings:
     @property
     def index_path(self) -> Path:
         return self.data_dir / "index.sqlite3"
+
+    @property
+    def authentication(self) -> bool:
+        """Whether requests must carry a credential (some way to authenticate is set)."""
+        return bool(self.auth_tokens)
 
     @property
     def gcs_root(self) -> Path:

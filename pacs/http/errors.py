@@ -73,7 +73,8 @@ async def _archive_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ArchiveError)
     status = exc.status if isinstance(exc, HttpError) else \
         STATUS_OF_ERROR.get(type(exc), STATUS_OF_CODE[exc.code])
-    return error_response(status, exc.message, exc.code)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.code == "UNAUTHENTICATED" else None
+    return error_response(status, exc.message, exc.code, headers)
 
 
 async def _pixel_error(request: Request, exc: Exception) -> Response:

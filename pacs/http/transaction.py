@@ -15,9 +15,11 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Transaction:
-    """`answers` are the representations negotiation offers; `accepts` the request bodies."""
+    """`permission` is the DICOM store permission it needs (spec 6.2: dicomWebRead, …);
+    `answers` are the representations negotiation offers; `accepts` the request bodies."""
 
     name: str
+    permission: str
     handler: Handler
     answers: tuple[Offer, ...] = ()
     accepts: tuple[str, ...] = ()

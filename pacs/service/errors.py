@@ -26,6 +26,18 @@ class NotFound(ArchiveError):
     code = "NOT_FOUND"
 
 
+class Unauthenticated(ArchiveError):
+    """No valid credential came with the request."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ArchiveError):
+    """The caller may not do this to this resource (or it may not exist)."""
+
+    code = "PERMISSION_DENIED"
+
+
 class AlreadyExists(ArchiveError):
     """A dataset or store of that name exists already."""
 

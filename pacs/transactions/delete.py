@@ -28,4 +28,4 @@ async def delete(request: Request) -> Response:
     return JSONResponse({"name": operation["name"]})
 
 
-DELETE = Transaction("Delete", delete, (Offer(False, "application/json"),))
+DELETE = Transaction("Delete", "dicomWebDelete", delete, (Offer(False, "application/json"),))

@@ -189,7 +189,9 @@ def _byte_range(header: str | None, span: Span) -> tuple[Span, str]:
     return Span(span.offset + start, end - start + 1), f"bytes {start}-{end}/{span.length}"
 
 
-RETRIEVE_STUDY = Transaction("Retrieve Instances", retrieve, _STUDY_OFFERS)
-RETRIEVE_INSTANCE = Transaction("Retrieve Instance", retrieve, _INSTANCE_OFFERS)
-RETRIEVE_METADATA = Transaction("Retrieve Metadata", retrieve_metadata, _METADATA_OFFERS)
-RETRIEVE_BULKDATA = Transaction("Retrieve Bulkdata", retrieve_bulkdata, _BULK_OFFERS)
+RETRIEVE_STUDY = Transaction("Retrieve Instances", "dicomWebRead", retrieve, _STUDY_OFFERS)
+RETRIEVE_INSTANCE = Transaction("Retrieve Instance", "dicomWebRead", retrieve, _INSTANCE_OFFERS)
+RETRIEVE_METADATA = Transaction("Retrieve Metadata", "dicomWebRead", retrieve_metadata,
+                                _METADATA_OFFERS)
+RETRIEVE_BULKDATA = Transaction("Retrieve Bulkdata", "dicomWebRead", retrieve_bulkdata,
+                                _BULK_OFFERS)

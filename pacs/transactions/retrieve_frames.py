@@ -151,4 +151,4 @@ async def _transcoded(pixels: PixelEngine, item: InstanceLocation, number: int,
     yield (await pixels.frame(item, number, target)).data
 
 
-RETRIEVE_FRAMES = Transaction("Retrieve Frames", retrieve_frames, OFFERS)
+RETRIEVE_FRAMES = Transaction("Retrieve Frames", "dicomWebRead", retrieve_frames, OFFERS)

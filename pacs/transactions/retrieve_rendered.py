@@ -115,5 +115,5 @@ async def _picture(pixels: PixelEngine, job: Job, params: RenderParams) -> Async
     yield await pixels.rendered(*job, params)
 
 
-RETRIEVE_RENDERED = Transaction("Retrieve Rendered", retrieve_rendered, _OFFERS)
-RETRIEVE_THUMBNAIL = Transaction("Retrieve Thumbnail", retrieve_thumbnail, _OFFERS)
+RETRIEVE_RENDERED = Transaction("Retrieve Rendered", "dicomWebRead", retrieve_rendered, _OFFERS)
+RETRIEVE_THUMBNAIL = Transaction("Retrieve Thumbnail", "dicomWebRead", retrieve_thumbnail, _OFFERS)

@@ -52,6 +52,6 @@ async def _search(request: Request, level: Level) -> Response:
     return response
 
 
-SEARCH_STUDIES = Transaction("Search for Studies", search_studies, _OFFERS)
-SEARCH_SERIES = Transaction("Search for Series", search_series, _OFFERS)
-SEARCH_INSTANCES = Transaction("Search for Instances", search_instances, _OFFERS)
+SEARCH_STUDIES = Transaction("Search for Studies", "dicomWebRead", search_studies, _OFFERS)
+SEARCH_SERIES = Transaction("Search for Series", "dicomWebRead", search_series, _OFFERS)
+SEARCH_INSTANCES = Transaction("Search for Instances", "dicomWebRead", search_instances, _OFFERS)

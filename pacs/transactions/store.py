@@ -193,7 +193,8 @@ class _Receiver:
             self._current = None
 
 
-UPSERT = Transaction("Store Instances (upsert, v1beta1)", store_instances, _RESPONSE_OFFERS,
-                     (DICOM, *(f'multipart/related; type="{t}"' for t in (DICOM, *METADATA_TYPES))))
-STORE = Transaction("Store Instances", store_instances, _RESPONSE_OFFERS,
-                    (DICOM, *(f'multipart/related; type="{t}"' for t in (DICOM, *METADATA_TYPES))))
+_BODIES = (DICOM, *(f'multipart/related; type="{t}"' for t in (DICOM, *METADATA_TYPES)))
+UPSERT = Transaction("Store Instances (upsert, v1beta1)", "dicomWebUpdate", store_instances,
+                     _RESPONSE_OFFERS, _BODIES)
+STORE = Transaction("Store Instances", "dicomWebWrite", store_instances, _RESPONSE_OFFERS,
+                    _BODIES)

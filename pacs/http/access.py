@@ -1,0 +1,73 @@
+"""Who is asking, and the one check every route's declared permission goes through: the
+credential is a bearer token, in the Authorization header or the `access_token` query
+parameter (Google accepts both); the resource is named from the path as Google names it.
+Tokens are compared, never logged."""
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from pacs.names import StoreName
+from pacs.service.errors import InvalidArgument, Unauthenticated
+from pacs.service.iam import Caller, authorize
+from pacs.settings import Settings
+
+INVALID = ("Request had invalid authentication credentials. Expected OAuth 2 access token, "
+           "login cookie or other valid authentication credential. See "
+           "https://developers.google.com/identity/sign-in/web/devconsole-project.")
+_COLLECTIONS = (("project", "projects"), ("location", "locations"), ("dataset", "datasets"),
+                ("store", "dicomStores"))
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A permission (`healthcare.dicomStores.dicomWebRead`) and the kind of resource of the
+    path it applies to: "project", "location", "dataset", "store", or "" for none."""
+
+    name: str
+    on: str
+
+
+def caller_of(request: Request, settings: Settings) -> Caller:
+    """The identity of the request's bearer token; Unauthenticated if the token is unknown."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    token = token or request.query_params.get("access_token", "")
+    if not token:
+        return Caller(None)
+    identity = dict(settings.auth_tokens).get(token)
+    if identity is None:
+        raise Unauthenticated(INVALID)
+    return Caller(identity)
+
+
+def resource_of(request: Request, settings: Settings, on: str) -> str:
+    """The name of the resource of kind `on` that the path addresses (the default store for
+    `/dicomweb`)."""
+    params = request.path_params
+    if not on:
+        return "projects"  # listing projects: no one resource
+    if on == "store" and "store" not in params:
+        return settings.default_store
+    if on == "store":
+        try:
+            return str(StoreName.of(params))
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from exc
+    names = []
+    for level, collection in _COLLECTIONS:
+        names.append(f"{collection}/{params[level]}")
+        if level == on:
+            break
+    return "/".join(names)
+
+
+def check(request: Request, permission: Permission | None) -> None:
+    """Nothing if the caller may do what the route does; Unauthenticated or
+    PermissionDenied otherwise. Routes without a permission are public (/healthz)."""
+    settings: Settings = request.app.state.archive.settings
+    if permission is None or not settings.authentication:
+        return  # public, or authentication off: no credential is looked at
+    authorize(settings, caller_of(request, settings), permission.name,
+              resource_of(request, settings, permission.on))

@@ -1,0 +1,114 @@
+"""Every route declares its permission, and one place checks it: walking the whole route
+table with no token (401), a token without the permission (403) and an administrator's
+token (neither), HEAD and OPTIONS included, on /dicomweb and on Google's paths."""
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from starlette.routing import Mount, Route
+
+from pacs.routes import ROUTES
+from pacs.settings import Settings
+from tests.conftest import LiveServer, ServerThread
+
+TOKENS = {"admin-token": "user:admin@example.com", "alice-token": "user:alice@example.com"}
+VALUES = {"version": "v1", "project": "p", "location": "l", "dataset": "d", "store": "s",
+          "study": "1.2.3", "series": "1.2.3.4", "instance": "1.2.3.4.5", "frames": "1",
+          "path": "7FE00010", "operation": "1"}
+
+
+def _fill(template: str) -> str:
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: VALUES[m[1]], template)
+
+
+def _calls() -> list[tuple[str, str]]:
+    """(method, path) of every route, mounted ones under each of their mounts."""
+    calls = []
+    for top in ROUTES:
+        routes = [(top.path, r) for r in top.routes] if isinstance(top, Mount) else [("", top)]
+        for prefix, route in routes:
+            assert isinstance(route, Route)
+            for method in sorted(route.methods or ()):
+                calls.append((method, _fill(prefix + route.path)))
+    return calls
+
+
+CALLS = _calls()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data = tmp_path_factory.mktemp("access") / "data"
+    settings = Settings(data_dir=data, auth_tokens=tuple(TOKENS.items()),
+                        admins=("user:admin@example.com",))
+    with ServerThread(settings) as running:
+        yield LiveServer(f"http://127.0.0.1:{running.port}", data)
+
+
+def test_the_table_is_walked_whole() -> None:
+    assert len(CALLS) > 100
+    assert ("GET", "/dicomweb/studies") in CALLS and ("HEAD", "/dicomweb/studies") in CALLS
+    assert ("POST", "/v1/projects/p/locations/l/datasets") in CALLS
+
+
+@pytest.mark.parametrize(("method", "path"), CALLS, ids=[f"{m} {p}" for m, p in CALLS])
+def test_every_route_asks_for_its_permission(server: LiveServer, method: str,
+                                             path: str) -> None:
+    url = server.base + path
+    if path == "/healthz":
+        assert requests.request(method, url).status_code == 200
+        return
+    anonymous = requests.request(method, url)
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+    if method != "HEAD":
+        assert anonymous.json()["error"]["status"] == "UNAUTHENTICATED"
+    wrong = requests.request(method, url, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    alice = requests.request(method, url, headers={"Authorization": "Bearer alice-token"})
+    assert alice.status_code == 403, alice.text
+    if method != "HEAD":
+        message = alice.json()["error"]["message"]
+        assert message.startswith("Permission '") and "(or it may not exist)." in message
+    admin = requests.request(method, url, headers={"Authorization": "Bearer admin-token"})
+    assert admin.status_code not in (401, 403), admin.text
+
+
+@pytest.mark.parametrize("path", ["/dicomweb//studies", "/dicomweb/studies/",
+                                  "/v1beta1/projects/local/locations/local/datasets/default/"
+                                  "dicomStores/default/dicomWeb/studies",
+                                  "/dicomweb/%73tudies"])
+def test_path_variants_are_guarded_too(server: LiveServer, path: str) -> None:
+    assert requests.get(server.base + path).status_code in (401, 404)
+    assert requests.get(server.base + path,
+                        headers={"Authorization": "Bearer alice-token"}).status_code in (403,
+                                                                                        404)
+
+
+def test_the_access_token_parameter_is_a_credential(server: LiveServer) -> None:
+    """Google accepts the token as `access_token` (dcm4che's stowrs sends it so)."""
+    url = f"{server.base}/dicomweb/studies"
+    assert requests.get(url, params={"access_token": "admin-token"}).status_code == 204
+    assert requests.get(url, params={"access_token": "alice-token"}).status_code == 403
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pacs", "serve", "--port", "1", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_public_address_needs_authentication(tmp_path: Path) -> None:
+    refused = _serve("--host", "0.0.0.0", "--data", str(tmp_path / "d"))
+    assert refused.returncode != 0
+    assert "refusing to serve 0.0.0.0 without authentication" in refused.stderr
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"t": "alice@example.com"}))  # not member syntax
+    bad = _serve("--host", "0.0.0.0", "--auth-tokens", str(tokens))
+    assert bad.returncode != 0
+    assert "must be a JSON object of tokens to identities" in bad.stderr
