@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from pacs.http.access import Permission, check
 from pacs.http.transaction import Handler, Transaction
 from pacs.names import ROUTE
+from pacs.service.iam import AUTHENTICATED
 from pacs.transactions import (
     delete,
     retrieve,
@@ -74,7 +75,7 @@ def route(path: str, methods: Mapping[str, Guarded]) -> Route:
     every permission; HEAD is answered (and checked) as GET."""
     async def dispatch(request: Request) -> Response:
         permission, handler = methods["GET" if request.method == "HEAD" else request.method]
-        check(request, permission)
+        await check(request, permission)
         return await handler(request)
     return Route(path, dispatch, methods=list(methods), name=path or "/")
 
@@ -121,8 +122,21 @@ def _on(level: str, permission: str, call: Call) -> Guarded:
     return Permission(permission, level), answer(call)
 
 
+def _iam(path: str, on: str, service: str) -> list[BaseRoute]:
+    """getIamPolicy, setIamPolicy and testIamPermissions of a project, dataset or store; the
+    last needs only a credential (it answers what the caller holds)."""
+    get, set_, test = manage.iam(on)
+    method = "POST" if on == "project" else "GET"  # Cloud Resource Manager POSTs it
+    return [route(path + ":getIamPolicy", {method: _on(on, f"{service}.getIamPolicy", get)}),
+            route(path + ":setIamPolicy", {"POST": _on(on, f"{service}.setIamPolicy", set_)}),
+            route(path + ":testIamPermissions", {"POST": _on(on, AUTHENTICATED, test)})]
+
+
 # The Cloud Healthcare API's management methods (and Cloud Resource Manager's projects).
 MANAGEMENT: list[BaseRoute] = [
+    *_iam(PROJECT, "project", "resourcemanager.projects"),
+    *_iam(DATASET, "dataset", "healthcare.datasets"),
+    *_iam(DATASET + "/dicomStores/{store}", "store", "healthcare.dicomStores"),
     route("/{version}/projects", {"GET": (Permission("resourcemanager.projects.list", ""),
                                           answer(manage.list_projects))}),
     route(PROJECT, {"GET": _on("project", "resourcemanager.projects.get",

@@ -160,6 +160,14 @@ class InstanceIndex(Protocol):
         instances had (to delete after), or None if there is no such store."""
         ...
 
+    async def get_policy(self, resource: str) -> str | None:
+        """The IAM policy (JSON) set on `resource` (a project, dataset or store), or None."""
+        ...
+
+    async def set_policy(self, resource: str, body: str) -> None:
+        """Set (replace) the IAM policy (JSON) of `resource`."""
+        ...
+
     async def add_operation(self, dataset: str, body: str) -> OperationRow:
         """Record a long-running operation of `dataset` (its JSON `body`) under a new id."""
         ...

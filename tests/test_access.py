@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -72,6 +73,9 @@ def test_every_route_asks_for_its_permission(server: LiveServer, method: str,
     wrong = requests.request(method, url, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     alice = requests.request(method, url, headers={"Authorization": "Bearer alice-token"})
+    if path.endswith(":testIamPermissions"):  # needs only a credential: it tells what is held
+        assert alice.status_code not in (401, 403), alice.text
+        return
     assert alice.status_code == 403, alice.text
     if method != "HEAD":
         message = alice.json()["error"]["message"]
@@ -112,3 +116,63 @@ def test_a_public_address_needs_authentication(tmp_path: Path) -> None:
     bad = _serve("--host", "0.0.0.0", "--auth-tokens", str(tokens))
     assert bad.returncode != 0
     assert "must be a JSON object of tokens to identities" in bad.stderr
+
+
+def _client(server: LiveServer, token: str) -> Any:
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.discovery import build
+    service = build("healthcare", "v1", credentials=Credentials(token), static_discovery=True,
+                    client_options={"api_endpoint": server.base + "/"})
+    return service.projects().locations().datasets()
+
+
+def test_iam_policies_grant_roles_on_stores_and_datasets(server: LiveServer) -> None:
+    """google-api-python-client with a bearer token: an administrator sets a store's policy;
+    its dicomViewer reads and cannot delete; a dataset's policy reaches its stores; a stale
+    etag is refused; testIamPermissions tells what is held."""
+    from googleapiclient.errors import HttpError
+    admin, alice = _client(server, "admin-token"), _client(server, "alice-token")
+    location = "projects/iam/locations/l"
+    admin.create(parent=location, datasetId="d", body={}).execute()
+    admin.dicomStores().create(parent=f"{location}/datasets/d", dicomStoreId="s",
+                               body={}).execute()
+    store = f"{location}/datasets/d/dicomStores/s"
+    web = f"{server.base}/v1/{store}/dicomWeb"
+    alice_headers = {"Authorization": "Bearer alice-token"}
+    assert requests.get(f"{web}/studies", headers=alice_headers).status_code == 403
+    policy = admin.dicomStores().getIamPolicy(resource=store).execute()
+    assert policy["version"] == 1 and policy["etag"]
+    set_ = admin.dicomStores().setIamPolicy(resource=store, body={"policy": {
+        "bindings": [{"role": "roles/healthcare.dicomViewer",
+                      "members": ["user:alice@example.com"]}],
+        "etag": policy["etag"]}}).execute()
+    assert set_["bindings"][0]["members"] == ["user:alice@example.com"]
+    assert requests.get(f"{web}/studies", headers=alice_headers).status_code == 204
+    stored = requests.post(f"{web}/studies", data=b"x", headers={
+        **alice_headers, "Content-Type": "application/dicom"})
+    assert stored.status_code == 403
+    assert "dicomWebWrite" in stored.json()["error"]["message"]
+    assert requests.delete(f"{web}/studies/1.2.3", headers=alice_headers).status_code == 403
+    held = alice.dicomStores().testIamPermissions(resource=store, body={"permissions": [
+        "healthcare.dicomStores.dicomWebRead", "healthcare.dicomStores.dicomWebDelete"]}
+    ).execute()
+    assert held == {"permissions": ["healthcare.dicomStores.dicomWebRead"]}
+    with pytest.raises(HttpError) as stale:  # the etag read before the change
+        admin.dicomStores().setIamPolicy(resource=store, body={"policy": {
+            "bindings": [], "etag": policy["etag"]}}).execute()
+    assert stale.value.resp.status == 409
+    with pytest.raises(HttpError) as denied:  # alice may not change policies
+        alice.dicomStores().setIamPolicy(resource=store, body={"policy": {"bindings": []}}
+                                         ).execute()
+    assert denied.value.resp.status == 403
+    # a dataset's policy applies to the stores under it
+    dataset_policy = admin.getIamPolicy(resource=f"{location}/datasets/d").execute()
+    admin.setIamPolicy(resource=f"{location}/datasets/d", body={"policy": {
+        "bindings": [{"role": "roles/healthcare.dicomEditor",
+                      "members": ["user:alice@example.com"]}],
+        "etag": dataset_policy["etag"]}}).execute()
+    assert requests.delete(f"{web}/studies/1.2.3", headers=alice_headers).status_code == 404
+    with pytest.raises(HttpError) as unknown_role:
+        admin.setIamPolicy(resource=f"{location}/datasets/d", body={"policy": {
+            "bindings": [{"role": "roles/owner-ish", "members": ["user:x@y"]}]}}).execute()
+    assert unknown_role.value.resp.status == 400

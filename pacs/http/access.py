@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from pacs.names import StoreName
+from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument, Unauthenticated
 from pacs.service.iam import Caller, authorize
 from pacs.settings import Settings
@@ -63,11 +64,12 @@ def resource_of(request: Request, settings: Settings, on: str) -> str:
     return "/".join(names)
 
 
-def check(request: Request, permission: Permission | None) -> None:
+async def check(request: Request, permission: Permission | None) -> None:
     """Nothing if the caller may do what the route does; Unauthenticated or
     PermissionDenied otherwise. Routes without a permission are public (/healthz)."""
-    settings: Settings = request.app.state.archive.settings
+    archive: Archive = request.app.state.archive
+    settings = archive.settings
     if permission is None or not settings.authentication:
         return  # public, or authentication off: no credential is looked at
-    authorize(settings, caller_of(request, settings), permission.name,
-              resource_of(request, settings, permission.on))
+    await authorize(settings, archive.policies, caller_of(request, settings), permission.name,
+                    resource_of(request, settings, permission.on))

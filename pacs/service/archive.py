@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 
 from pacs.pixels.engine import PixelEngine
+from pacs.service.iam import Policies
 from pacs.service.profiles import FULL
 from pacs.service.stores import StoreDirectory
 from pacs.settings import Settings
@@ -21,6 +22,7 @@ class Archive:
     index: InstanceIndex
     blobs: BlobStore
     stores: StoreDirectory
+    policies: Policies
     pixels: PixelEngine
 
     async def close(self) -> None:
@@ -37,5 +39,5 @@ async def open_archive(settings: Settings) -> Archive:
     for name in (settings.default_store, *settings.stores):
         await stores.ensure(name, FULL.name)
     workers = settings.pixel_workers or os.cpu_count() or 1
-    return Archive(settings, index, blobs, stores,
+    return Archive(settings, index, blobs, stores, Policies(index),
                    PixelEngine(blobs, workers, settings.pixel_cache_bytes))

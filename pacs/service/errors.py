@@ -38,6 +38,12 @@ class PermissionDenied(ArchiveError):
     code = "PERMISSION_DENIED"
 
 
+class Aborted(ArchiveError):
+    """A read-modify-write lost to a concurrent change (an IAM policy's etag)."""
+
+    code = "ABORTED"
+
+
 class AlreadyExists(ArchiveError):
     """A dataset or store of that name exists already."""
 

@@ -9,9 +9,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pacs.http.access import caller_of, resource_of
 from pacs.http.addressing import API_VERSIONS, addressed, archive_of
 from pacs.service import management, metrics, transfer
 from pacs.service.errors import InvalidArgument, NotFound, TooLarge
+from pacs.service.iam import held_permissions
 from pacs.service.update_metadata import update_metadata as update_metadata_of
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # Google: 10 MB for every request but a Store (spec 4.9)
@@ -214,3 +216,24 @@ async def update_metadata(request: Request) -> dict[str, Any]:
         f"google.cloud.healthcare.{version}.dicomweb.DicomWebService.{method}",
         {"@type": "type.googleapis.com/google.protobuf.Empty"}, version,
         {"success": str(count)})
+
+
+def iam(on: str) -> tuple[Call, Call, Call]:
+    """getIamPolicy, setIamPolicy and testIamPermissions of the resource of kind `on`."""
+    async def get_policy(request: Request) -> dict[str, Any]:
+        archive = archive_of(request)
+        return await archive.policies.get(resource_of(request, archive.settings, on))
+
+    async def set_policy(request: Request) -> dict[str, Any]:
+        archive = archive_of(request)
+        return await archive.policies.set(resource_of(request, archive.settings, on),
+                                          (await _body(request)).get("policy"))
+
+    async def test_permissions(request: Request) -> dict[str, Any]:
+        archive = archive_of(request)
+        settings = archive.settings
+        return await held_permissions(settings, archive.policies,
+                                      caller_of(request, settings),
+                                      resource_of(request, settings, on),
+                                      (await _body(request)).get("permissions"))
+    return get_policy, set_policy, test_permissions

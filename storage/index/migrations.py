@@ -137,6 +137,9 @@ CREATE INDEX operations_dataset ON operations (dataset, id);
     ("0006_storage_class", """
 ALTER TABLE instances ADD COLUMN storage_class TEXT NOT NULL DEFAULT 'STANDARD';
 """),
+    ("0007_iam_policies", """
+CREATE TABLE policies (resource TEXT PRIMARY KEY, body TEXT NOT NULL);
+"""),
 )
 
 

@@ -115,3 +115,13 @@ def list_operations(conn: sqlite3.Connection, dataset: str, after: int,
     rows = conn.execute("SELECT id, dataset, body FROM operations WHERE dataset = ? AND id > ? "
                         "ORDER BY id LIMIT ?", (dataset, after, limit))
     return [OperationRow(*row) for row in rows]
+
+
+def get_policy(conn: sqlite3.Connection, resource: str) -> str | None:
+    row = conn.execute("SELECT body FROM policies WHERE resource = ?", (resource,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_policy(conn: sqlite3.Connection, resource: str, body: str) -> None:
+    conn.execute("INSERT INTO policies (resource, body) VALUES (?, ?) ON CONFLICT (resource) "
+                 "DO UPDATE SET body = excluded.body", (resource, body))

@@ -95,6 +95,12 @@ class SqliteIndex:
     async def delete_store(self, name: str) -> list[str] | None:
         return await self._change(resources.delete_store, name)
 
+    async def get_policy(self, resource: str) -> str | None:
+        return await self._db.read(lambda conn: resources.get_policy(conn, resource))
+
+    async def set_policy(self, resource: str, body: str) -> None:
+        await self._change(resources.set_policy, resource, body)
+
     async def add_operation(self, dataset: str, body: str) -> OperationRow:
         return await self._change(resources.add_operation, dataset, body)
 

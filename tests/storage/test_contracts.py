@@ -562,3 +562,12 @@ async def test_replace_instance_swaps_the_row_and_names_the_old_blob(index: Inst
     assert [k.blob_name for k in kept][0] == "e" * 32 and len(kept) == 2
     assert await index.replace_instance(store, record("1.2.5", "1.2.5.1", "1.2.5.1.1"),
                                         "c" * 32, 5, "d" * 64) == (AddOutcome.STORED, None)
+
+
+async def test_policies_are_set_replaced_and_read_back(index: InstanceIndex) -> None:
+    resource = f"{LOC}/datasets/d"
+    assert await index.get_policy(resource) is None
+    await index.set_policy(resource, '{"bindings": []}')
+    await index.set_policy(resource, '{"bindings": [1]}')
+    assert await index.get_policy(resource) == '{"bindings": [1]}'
+    assert await index.get_policy(f"{LOC}/datasets/other") is None
