@@ -45,6 +45,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        help="an identity holding every permission (repeatable)")
     serve.add_argument("--allow-unauthenticated", action="store_true",
                        help="serve a non-loopback address without authentication")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="an origin browsers may call from, e.g. https://viewer.example "
+                            "(repeatable; default * while authentication is off)")
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1,::1",
+                       help="comma-separated proxy addresses whose X-Forwarded-* headers "
+                            "are honoured ('*': any; default 127.0.0.1,::1)")
+    serve.add_argument("--public-url", default="",
+                       help="the base URL clients reach the server at (pins RetrieveURLs)")
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="worker processes (default: one per core)")
     return parser.parse_args(argv)
@@ -85,7 +93,11 @@ def _loopback(host: str) -> bool:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     settings = Settings(data_dir=args.data, stores=tuple(args.store), gcs_dir=args.gcs_root,
-                        auth_tokens=_tokens(args.auth_tokens), admins=tuple(args.admin))
+                        auth_tokens=_tokens(args.auth_tokens), admins=tuple(args.admin),
+                        cors_origins=tuple(args.cors_origin) or ("*",),
+                        forwarded_allow_ips=tuple(filter(None, (
+                            ip.strip() for ip in args.forwarded_allow_ips.split(",")))),
+                        public_url=args.public_url)
     if not settings.authentication and not _loopback(args.host):
         if not args.allow_unauthenticated:
             raise SystemExit(f"pacs: refusing to serve {args.host} without authentication: "
@@ -98,13 +110,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"pacs: DICOMweb (default store) at {base}/dicomweb", flush=True)
     for name in (settings.default_store, *settings.stores):
         print(f"pacs: Cloud Healthcare API path {base}/v1/{name}/dicomWeb", flush=True)
+    # X-Forwarded-* trust is decided by pacs.http.resource_urls, not by uvicorn, which would
+    # otherwise rewrite the scheme and client address before we see who the peer is.
     if args.workers <= 1:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+                    proxy_headers=False)
         return
     asyncio.run(_prepare(settings))
     os.environ[SETTINGS_VARIABLE] = settings.to_env()
     uvicorn.run("pacs.app:app_from_env", factory=True, workers=args.workers, host=args.host,
-                port=args.port, log_level="info")
+                port=args.port, log_level="info", proxy_headers=False)
 
 
 if __name__ == "__main__":

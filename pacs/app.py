@@ -46,10 +46,16 @@ def create_app(settings: Settings) -> Starlette:
                 await cleanup
             await archive.close()
 
+    # With authentication on, no origin is allowed by "*"; credentials (cookies) are never
+    # allowed, so no origin is reflected with them: viewers send bearer tokens.
+    origins = [o for o in settings.cors_origins if o != "*" or not settings.authentication]
     middleware = [Middleware(TrailingSlash),
-                  Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-                             allow_headers=["*"], expose_headers=["Warning", "Content-Location"])]
+                  Middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
+                             allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                            "OPTIONS"],
+                             allow_headers=["*"],
+                             expose_headers=["Warning", "Content-Location", "Content-Range",
+                                             "Content-Length", "WWW-Authenticate"])]
     app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan,
                     exception_handlers=dict(EXCEPTION_HANDLERS))
     app.router.redirect_slashes = False  # TrailingSlash serves those paths directly

@@ -17,7 +17,9 @@ class Settings:
     data_dir: Path = Path("pacs-data")
     stores: tuple[str, ...] = ()  # further stores: projects/P/locations/L/datasets/D/dicomStores/S
     default_store: str = str(DEFAULT_STORE)
-    cors_origins: tuple[str, ...] = ("*",)
+    cors_origins: tuple[str, ...] = ("*",)  # "*" only while authentication is off
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")  # proxies whose X-Forwarded-*
+    public_url: str = ""  # the base URL clients reach the server at, if pinned
     max_part_header_bytes: int = 16 * 1024  # headers of one multipart part
     max_instance_bytes: int = 4 * 1024**3  # one stored object (Google: 4 GB per tag)
     max_metadata_bytes: int = 64 * 1024**2  # JSON or XML metadata parts of one request

@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from pacs.routes import ROUTES
 from pacs.settings import Settings
 from tests.conftest import LiveServer, ServerThread
+from tests.dataset_factories import corpus_bytes
 
 TOKENS = {"admin-token": "user:admin@example.com", "alice-token": "user:alice@example.com"}
 VALUES = {"version": "v1", "project": "p", "location": "l", "dataset": "d", "store": "s",
@@ -176,3 +177,47 @@ def test_iam_policies_grant_roles_on_stores_and_datasets(server: LiveServer) -> 
         admin.setIamPolicy(resource=f"{location}/datasets/d", body={"policy": {
             "bindings": [{"role": "roles/owner-ish", "members": ["user:x@y"]}]}}).execute()
     assert unknown_role.value.resp.status == 400
+
+
+def _preflight(base: str, origin: str) -> requests.Response:
+    return requests.options(f"{base}/dicomweb/studies", headers={
+        "Origin": origin, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+
+
+def test_cors_lets_configured_viewers_in_and_nobody_else(tmp_path: Path) -> None:
+    """With authentication on, "*" allows nobody; a configured origin may send
+    Authorization; no origin is ever allowed credentials (cookies)."""
+    settings = Settings(data_dir=tmp_path / "data", auth_tokens=tuple(TOKENS.items()),
+                        cors_origins=("*", "https://viewer.example"))
+    with ServerThread(settings) as running:
+        base = f"http://127.0.0.1:{running.port}"
+        viewer = _preflight(base, "https://viewer.example")
+        assert viewer.headers["access-control-allow-origin"] == "https://viewer.example"
+        assert "authorization" in viewer.headers["access-control-allow-headers"].lower()
+        assert "access-control-allow-credentials" not in viewer.headers
+        other = _preflight(base, "https://evil.example")
+        assert other.headers.get("access-control-allow-origin") not in (
+            "*", "https://evil.example")
+        answer = requests.get(f"{base}/dicomweb/studies", headers={
+            "Origin": "https://evil.example", "Authorization": "Bearer admin-token"})
+        assert "access-control-allow-origin" not in answer.headers
+
+
+def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path) -> None:
+    """A client cannot make the server hand out URLs of a host of its choosing; a pinned
+    public URL wins over everything."""
+    data = corpus_bytes("CT_small.dcm")
+    forged = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+              "Content-Type": "application/dicom", "Accept": "application/dicom+json"}
+    for trusted, public, expected in (
+            (("127.0.0.1",), "", "https://evil.example/dicomweb"),  # a proxy on this host
+            ((), "", "http://127.0.0.1:{port}/dicomweb"),  # nobody trusted
+            (("*",), "https://pacs.example/base", "https://pacs.example/base/dicomweb")):
+        settings = Settings(data_dir=tmp_path / f"d{len(trusted)}{bool(public)}",
+                            forwarded_allow_ips=trusted, public_url=public)
+        with ServerThread(settings) as running:
+            answer = requests.post(f"http://127.0.0.1:{running.port}/dicomweb/studies",
+                                   data=data, headers=forged).json()
+            url = answer["00081190"]["Value"][0]
+            assert url.startswith(expected.format(port=running.port) + "/studies/"), url

@@ -1,20 +1,31 @@
 """Absolute RetrieveURL / BulkDataURI values, built from the request (PS3.18 8.7.3.1).
 
-Behind a proxy, X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Prefix are honoured, so
-the URLs a client receives lead back through the proxy.
+An operator may pin the public base URL (`--public-url`). Otherwise the URLs follow the
+request, and X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Prefix are honoured only
+from the proxies configured as trusted (`--forwarded-allow-ips`, as uvicorn names it), so
+that no client can make the server hand out URLs of a host of its choosing.
 """
 
 from starlette.requests import Request
 
+from pacs.settings import Settings
+
 
 def dicomweb_root(request: Request) -> str:
     """The DICOMweb root the client addressed, e.g. `https://host/v1/projects/…/dicomWeb`."""
+    settings: Settings = request.app.state.archive.settings
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + _mount_path(request)
     headers = request.headers
-    scheme = headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = headers.get("x-forwarded-host", headers.get("host", request.url.netloc))
+    client = request.client.host if request.client else ""
+    trusted = "*" in settings.forwarded_allow_ips or client in settings.forwarded_allow_ips
+    forwarded = {k: v for k, v in headers.items() if k.startswith("x-forwarded-")} \
+        if trusted else {}
+    scheme = forwarded.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+    host = forwarded.get("x-forwarded-host", headers.get("host", request.url.netloc))
     host = host.split(",")[0].strip()
-    prefix = headers.get("x-forwarded-prefix", "").rstrip("/")
-    if not any(h.startswith("x-forwarded-") for h in headers) and ":" not in host.strip("[]"):
+    prefix = forwarded.get("x-forwarded-prefix", "").rstrip("/")
+    if not forwarded and ":" not in host.strip("[]"):
         host = _with_server_port(host, scheme, request.scope.get("server"))
     return f"{scheme}://{host}{prefix}{_mount_path(request)}"
 
