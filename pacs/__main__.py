@@ -7,12 +7,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from pacs.app import create_app
 from pacs.names import StoreName
 from pacs.service.archive import open_archive
+from pacs.service.iam import ROLES
 from pacs.settings import SETTINGS_VARIABLE, Settings
 
 
@@ -45,6 +47,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        help="an identity holding every permission (repeatable)")
     serve.add_argument("--allow-unauthenticated", action="store_true",
                        help="serve a non-loopback address without authentication")
+    serve.add_argument("--oidc-issuer", default="",
+                       help="accept OIDC JWTs from this issuer (its `iss`), e.g. a Keycloak realm")
+    serve.add_argument("--oidc-audience", default="", help="the `aud` OIDC tokens must carry")
+    serve.add_argument("--oidc-jwks", default="", metavar="PATH_OR_URL",
+                       help="the issuer's signing keys: a JWKS file or URL")
+    serve.add_argument("--oidc-identity-claim", default="email",
+                       help="the claim naming the caller, as user:<claim> (default email)")
+    serve.add_argument("--oidc-roles-claim", default="",
+                       help="dotted path to the token's roles, e.g. realm_access.roles")
+    serve.add_argument("--oidc-role-map", type=Path, metavar="FILE",
+                       help="JSON: token role -> list of {resource, role} Google roles")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                        help="an origin browsers may call from, e.g. https://viewer.example "
                             "(repeatable; default * while authentication is off)")
@@ -83,6 +96,29 @@ def _tokens(path: Path | None) -> tuple[tuple[str, str], ...]:
     return tuple(tokens.items())
 
 
+def _oidc(args: argparse.Namespace) -> dict[str, Any]:
+    """The OIDC settings; SystemExit with one line saying what is missing or wrong."""
+    if not args.oidc_issuer:
+        return {}
+    if not args.oidc_audience or not args.oidc_jwks:
+        raise SystemExit("pacs: --oidc-issuer needs --oidc-audience and --oidc-jwks")
+    role_map: list[tuple[str, str, str]] = []
+    if args.oidc_role_map is not None:
+        try:
+            roles = json.loads(args.oidc_role_map.read_text())
+            role_map = [(token_role, grant["resource"], grant["role"])
+                        for token_role, grants in roles.items() for grant in grants]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SystemExit(f"pacs: cannot read --oidc-role-map {args.oidc_role_map}: a JSON "
+                             "object of role -> [{resource, role}] expected") from exc
+        unknown = {role for _, _, role in role_map} - set(ROLES)
+        if unknown:
+            raise SystemExit(f"pacs: --oidc-role-map names unknown roles {sorted(unknown)}")
+    return {"oidc_issuer": args.oidc_issuer, "oidc_audience": args.oidc_audience,
+            "oidc_jwks": args.oidc_jwks, "oidc_identity_claim": args.oidc_identity_claim,
+            "oidc_roles_claim": args.oidc_roles_claim, "oidc_role_map": tuple(role_map)}
+
+
 def _loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -97,12 +133,13 @@ def main(argv: list[str] | None = None) -> None:
                         cors_origins=tuple(args.cors_origin) or ("*",),
                         forwarded_allow_ips=tuple(filter(None, (
                             ip.strip() for ip in args.forwarded_allow_ips.split(",")))),
-                        public_url=args.public_url)
+                        public_url=args.public_url, **_oidc(args))
     if not settings.authentication and not _loopback(args.host):
         if not args.allow_unauthenticated:
             raise SystemExit(f"pacs: refusing to serve {args.host} without authentication: "
-                             "give --auth-tokens, or --allow-unauthenticated to let anyone "
-                             "who can reach the port read, store and delete everything")
+                             "give --auth-tokens or --oidc-issuer, or --allow-unauthenticated "
+                             "to let anyone who can reach the port read, store and delete "
+                             "everything")
         print(f"pacs: WARNING: serving {args.host} without authentication: anyone who can "
               "reach the port can read, store and delete everything", flush=True)
     base = f"http://{args.host}:{args.port}"

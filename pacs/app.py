@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from pacs.dicom.pydicom_setup import configure_pydicom
 from pacs.http.errors import EXCEPTION_HANDLERS
+from pacs.http.oidc import OidcVerifier
 from pacs.http.trailing_slash import TrailingSlash
 from pacs.pixels.codecs import missing_backends
 from pacs.routes import ROUTES
@@ -59,4 +60,5 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan,
                     exception_handlers=dict(EXCEPTION_HANDLERS))
     app.router.redirect_slashes = False  # TrailingSlash serves those paths directly
+    app.state.oidc = OidcVerifier(settings) if settings.oidc_issuer else None
     return app

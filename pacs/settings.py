@@ -40,6 +40,13 @@ class Settings:
     # bearer token → identity (member syntax); never shown
     auth_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     admins: tuple[str, ...] = ()  # identities that hold every permission
+    oidc_issuer: str = ""  # OIDC: the `iss` a JWT must carry ("" : OIDC off)
+    oidc_audience: str = ""  # the `aud` it must carry
+    oidc_jwks: str = ""  # the issuer's keys: a JWKS file or https URL
+    oidc_identity_claim: str = "email"  # identity: user:<this claim>
+    oidc_roles_claim: str = ""  # dotted path to the token's roles, e.g. realm_access.roles
+    oidc_role_map: tuple[tuple[str, str, str], ...] = ()  # (token role, resource, Google role)
+    oidc_jwks_refresh_seconds: float = 30.0  # an unknown `kid` refetches keys at most this often
 
     def to_env(self) -> str:
         """JSON for the `PACS_SETTINGS` variable that worker processes read."""
@@ -68,7 +75,7 @@ class Settings:
     @property
     def authentication(self) -> bool:
         """Whether requests must carry a credential (some way to authenticate is set)."""
-        return bool(self.auth_tokens)
+        return bool(self.auth_tokens or self.oidc_issuer)
 
     @property
     def gcs_root(self) -> Path:

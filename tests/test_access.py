@@ -117,6 +117,16 @@ def test_a_public_address_needs_authentication(tmp_path: Path) -> None:
     bad = _serve("--host", "0.0.0.0", "--auth-tokens", str(tokens))
     assert bad.returncode != 0
     assert "must be a JSON object of tokens to identities" in bad.stderr
+    half = _serve("--host", "0.0.0.0", "--oidc-issuer", "https://kc.example/realms/r")
+    assert half.returncode != 0
+    assert "--oidc-issuer needs --oidc-audience and --oidc-jwks" in half.stderr
+    roles = tmp_path / "roles.json"
+    roles.write_text(json.dumps({"viewer": [{"resource": "projects/p", "role": "roles/owner"}]}))
+    unknown = _serve("--host", "0.0.0.0", "--oidc-issuer", "https://kc.example/realms/r",
+                     "--oidc-audience", "pacs", "--oidc-jwks", "https://kc.example/certs",
+                     "--oidc-role-map", str(roles))
+    assert unknown.returncode != 0
+    assert "--oidc-role-map names unknown roles ['roles/owner']" in unknown.stderr
 
 
 def _client(server: LiveServer, token: str) -> Any:

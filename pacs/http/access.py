@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from pacs.http.oidc import OidcVerifier
 from pacs.names import StoreName
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument, Unauthenticated
@@ -29,8 +30,9 @@ class Permission:
     on: str
 
 
-def caller_of(request: Request, settings: Settings) -> Caller:
-    """The identity of the request's bearer token; Unauthenticated if the token is unknown."""
+async def caller_of(request: Request, settings: Settings) -> Caller:
+    """The caller the request's bearer token names (a token of `--auth-tokens`, else an OIDC
+    JWT); Unauthenticated if it names none."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else ""
@@ -38,9 +40,12 @@ def caller_of(request: Request, settings: Settings) -> Caller:
     if not token:
         return Caller(None)
     identity = dict(settings.auth_tokens).get(token)
-    if identity is None:
+    if identity is not None:
+        return Caller(identity)
+    oidc: OidcVerifier | None = request.app.state.oidc
+    if oidc is None:
         raise Unauthenticated(INVALID)
-    return Caller(identity)
+    return await oidc.caller(token, INVALID)
 
 
 def resource_of(request: Request, settings: Settings, on: str) -> str:
@@ -71,5 +76,6 @@ async def check(request: Request, permission: Permission | None) -> None:
     settings = archive.settings
     if permission is None or not settings.authentication:
         return  # public, or authentication off: no credential is looked at
-    await authorize(settings, archive.policies, caller_of(request, settings), permission.name,
+    await authorize(settings, archive.policies, await caller_of(request, settings),
+                    permission.name,
                     resource_of(request, settings, permission.on))

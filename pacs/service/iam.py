@@ -57,9 +57,11 @@ POLICY_TTL = 2.0  # seconds a policy read from the index is used before it is re
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: an identity in Google's member syntax, or None (no credential)."""
+    """Who is asking: an identity in Google's member syntax, or None (no credential), and
+    the roles its credential itself grants, as (resource, role) pairs (OIDC realm roles)."""
 
     identity: str | None
+    grants: tuple[tuple[str, str], ...] = ()
 
 
 def ancestors(resource: str) -> list[str]:
@@ -115,7 +117,11 @@ class Policies:
     async def permissions(self, caller: Caller, resource: str) -> frozenset[str]:
         """Every permission the caller's roles grant on `resource` or above it."""
         granted: set[str] = set()
-        for scope in ancestors(resource):
+        scopes = ancestors(resource)
+        for scope, role in caller.grants:
+            if scope in scopes:
+                granted |= ROLES[role]
+        for scope in scopes:
             for binding in (await self.get(scope))["bindings"]:
                 members = binding["members"]
                 if caller.identity in members or "allUsers" in members or (

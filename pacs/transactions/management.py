@@ -233,7 +233,7 @@ def iam(on: str) -> tuple[Call, Call, Call]:
         archive = archive_of(request)
         settings = archive.settings
         return await held_permissions(settings, archive.policies,
-                                      caller_of(request, settings),
+                                      await caller_of(request, settings),
                                       resource_of(request, settings, on),
                                       (await _body(request)).get("permissions"))
     return get_policy, set_policy, test_permissions
