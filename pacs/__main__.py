@@ -47,6 +47,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        help="an identity holding every permission (repeatable)")
     serve.add_argument("--allow-unauthenticated", action="store_true",
                        help="serve a non-loopback address without authentication")
+    serve.add_argument("--audit-log", type=Path, metavar="FILE",
+                       help="append a JSON line per request: who did what to which resource "
+                            "with what result")
     serve.add_argument("--oidc-issuer", default="",
                        help="accept OIDC JWTs from this issuer (its `iss`), e.g. a Keycloak realm")
     serve.add_argument("--oidc-audience", default="", help="the `aud` OIDC tokens must carry")
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                         cors_origins=tuple(args.cors_origin) or ("*",),
                         forwarded_allow_ips=tuple(filter(None, (
                             ip.strip() for ip in args.forwarded_allow_ips.split(",")))),
-                        public_url=args.public_url, **_oidc(args))
+                        public_url=args.public_url, audit_log=args.audit_log, **_oidc(args))
     if not settings.authentication and not _loopback(args.host):
         if not args.allow_unauthenticated:
             raise SystemExit(f"pacs: refusing to serve {args.host} without authentication: "

@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from pacs.dicom.pydicom_setup import configure_pydicom
+from pacs.http.audit import AuditLog
 from pacs.http.errors import EXCEPTION_HANDLERS
 from pacs.http.oidc import OidcVerifier
 from pacs.http.trailing_slash import TrailingSlash
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         archive = await open_archive(settings)
         app.state.archive = archive
+        app.state.audit = AuditLog(settings.audit_log) if settings.audit_log else None
         cleanup = asyncio.create_task(sweep_periodically(archive))
         try:
             yield
@@ -46,6 +48,8 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await cleanup
             await archive.close()
+            if app.state.audit is not None:
+                app.state.audit.close()
 
     # With authentication on, no origin is allowed by "*"; credentials (cookies) are never
     # allowed, so no origin is reflected with them: viewers send bearer tokens.

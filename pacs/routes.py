@@ -11,7 +11,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
-from pacs.http.access import Permission, check
+from pacs.http.access import Access, Permission, check
+from pacs.http.audit import AuditLog
+from pacs.http.errors import status_of
 from pacs.http.transaction import Handler, Transaction
 from pacs.names import ROUTE
 from pacs.service.iam import AUTHENTICATED
@@ -72,11 +74,22 @@ Guarded = tuple[Permission | None, Handler]  # what a method needs, and what it 
 def route(path: str, methods: Mapping[str, Guarded]) -> Route:
     """One route per path, each method's permission and handler looked up in `methods`, so
     that a 405 names every method the path allows (RFC 9110 15.5.6) and one place checks
-    every permission; HEAD is answered (and checked) as GET."""
+    every permission and writes the audit log; HEAD is answered (and checked) as GET."""
     async def dispatch(request: Request) -> Response:
         permission, handler = methods["GET" if request.method == "HEAD" else request.method]
-        await check(request, permission)
-        return await handler(request)
+        access, status = Access(), 500
+        try:
+            await check(request, permission, access)
+            response = await handler(request)
+            status = response.status_code
+            return response
+        except Exception as exc:
+            status = status_of(exc)
+            raise
+        finally:
+            audit: AuditLog | None = request.app.state.audit
+            if audit is not None and permission is not None:
+                audit.record(request, access, status)
     return Route(path, dispatch, methods=list(methods), name=path or "/")
 
 

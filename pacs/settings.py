@@ -8,6 +8,7 @@ from pathlib import Path
 from pacs.names import DEFAULT_STORE
 
 SETTINGS_VARIABLE = "PACS_SETTINGS"
+_PATHS = ("data_dir", "gcs_dir", "audit_log")  # fields holding a Path
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Settings:
     # bearer token → identity (member syntax); never shown
     auth_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     admins: tuple[str, ...] = ()  # identities that hold every permission
+    audit_log: Path | None = None  # JSON lines of who did what (None: no audit log)
     oidc_issuer: str = ""  # OIDC: the `iss` a JWT must carry ("" : OIDC off)
     oidc_audience: str = ""  # the `aud` it must carry
     oidc_jwks: str = ""  # the issuer's keys: a JWKS file or https URL
@@ -51,8 +53,8 @@ class Settings:
     def to_env(self) -> str:
         """JSON for the `PACS_SETTINGS` variable that worker processes read."""
         values = asdict(self)
-        values["data_dir"] = str(self.data_dir)
-        values["gcs_dir"] = None if self.gcs_dir is None else str(self.gcs_dir)
+        for name in _PATHS:
+            values[name] = None if values[name] is None else str(values[name])
         return json.dumps(values)
 
     @classmethod
@@ -63,7 +65,7 @@ class Settings:
             if f.name in values and isinstance(values[f.name], list):
                 values[f.name] = tuple(tuple(v) if isinstance(v, list) else v
                                        for v in values[f.name])
-        for name in ("data_dir", "gcs_dir"):
+        for name in _PATHS:
             if values.get(name) is not None:
                 values[name] = Path(values[name])
         return cls(**values)

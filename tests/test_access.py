@@ -231,3 +231,39 @@ def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path) -> None:
                                    data=data, headers=forged).json()
             url = answer["00081190"]["Value"][0]
             assert url.startswith(expected.format(port=running.port) + "/studies/"), url
+
+
+def test_the_audit_log_says_who_did_what_without_tokens(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    settings = Settings(data_dir=tmp_path / "data", auth_tokens=tuple(TOKENS.items()),
+                        admins=("user:admin@example.com",), audit_log=audit)
+    store = "projects/local/locations/local/datasets/default/dicomStores/default"
+    with ServerThread(settings) as running:
+        base = f"http://127.0.0.1:{running.port}"
+        admin = {"Authorization": "Bearer admin-token"}
+        stored = requests.post(f"{base}/dicomweb/studies", data=corpus_bytes("CT_small.dcm"),
+                               headers={**admin, "Content-Type": "application/dicom",
+                                        "Accept": "application/dicom+json"})
+        study = re.search(r"/studies/([0-9.]+)", stored.json()["00081190"]["Value"][0])[1]
+        requests.get(f"{base}/dicomweb/studies?access_token=alice-token")
+        requests.delete(f"{base}/dicomweb/studies/{study}",
+                        headers={"Authorization": "Bearer alice-token"})
+        requests.get(f"{base}/dicomweb/studies", headers={"Authorization": "Bearer forged"})
+        requests.post(f"{base}/v1/{store}:setIamPolicy", headers=admin, json={"policy": {
+            "bindings": [{"role": "roles/healthcare.dicomViewer",
+                          "members": ["user:alice@example.com"]}]}})
+        requests.get(f"{base}/healthz")
+    text = audit.read_text()
+    assert "token" not in text and "forged" not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [(e["identity"], e["method"], e["permission"].rsplit(".", 1)[-1], e["status"],
+             e["outcome"]) for e in lines] == [
+        ("user:admin@example.com", "POST", "dicomWebWrite", 200, "success"),
+        ("user:alice@example.com", "GET", "dicomWebRead", 403, "denied"),
+        ("user:alice@example.com", "DELETE", "dicomWebDelete", 403, "denied"),
+        (None, "GET", "dicomWebRead", 401, "denied"),
+        ("user:admin@example.com", "POST", "setIamPolicy", 200, "success")]
+    assert all(e["resource"] == store for e in lines)
+    assert lines[2]["path"] == f"/dicomweb/studies/{study}" and lines[1]["path"] == \
+        "/dicomweb/studies"
+    assert all(e["client"] == "127.0.0.1" and e["time"].endswith("+00:00") for e in lines)

@@ -69,13 +69,28 @@ def resource_of(request: Request, settings: Settings, on: str) -> str:
     return "/".join(names)
 
 
-async def check(request: Request, permission: Permission | None) -> None:
+@dataclass
+class Access:
+    """What is known of a request's access as it is checked: who, asking which permission, on
+    which resource (what the audit log records, even of a refusal)."""
+
+    identity: str | None = None
+    permission: str = ""
+    resource: str = ""
+
+
+async def check(request: Request, permission: Permission | None, access: Access) -> None:
     """Nothing if the caller may do what the route does; Unauthenticated or
-    PermissionDenied otherwise. Routes without a permission are public (/healthz)."""
+    PermissionDenied otherwise, `access` filled as far as it got. Routes without a
+    permission are public (/healthz)."""
+    if permission is None:
+        return
     archive: Archive = request.app.state.archive
     settings = archive.settings
-    if permission is None or not settings.authentication:
-        return  # public, or authentication off: no credential is looked at
-    await authorize(settings, archive.policies, await caller_of(request, settings),
-                    permission.name,
-                    resource_of(request, settings, permission.on))
+    access.permission = permission.name
+    access.resource = resource_of(request, settings, permission.on)
+    if not settings.authentication:
+        return  # authentication off: no credential is looked at
+    caller = await caller_of(request, settings)
+    access.identity = caller.identity
+    await authorize(settings, archive.policies, caller, permission.name, access.resource)

@@ -69,10 +69,20 @@ def error_response(status: int, message: str, code: str | None = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def status_of(exc: Exception) -> int:
+    """The HTTP status the handlers below answer `exc` with."""
+    if isinstance(exc, HttpError):
+        return exc.status
+    if isinstance(exc, ArchiveError):
+        return STATUS_OF_ERROR.get(type(exc), STATUS_OF_CODE[exc.code])
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    return {PixelError: 400, QueryTimeout: 503}.get(type(exc), 500)
+
+
 async def _archive_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ArchiveError)
-    status = exc.status if isinstance(exc, HttpError) else \
-        STATUS_OF_ERROR.get(type(exc), STATUS_OF_CODE[exc.code])
+    status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if exc.code == "UNAUTHENTICATED" else None
     return error_response(status, exc.message, exc.code, headers)
 
