@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from pacs.dicom.pydicom_setup import configure_pydicom
 from pacs.http.audit import AuditLog
 from pacs.http.errors import EXCEPTION_HANDLERS
+from pacs.http.log_redaction import redact_access_log
 from pacs.http.oidc import OidcVerifier
 from pacs.http.trailing_slash import TrailingSlash
 from pacs.pixels.codecs import missing_backends
@@ -31,6 +32,7 @@ def app_from_env() -> Starlette:
 def create_app(settings: Settings) -> Starlette:
     """The ASGI application serving `settings`."""
     configure_pydicom()
+    redact_access_log()
     for syntax, missing in missing_backends().items():
         log.warning("transfer syntax %s cannot be decoded or encoded: %s not installed",
                     syntax, ", ".join(missing))

@@ -2,10 +2,13 @@
 table with no token (401), a token without the permission (403) and an administrator's
 token (neither), HEAD and OPTIONS included, on /dicomweb and on Google's paths."""
 
+import contextlib
 import json
 import re
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -267,3 +270,35 @@ def test_the_audit_log_says_who_did_what_without_tokens(tmp_path: Path) -> None:
     assert lines[2]["path"] == f"/dicomweb/studies/{study}" and lines[1]["path"] == \
         "/dicomweb/studies"
     assert all(e["client"] == "127.0.0.1" and e["time"].endswith("+00:00") for e in lines)
+
+
+def test_tokens_never_reach_the_server_log(tmp_path: Path) -> None:
+    """`pacs serve` with its access log on: a token sent as `access_token` is redacted."""
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"s3cr3t-t0ken": "user:admin@example.com"}))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pacs", "serve", "--port", str(port), "--data",
+         str(tmp_path / "data"), "--auth-tokens", str(tokens), "--admin",
+         "user:admin@example.com", "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, "did not start"
+            time.sleep(0.1)
+        found = requests.get(f"{base}/dicomweb/studies?limit=1&access_token=s3cr3t-t0ken")
+        assert found.status_code == 204
+        assert requests.get(f"{base}/dicomweb/studies",
+                            headers={"Authorization": "Bearer s3cr3t-t0ken"}).status_code == 204
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert "access_token=REDACTED" in output  # the request was logged, without its token
+    assert "s3cr3t" not in output
