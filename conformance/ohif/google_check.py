@@ -49,10 +49,10 @@ UID = r"[0-9]+(?:\.[0-9]+)+"
 
 # OHIF's config/google.js data source (3.13.2 dist/google.js), roots filled in per scenario;
 # `oidc` is left out, so OHIF needs no login and sends no Authorization header (but see ?token=).
-APP_CONFIG = """/** OHIF v3 app-config: OHIF's Google Cloud Healthcare data source */
-window.config = {
+APP_CONFIG_TEMPLATE = """/** OHIF v3 app-config: %(title)s */
+%(extension_js)swindow.config = {
   routerBasename: '/',
-  extensions: [],
+  extensions: [%(extensions)s],
   modes: [],
   customizationService: {},
   showStudyList: true,
@@ -69,26 +69,52 @@ window.config = {
       namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
       sourceName: 'dicomweb',
       configuration: {
-        friendlyName: 'Google Cloud Healthcare (our server)',
-        name: 'GCP',
-        wadoUriRoot: '%(root)s',
-        qidoRoot: '%(root)s',
-        wadoRoot: '%(root)s',
+        friendlyName: %(friendly_name)s,
+        name: %(name)s,
+        wadoUriRoot: %(root)s,
+        qidoRoot: %(root)s,
+        wadoRoot: %(root)s,
         qidoSupportsIncludeField: true,
         imageRendering: 'wadors',
-        thumbnailRendering: 'rendered',
-        thumbnailRequestStrategy: 'fetch',
         enableStudyLazyLoad: true,
-        supportsFuzzyMatching: true,
-        supportsWildcard: false,
-        dicomUploadEnabled: true,
         omitQuotationForMultipartRequest: true,
-        configurationAPI: 'ohif.dataSourceConfigurationAPI.google',
-      },
+%(extra_configuration)s      },
     },
   ],
   httpErrorHandler: error => { console.warn('httpErrorHandler', error && error.status); },
 };
+"""
+
+
+def app_config(
+    title, root, friendly_name, name, extra_configuration="", extension_js="", extensions=""
+):
+    """One OHIF v3 app-config.js with a single dicomweb data source (shared with auth_check.py).
+
+    `extra_configuration` is JS object lines (`key: value,`) added to the data source's
+    configuration; `extension_js` is JS placed before `window.config`, `extensions` the list body.
+    """
+    lines = extra_configuration.strip().splitlines()
+    extra = "".join(f"        {line.strip()}\n" for line in lines)
+    return APP_CONFIG_TEMPLATE % {
+        "title": title,
+        "extension_js": extension_js.strip() + "\n" if extension_js.strip() else "",
+        "extensions": extensions,
+        "friendly_name": json.dumps(friendly_name),
+        "name": json.dumps(name),
+        "root": json.dumps(root),
+        "extra_configuration": extra,
+    }
+
+
+# The Google-specific keys of OHIF's config/google.js data source.
+GOOGLE_CONFIGURATION = """
+thumbnailRendering: 'rendered',
+thumbnailRequestStrategy: 'fetch',
+supportsFuzzyMatching: true,
+supportsWildcard: false,
+dicomUploadEnabled: true,
+configurationAPI: 'ohif.dataSourceConfigurationAPI.google',
 """
 ROOTS = {"picker": f"{GOOGLE}/projects", "preconfigured": f"{GOOGLE}/{STORE_NAME}/dicomWeb"}
 
@@ -180,6 +206,23 @@ def stop(proc: subprocess.Popen | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def serve_viewer(
+    work: Path, config: Path, port: int, out: Path, scenario: str
+) -> subprocess.Popen | None:
+    """The recipe's serve.js serving OHIF with `config` on `port`; None if it did not start."""
+    viewer = subprocess.Popen(
+        ["node", str(work / "serve.js"), "--dist", str(work / "www"), "--app-config",
+         str(config), "--port", str(port), "--log", str(out / f"serve-{scenario}.jsonl")],
+        stdout=open(out / f"serve-{scenario}.log", "w"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    if wait_http(f"http://127.0.0.1:{port}/", 30, viewer):
+        return viewer
+    print(f"serve.js did not start, see {out}/serve-{scenario}.log")
+    stop(viewer)
+    return None
 
 
 def preflight(url: str, origin: str) -> tuple[bool, str]:
@@ -340,6 +383,32 @@ def report(scenario: str, out: Path) -> tuple[bool, list[str]]:
     return not problems, problems
 
 
+def start_server(out, data, port, extra_args=()):
+    """`python -m pacs serve` on 127.0.0.1:port with one worker, logging to out/pacs-server.log.
+
+    -> (Popen, open log file); the caller waits for /healthz, stops it and closes the log."""
+    server_log = open(out / "pacs-server.log", "w")
+    cmd = [sys.executable, "-m", "pacs", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--data", str(data), "--workers", "1", *extra_args]
+    server = subprocess.Popen(cmd, cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT)
+    return server, server_log
+
+
+def write_server_requests(out):
+    """Deduplicate the server's access log (out/pacs-server.log) into out/server-requests.txt.
+
+    -> Counter of (method, normalised path, status)."""
+    seen = collections.Counter()
+    for line in open(out / "pacs-server.log"):
+        m = re.search(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d+)', line)
+        if m:
+            seen[(m.group(1), norm(m.group(2).split("?")[0]), m.group(3))] += 1
+    with open(out / "server-requests.txt", "w") as f:
+        for (m, p, s), n in seen.items():
+            f.write(f"{n:4d}x {m} {p} {s}\n")
+    return seen
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -375,26 +444,7 @@ def main() -> int:
     data = Path(tempfile.mkdtemp(prefix="pacs-google-check-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server_log = open(out / "pacs-server.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pacs",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data",
-            str(data),
-            "--workers",
-            "1",
-        ],
-        cwd=REPO,
-        stdout=server_log,
-        stderr=subprocess.STDOUT,
-    )
+    server, server_log = start_server(out, data, port)
     viewer = None
     results: dict[str, tuple[bool, list[str]]] = {}
     try:
@@ -460,26 +510,18 @@ def main() -> int:
         # 3. one browser run per scenario
         for scenario in a.scenarios:
             cfg = out / f"app-config.{scenario}.js"
-            cfg.write_text(APP_CONFIG % {"root": ROOTS[scenario]})
-            vport = free_port()
-            viewer = subprocess.Popen(
-                [
-                    "node",
-                    str(a.work / "serve.js"),
-                    "--dist",
-                    str(a.work / "www"),
-                    "--app-config",
-                    str(cfg),
-                    "--port",
-                    str(vport),
-                    "--log",
-                    str(out / f"serve-{scenario}.jsonl"),
-                ],
-                stdout=open(out / f"serve-{scenario}.log", "w"),
-                stderr=subprocess.STDOUT,
+            cfg.write_text(
+                app_config(
+                    "OHIF's Google Cloud Healthcare data source",
+                    ROOTS[scenario],
+                    "Google Cloud Healthcare (our server)",
+                    "GCP",
+                    GOOGLE_CONFIGURATION,
+                )
             )
-            if not wait_http(f"http://127.0.0.1:{vport}/", 30, viewer):
-                print(f"serve.js did not start, see {out}/serve-{scenario}.log")
+            vport = free_port()
+            viewer = serve_viewer(a.work, cfg, vport, out, scenario)
+            if viewer is None:
                 return 2
             print(f"=== scenario {scenario} (data source root {ROOTS[scenario]}) ===", flush=True)
             cmd = [
@@ -528,15 +570,7 @@ def main() -> int:
         server_log.close()
         if not a.keep_data:
             shutil.rmtree(data, ignore_errors=True)
-    # every request our server saw (its access log), deduplicated
-    seen = collections.Counter()
-    for line in open(out / "pacs-server.log"):
-        m = re.search(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d+)', line)
-        if m:
-            seen[(m.group(1), norm(m.group(2).split("?")[0]), m.group(3))] += 1
-    with open(out / "server-requests.txt", "w") as f:
-        for (m, p, s), n in seen.items():
-            f.write(f"{n:4d}x {m} {p} {s}\n")
+    write_server_requests(out)
     print(f"=== summary === (server access log, deduplicated: {out / 'server-requests.txt'})")
     ok = bool(results) and all(r[0] for r in results.values())
     for scenario, (good, problems) in results.items():

@@ -27,17 +27,10 @@
 'use strict';
 const fs = require('fs');
 const http = require('http');
-const os = require('os');
 const path = require('path');
+const common = require('./drive_common');
 
-const args = {};
-for (let i = 2; i < process.argv.length; i++) {
-  const a = process.argv[i];
-  if (!a.startsWith('--')) continue;
-  const nxt = process.argv[i + 1];
-  if (nxt === undefined || nxt.startsWith('--')) args[a.slice(2)] = true;
-  else { args[a.slice(2)] = nxt; i++; }
-}
+const args = common.parseArgs(process.argv);
 const { chromium } = require(path.resolve(args.playwright || 'node_modules/playwright-core'));
 const VIEWER = (args.viewer || 'http://127.0.0.1:28080').replace(/\/$/, '');
 const SERVER = new URL(args.server || 'http://127.0.0.1:8080');
@@ -58,12 +51,7 @@ const blocked = [];        // any other non-loopback request (aborted)
 const consoleMsgs = [];
 const result = { scenario: SCENARIO, viewer: VIEWER, server: SERVER.origin, study: STUDY, pick: PICK, steps: [] };
 const logStream = fs.createWriteStream(path.join(OUT, `requests-${SCENARIO}.jsonl`));
-function step(name, extra) {
-  const s = Object.assign({ name, t: Date.now() - t0 }, extra || {});
-  result.steps.push(s);
-  console.log(JSON.stringify(s));
-  return s;
-}
+const step = common.makeStep(result, t0);
 
 // Send one intercepted request to our server and return {status, headers, body}.
 function forward(request, headers, body) {
@@ -126,26 +114,6 @@ async function onRoute(route, request) {
   logStream.write(JSON.stringify(rec) + '\n');
 }
 
-async function canvasState(page) {
-  return page.evaluate(() => {
-    let cs = Array.from(document.querySelectorAll('canvas.cornerstone-canvas, .cornerstone-viewport-element canvas, [data-viewport-uid] canvas'));
-    if (!cs.length) cs = Array.from(document.querySelectorAll('canvas'));
-    const out = [];
-    for (const c of cs) {
-      if (!c.width || !c.height) continue;
-      let nonBlack = 0, total = 0, sum = 0;
-      try {
-        const g = c.getContext('2d');
-        if (!g) { out.push({ w: c.width, h: c.height, ctx: 'not-2d' }); continue; }
-        const d = g.getImageData(0, 0, c.width, c.height).data;
-        for (let i = 0; i < d.length; i += 4 * 7) { total++; const v = d[i] + d[i + 1] + d[i + 2]; sum += v; if (v > 30) nonBlack++; }
-      } catch (e) { out.push({ err: String(e) }); continue; }
-      out.push({ w: c.width, h: c.height, nonBlackFrac: nonBlack / total, mean: sum / total / 3 });
-    }
-    return out;
-  });
-}
-
 async function shot(page, name) {
   const f = path.join(OUT, `${SCENARIO}-${name}.png`);
   try { await page.screenshot({ path: f }); } catch (e) { return null; }
@@ -179,39 +147,15 @@ async function pickItem(page, level, name) {
   return true;
 }
 
-async function waitRendered(page) {
-  let rendered = [];
-  const deadline = Date.now() + TIMEOUT;
-  while (Date.now() < deadline) {
-    rendered = await canvasState(page).catch(() => []);
-    if (rendered.some(r => r.nonBlackFrac > 0.05)) break;
-    await page.waitForTimeout(1000);
-  }
-  return rendered;
-}
-
 (async () => {
   fs.mkdirSync(OUT, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ohif-google-profile-'));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: args.chromium || '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1400, height: 900 },
-    serviceWorkers: 'block',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--disable-dev-shm-usage', '--window-size=1400,900',
-      '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
-      // offline guard: anything not routed below and not loopback goes to a dead proxy
-      '--proxy-server=http://127.0.0.1:9', '--proxy-bypass-list=127.0.0.1;localhost'],
-  });
+  // offline guard: anything not routed below and not loopback goes to a dead proxy
+  const { ctx, profile, page } = await common.launch(chromium, args, 'ohif-google-profile-');
   let ok = false;
   try {
     await ctx.route(u => u.hostname !== '127.0.0.1' && u.hostname !== 'localhost'
       && (u.protocol === 'http:' || u.protocol === 'https:'), onRoute);
-    const page = ctx.pages()[0] || await ctx.newPage();
-    page.on('console', m => consoleMsgs.push(`[${m.type()}] ${m.text()}`.slice(0, 500)));
-    page.on('pageerror', e => consoleMsgs.push(`[pageerror] ${String(e).slice(0, 500)}`));
+    common.collectConsole(page, consoleMsgs);
     ctx.on('requestfailed', r => {
       const u = new URL(r.url());
       if (u.hostname !== '127.0.0.1' && u.hostname !== 'localhost' && /^https?:$/.test(u.protocol)
@@ -250,15 +194,7 @@ async function waitRendered(page) {
     // 2. open the study
     let opened = false;
     if (listOk && SCENARIO === 'picker') {
-      try {
-        await page.click('text=/Phantom/i');
-        await page.waitForTimeout(1500);
-        const expanded = await shot(page, 'studylist-expanded');
-        const btn = page.locator('button:has-text("Basic Viewer"), [data-cy="mode-basic"], button:has-text("Basic")').first();
-        await Promise.all([page.waitForURL(/\/viewer/, { timeout: 30000 }), btn.click()]);
-        opened = true;
-        step('open-study-by-click', { ok: true, url: page.url(), screenshot: expanded });
-      } catch (e) { step('open-study-by-click', { ok: false, error: String(e).slice(0, 300) }); }
+      opened = await common.openStudyByClick(page, 'text=/Phantom/i', shot, step);
     } else if (listOk) {
       const vurl = `${VIEWER}/viewer?StudyInstanceUIDs=${STUDY}` + (args.token ? `&token=${encodeURIComponent(args.token)}` : '');
       await page.goto(vurl, { waitUntil: 'domcontentloaded', timeout: TIMEOUT });
@@ -269,14 +205,10 @@ async function waitRendered(page) {
     // 3. the viewport shows the CT
     let renderOk = false;
     if (opened) {
-      const rendered = await waitRendered(page);
-      renderOk = rendered.some(r => r.nonBlackFrac > 0.05);
-      try {
-        const skip = page.locator('text="Skip all"').first();
-        if (await skip.isVisible({ timeout: 3000 })) { await skip.click(); }
-      } catch (e) { /* no onboarding tour */ }
+      const rendered = await common.waitRendered(page, TIMEOUT);
+      renderOk = common.isRendered(rendered);
+      const vp = await common.viewportLocator(page, 3000);
       await page.waitForTimeout(2500);
-      const vp = page.locator('.cornerstone-viewport-element, [data-cy="viewport-pane"], .viewport-element, .cornerstone-canvas').first();
       const vpPng = path.join(OUT, `${SCENARIO}-viewport.png`);
       try { await vp.screenshot({ path: vpPng }); } catch (e) { /* element gone */ }
       step('render-check', { ok: renderOk, canvases: rendered, screenshot: await shot(page, 'viewer'), viewport: vpPng });
@@ -286,8 +218,8 @@ async function waitRendered(page) {
         await page.waitForTimeout(1500);
         const sc = path.join(OUT, `${SCENARIO}-viewport-scrolled.png`);
         await vp.screenshot({ path: sc });
-        const after = await canvasState(page);
-        step('scrolled', { ok: after.some(r => r.nonBlackFrac > 0.05), canvases: after, screenshot: sc });
+        const after = await common.canvasState(page);
+        step('scrolled', { ok: common.isRendered(after), canvases: after, screenshot: sc });
       } catch (e) { step('scroll-failed', { error: String(e).slice(0, 200) }); }
       await page.waitForTimeout(1500);
     }
