@@ -140,6 +140,12 @@ ALTER TABLE instances ADD COLUMN storage_class TEXT NOT NULL DEFAULT 'STANDARD';
     ("0007_iam_policies", """
 CREATE TABLE policies (resource TEXT PRIMARY KEY, body TEXT NOT NULL);
 """),
+    # A store's studies in pk order (the rowid rides in every index): every search level
+    # orders by the study's pk first, so a page is read in order and stops at its limit
+    # instead of sorting the whole store.
+    ("0008_studies_in_store_order", """
+CREATE INDEX studies_store ON studies (store_id);
+"""),
 )
 
 
