@@ -57,8 +57,13 @@ def build_search(store_id: int, query: Query) -> Sql:
         clause, values = _match(match)
         where.append(clause)
         params.extend(values)
-    sql = (f"SELECT {_SELECT[query.level]}, {_COMPUTED} FROM {_FROM[query.level]} "
-           f"WHERE {' AND '.join(where)} ORDER BY {_ORDER[query.level]} LIMIT ? OFFSET ?")
+    # The page is chosen over keys alone, and only its rows are then read whole: the rows an
+    # offset skips cost an index step each, not their JSON and computed attributes.
+    alias, order, tables = _ALIAS[query.level], _ORDER[query.level], _FROM[query.level]
+    page = (f"SELECT {alias}.pk FROM {tables} WHERE {' AND '.join(where)} "
+            f"ORDER BY {order} LIMIT ? OFFSET ?")
+    sql = (f"SELECT {_SELECT[query.level]}, {_COMPUTED} FROM {tables} "
+           f"WHERE {alias}.pk IN ({page}) ORDER BY {order}")
     params.extend([query.limit + 1, query.offset])
     return sql, params
 
