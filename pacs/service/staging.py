@@ -1,6 +1,8 @@
 """Bytes that arrive in pieces (a request body part) written to a staged blob in large
 buffered writes, each in a worker thread, within a size limit."""
 
+from collections.abc import Iterable
+
 import anyio
 
 from pacs.service.errors import TooLarge
@@ -54,4 +56,18 @@ def _write(blobs: BlobStore, staged: StagedBlob | None, data: bytes, last: bool)
     staged.write(data)
     if last:
         staged.close()
+    return staged
+
+
+def stage_all(blobs: BlobStore, chunks: Iterable[bytes]) -> StagedBlob:
+    """A closed staged blob holding `chunks` in order; nothing is left behind if writing (or
+    producing a chunk) fails."""
+    staged = blobs.stage()
+    try:
+        for chunk in chunks:
+            staged.write(chunk)
+        staged.close()
+    except BaseException:
+        staged.discard()
+        raise
     return staged

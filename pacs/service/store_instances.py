@@ -6,8 +6,11 @@ points at it, and a row the index refuses (a duplicate, a conflict) removes its 
 A bad instance fails alone with a Failure Reason and never touches what is stored.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio
 
@@ -21,6 +24,7 @@ from pacs.service.failures import (
     PROCESSING_FAILURE,
     FailureReason,
 )
+from pacs.service.staging import stage_all
 from pacs.service.stores import StoreContext
 from storage.protocols import StagedBlob
 from storage.rows import AddOutcome, InstanceRecord
@@ -127,16 +131,8 @@ def _as_part10(archive: Archive, staged: StagedBlob) -> StagedBlob:
         if found is None:
             return staged
         head, dataset_start = found
-        rebuilt = archive.blobs.stage()
-        try:
-            rebuilt.write(head)
-            fp.seek(dataset_start)
-            while chunk := fp.read(COPY_CHUNK_BYTES):
-                rebuilt.write(chunk)
-            rebuilt.close()
-        except BaseException:
-            rebuilt.discard()
-            raise
+        fp.seek(dataset_start)
+        rebuilt = stage_all(archive.blobs, chain([head], _chunks(fp)))
     staged.discard()
     return rebuilt
 
@@ -151,16 +147,13 @@ async def store_file(archive: Archive, store: StoreContext, path: Path,
 
 
 def _stage_file(archive: Archive, path: Path) -> StagedBlob:
-    staged = archive.blobs.stage()
-    try:
-        with path.open("rb") as source:
-            while chunk := source.read(COPY_CHUNK_BYTES):
-                staged.write(chunk)
-        staged.close()
-    except BaseException:
-        staged.discard()
-        raise
-    return staged
+    with path.open("rb") as source:
+        return stage_all(archive.blobs, _chunks(source))
+
+
+def _chunks(source: BinaryIO) -> Iterator[bytes]:
+    """The rest of `source`, a copy-sized chunk at a time."""
+    return iter(lambda: source.read(COPY_CHUNK_BYTES), b"")
 
 
 async def _index(archive: Archive, store: StoreContext, record: InstanceRecord, name: str,

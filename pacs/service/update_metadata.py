@@ -21,6 +21,7 @@ from pacs.dicom.transfer_syntaxes import syntax_of
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
 from pacs.service.retrieve import locate
+from pacs.service.staging import stage_all
 from pacs.service.store_instances import StoreOptions, StoreOutcome, store_staged
 from pacs.service.stores import StoreContext
 from pacs.service.targets import Target
@@ -92,12 +93,4 @@ def _patched(archive: Archive, item: InstanceLocation,
             ds[tag] = Dataset.from_json({key: element})[tag]
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidArgument(f"{key}: not a DICOM JSON element: {exc}") from exc
-    data = write_part10(ds, item.transfer_syntax_uid)
-    staged = archive.blobs.stage()
-    try:
-        staged.write(data)
-        staged.close()
-    except BaseException:
-        staged.discard()
-        raise
-    return staged
+    return stage_all(archive.blobs, [write_part10(ds, item.transfer_syntax_uid)])

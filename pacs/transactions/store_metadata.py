@@ -28,7 +28,7 @@ from pacs.service.instance_builder import (
     bulk_references,
     identity,
 )
-from pacs.service.staging import StagingWriter
+from pacs.service.staging import StagingWriter, stage_all
 from pacs.service.store_instances import StoreOptions, StoreOutcome, store_staged
 from pacs.service.stores import StoreContext
 from storage.protocols import BlobStore, StagedBlob
@@ -221,12 +221,4 @@ def _build_and_stage(blobs: BlobStore, instance: dict[str, Any],
                      bulk: _StagedBulk) -> StagedBlob:
     """Build the Part 10 bytes and write them to a staged blob, to be stored exactly as a
     received Part 10 instance is."""
-    data = build_part10(instance, bulk)
-    staged = blobs.stage()
-    try:
-        staged.write(data)
-        staged.close()
-    except BaseException:
-        staged.discard()
-        raise
-    return staged
+    return stage_all(blobs, [build_part10(instance, bulk)])
