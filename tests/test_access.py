@@ -302,3 +302,22 @@ def test_tokens_never_reach_the_server_log(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=30)
     assert "access_token=REDACTED" in output  # the request was logged, without its token
     assert "s3cr3t" not in output
+
+
+@pytest.mark.parametrize("body", [
+    b"not json", b"[]", b'{"policy": 5}', b'{"policy": {"bindings": 5}}',
+    b'{"policy": {"bindings": "roles/healthcare.dicomViewer"}}',
+    b'{"policy": {"bindings": [{"role": "roles/owner", "members": ["user:a@example.com"]}]}}',
+    b'{"policy": {"bindings": [{"role": "roles/healthcare.dicomViewer", "members": "user:a"}]}}',
+    b'{"policy": {"bindings": [{"role": "roles/healthcare.dicomViewer", "members": ["a@x"]}]}}',
+], ids=["json", "array", "policy", "bindings-number", "bindings-string", "role", "members",
+        "member-syntax"])
+def test_a_malformed_policy_is_refused_and_changes_nothing(server: LiveServer,
+                                                           body: bytes) -> None:
+    url = f"{server.base}/v1/projects/bad/locations/l/datasets/d"
+    admin = {"Authorization": "Bearer admin-token", "Content-Type": "application/json"}
+    before = requests.get(f"{url}:getIamPolicy", headers=admin).json()
+    refused = requests.post(f"{url}:setIamPolicy", data=body, headers=admin)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert requests.get(f"{url}:getIamPolicy", headers=admin).json() == before

@@ -99,6 +99,8 @@ class Policies:
             raise Aborted("the policy was changed since it was read: read it again and "
                           "apply the change to that (etag mismatch)")
         bindings = policy.get("bindings") or []
+        if not isinstance(bindings, list):
+            raise InvalidArgument("bindings must be a list of {role, members} objects")
         for binding in bindings:
             if not isinstance(binding, dict) or binding.get("role") not in ROLES:
                 raise InvalidArgument(f"unknown role in binding {str(binding)[:80]}; the roles "
