@@ -183,7 +183,8 @@ class InstanceIndex(Protocol):
 
     async def add_instance(self, store_id: int, record: InstanceRecord, blob_name: str,
                            blob_size: int, sha256: str) -> AddOutcome:
-        """Index a committed blob in one transaction, creating its study and series rows:
+        """Index a committed blob atomically and durably (the row survives a crash once this
+        returns; concurrent calls may share one commit), creating its study and series rows:
         STORED; DUPLICATE if the same SOP Instance UID is stored with the same `sha256`;
         CONFLICT if with another; SERIES_CONFLICT if its series belongs to another study.
         Anything but STORED changes nothing."""

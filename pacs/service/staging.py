@@ -10,21 +10,24 @@ from storage.protocols import BlobStore, StagedBlob
 
 
 class StagingWriter:
-    """Buffers what `add` is given and writes it to a staged blob (created on the first
-    write) once `batch` bytes are held; `finish` hands over the complete blob."""
+    """Holds the chunks `add` is given and writes them to a staged blob (created on the
+    first write) once `batch` bytes are held, without copying them; `finish` hands over the
+    complete blob."""
 
     def __init__(self, blobs: BlobStore, batch: int, limit: int, what: str) -> None:
         self._blobs = blobs
         self._batch = batch
         self._limit = limit
         self._what = what
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._held = 0
         self._staged: StagedBlob | None = None
 
     async def add(self, data: bytes) -> None:
         """Take the next bytes; TooLarge past the limit."""
-        self._buffer += data
-        if len(self._buffer) >= self._batch:
+        self._chunks.append(data)
+        self._held += len(data)
+        if self._held >= self._batch:
             await self._flush(last=False)
 
     async def finish(self) -> StagedBlob:
@@ -36,24 +39,26 @@ class StagingWriter:
 
     async def discard(self) -> None:
         """Drop the bytes staged so far (safe to call at any time, and more than once)."""
-        self._buffer.clear()
+        self._chunks, self._held = [], 0
         staged, self._staged = self._staged, None
         if staged is not None:
             await anyio.to_thread.run_sync(staged.discard)
 
     async def _flush(self, last: bool) -> None:
-        data = bytes(self._buffer)
-        self._buffer.clear()
+        chunks, held = self._chunks, self._held
+        self._chunks, self._held = [], 0
         size = self._staged.size if self._staged is not None else 0
-        if size + len(data) > self._limit:
+        if size + held > self._limit:
             raise TooLarge(f"{self._what} is larger than the limit of {self._limit} bytes")
-        self._staged = await anyio.to_thread.run_sync(_write, self._blobs, self._staged, data,
+        self._staged = await anyio.to_thread.run_sync(_write, self._blobs, self._staged, chunks,
                                                       last)
 
 
-def _write(blobs: BlobStore, staged: StagedBlob | None, data: bytes, last: bool) -> StagedBlob:
+def _write(blobs: BlobStore, staged: StagedBlob | None, chunks: list[bytes], last: bool
+           ) -> StagedBlob:
     staged = staged or blobs.stage()
-    staged.write(data)
+    for chunk in chunks:
+        staged.write(chunk)
     if last:
         staged.close()
     return staged

@@ -159,22 +159,24 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
 async def _index(archive: Archive, store: StoreContext, record: InstanceRecord, name: str,
                  staged: StagedBlob, outcome: StoreOutcome, replace: bool) -> None:
     """The index row for the durable blob `name`; a refused row removes the blob again, a
-    replaced row its old blob."""
+    replaced row its old blob. Shielded from cancellation: once the row may be written, the
+    blob's fate must follow it (a cancelled wait must not remove a blob its row names)."""
     replaced: str | None = None
-    try:
-        if replace:
-            added, replaced = await archive.index.replace_instance(
-                store.id, record, name, staged.size, staged.sha256)
-        else:
-            added = await archive.index.add_instance(store.id, record, name, staged.size,
-                                                     staged.sha256)
-    except BaseException:
-        await anyio.to_thread.run_sync(archive.blobs.delete, name)
-        raise
-    if replaced is not None:
-        await anyio.to_thread.run_sync(archive.blobs.delete, replaced)
-    if added is not AddOutcome.STORED:
-        await anyio.to_thread.run_sync(archive.blobs.delete, name)
+    with anyio.CancelScope(shield=True):
+        try:
+            if replace:
+                added, replaced = await archive.index.replace_instance(
+                    store.id, record, name, staged.size, staged.sha256)
+            else:
+                added = await archive.index.add_instance(store.id, record, name, staged.size,
+                                                         staged.sha256)
+        except BaseException:
+            await anyio.to_thread.run_sync(archive.blobs.delete, name)
+            raise
+        if replaced is not None:
+            await anyio.to_thread.run_sync(archive.blobs.delete, replaced)
+        if added is not AddOutcome.STORED:
+            await anyio.to_thread.run_sync(archive.blobs.delete, name)
     if added is AddOutcome.CONFLICT:
         outcome.fail(PROCESSING_FAILURE, f"an instance with SOPInstanceUID {record.sop_uid} "
                      "already exists with different content; the stored instance is unchanged")

@@ -1,4 +1,8 @@
-"""SQLite connections: one writer thread, a pool of read-only reader threads (WAL mode)."""
+"""SQLite connections: one writer thread, a pool of read-only reader threads (WAL mode).
+
+Commits are durable (`synchronous=FULL`: the WAL is fsync'd at each commit). Small writes
+that arrive together share one transaction and so one fsync (group commit, as databases do).
+"""
 
 import asyncio
 import sqlite3
@@ -6,11 +10,22 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 _PROGRESS_STEPS = 10_000
+GROUP_MAX = 256  # grouped writes in one transaction at most
+
+
+@dataclass
+class _Grouped:
+    """A write waiting for the next group commit, and where its result goes."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
 
 
 class QueryTimeout(RuntimeError):
@@ -28,12 +43,14 @@ class Connections:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._waiting: list[_Grouped] = []
+        self._waiting_lock = threading.Lock()
         self._writer = self._writer_pool.submit(self._open_writer).result()
 
     def _open_writer(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
         add_functions(conn)
@@ -59,6 +76,29 @@ class Connections:
         """Run `fn(conn)` on the single writer thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer_pool, fn, self._writer)
+
+    async def write_grouped(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` on the writer thread in a transaction shared with the other grouped
+        writes waiting then, inside its own savepoint: an exception undoes only its changes
+        (and is raised here), and every change is durable with the group's one commit."""
+        loop = asyncio.get_running_loop()
+        item = _Grouped(fn, loop.create_future(), loop)
+        with self._waiting_lock:
+            self._waiting.append(item)
+            leader = len(self._waiting) == 1
+        if leader:  # otherwise a commit is already queued and will take this write too
+            loop.run_in_executor(self._writer_pool, self._commit_group)
+        result: T = await item.future
+        return result
+
+    def _commit_group(self) -> None:
+        with self._waiting_lock:
+            group, self._waiting = self._waiting[:GROUP_MAX], self._waiting[GROUP_MAX:]
+            if self._waiting:
+                self._writer_pool.submit(self._commit_group)
+        outcomes = run_group(self._writer, [item.fn for item in group])
+        for item, outcome in zip(group, outcomes, strict=True):
+            item.loop.call_soon_threadsafe(_settle, item.future, outcome)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` on a read-only connection, interrupted after the time limit."""
@@ -93,6 +133,39 @@ def casefold(text: str | None) -> str | None:
 def add_functions(conn: sqlite3.Connection) -> None:
     """The SQL functions queries and migrations use."""
     conn.create_function("casefold", 1, casefold, deterministic=True)
+
+
+def run_group(conn: sqlite3.Connection, fns: list[Callable[[sqlite3.Connection], Any]]
+              ) -> list[tuple[bool, Any]]:
+    """Each of `fns` in its own savepoint of one transaction; per function, (True, its
+    result) or (False, the exception it raised; every one's, if the transaction fails)."""
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for fn in fns:
+            conn.execute("SAVEPOINT grouped")
+            try:
+                outcomes.append((True, fn(conn)))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller that sent fn
+                conn.execute("ROLLBACK TO grouped")
+                outcomes.append((False, exc))
+            conn.execute("RELEASE grouped")
+        conn.execute("COMMIT")
+    except Exception as exc:  # noqa: BLE001 - BEGIN or COMMIT failed: nothing was written
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [(False, exc)] * len(fns)
+    return outcomes
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    done, value = outcome
+    if future.cancelled():
+        return
+    if done:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

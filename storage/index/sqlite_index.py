@@ -119,20 +119,16 @@ class SqliteIndex:
 
     async def add_instance(self, store_id: int, record: InstanceRecord, blob_name: str,
                            blob_size: int, sha256: str) -> AddOutcome:
-        def run(conn: sqlite3.Connection) -> AddOutcome:
-            return transaction(conn, lambda c: _add(c, store_id, record, blob_name, blob_size,
-                                                    sha256))
-        return await self._db.write(run)
+        return await self._db.write_grouped(
+            lambda conn: _add(conn, store_id, record, blob_name, blob_size, sha256))
 
     async def replace_instance(self, store_id: int, record: InstanceRecord, blob_name: str,
                                blob_size: int, sha256: str) -> tuple[AddOutcome, str | None]:
-        def run(conn: sqlite3.Connection) -> tuple[AddOutcome, str | None]:
-            try:
-                return transaction(conn, lambda c: _replace(c, store_id, record, blob_name,
-                                                            blob_size, sha256))
-            except _Undone as undone:
-                return undone.outcome, None
-        return await self._db.write(run)
+        try:
+            return await self._db.write_grouped(
+                lambda conn: _replace(conn, store_id, record, blob_name, blob_size, sha256))
+        except _Undone as undone:
+            return undone.outcome, None
 
     async def search(self, store_id: int, query: Query) -> SearchResult:
         sql, params = build_search(store_id, query)

@@ -4,6 +4,7 @@ Only the factories know an implementation; tests use Protocol methods alone. A f
 the same `tmp_path` twice opens the same storage (a second process over it).
 """
 
+import asyncio
 import hashlib
 import io
 import uuid
@@ -298,6 +299,33 @@ async def test_series_conflict(index: InstanceIndex, store: int) -> None:
         ("1.2.3.1", 1, 1)]
     studies = await find(index, store, Level.STUDY)  # no empty study 1.2.4 was left behind
     assert [(r.study_uid, r.study_instances) for r in studies] == [("1.2.3", 1)]
+
+
+async def test_concurrent_adds_settle_alone(index: InstanceIndex, store: int) -> None:
+    """Adds and replacements made at once (which may share one commit) each get their own
+    outcome: the refused ones change nothing, and none undoes another's row."""
+    await add(index, store, record("1.2.9", "1.2.9.1", "1.2.9.1.1"), "a" * 64)
+    await add(index, store, record("1.2.9", "1.2.9.1", "1.2.9.1.2"))  # the series stays
+    fresh = [record("1.2.3", f"1.2.3.{s}", f"1.2.3.{s}.{i}") for s in (1, 2) for i in range(20)]
+    refused = [
+        add(index, store, record("1.2.9", "1.2.9.1", "1.2.9.1.1"), "b" * 64),  # CONFLICT
+        add(index, store, record("1.2.8", "1.2.9.1", "1.2.8.1.1")),  # SERIES_CONFLICT
+        add(index, store, record("1.2.9", "1.2.9.1", "1.2.9.1.1"), "a" * 64),  # DUPLICATE
+    ]
+    moved = index.replace_instance(store, record("1.2.7", "1.2.9.1", "1.2.9.1.1"), "c" * 32,
+                                   5, "c" * 64)  # refused replacement: rolled back alone
+    *outcomes, replaced = await asyncio.gather(*(add(index, store, r) for r in fresh),
+                                               *refused, moved)
+    assert [o for o, _ in outcomes] == [AddOutcome.STORED] * len(fresh) + [
+        AddOutcome.CONFLICT, AddOutcome.SERIES_CONFLICT, AddOutcome.DUPLICATE]
+    assert replaced == (AddOutcome.SERIES_CONFLICT, None)
+    stored = await index.locate(store, "1.2.3")
+    assert sorted(loc.sop_uid for loc in stored) == sorted(r.sop_uid for r in fresh)
+    studies = await find(index, store, Level.STUDY)
+    assert sorted((r.study_uid, r.study_instances, r.study_series) for r in studies) == [
+        ("1.2.3", 40, 2), ("1.2.9", 2, 1)]
+    names = [name for _, name in outcomes]
+    assert await index.referenced(names) == set(names[:len(fresh)])
 
 
 async def test_stores_are_isolated(index: InstanceIndex, store: int) -> None:
