@@ -211,8 +211,8 @@ class InstanceIndex(Protocol):
 
     async def metadata(self, store_id: int, study: str, series: str | None = None,
                        instance: str | None = None) -> list[InstanceMetadata]:
-        """The stored DICOM JSON of each instance under the study, series or instance, in
-        the order of `locate`; empty if there is none."""
+        """The stored DICOM JSON and blob name of each instance under the study, series or
+        instance, in the order of `locate`; empty if there is none."""
         ...
 
     async def delete(self, store_id: int, study: str, series: str | None = None,

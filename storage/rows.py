@@ -71,13 +71,15 @@ class AddOutcome(Enum):
 
 
 class InstanceMetadata(NamedTuple):
-    """An instance's stored DICOM JSON, whose BulkDataURIs are attribute paths (a tuple: a
-    series' metadata is hundreds of them)."""
+    """An instance's stored DICOM JSON, whose BulkDataURIs are attribute paths, and the name
+    of its blob, which changes whenever the instance does (a tuple: a series' metadata is
+    hundreds of them)."""
 
     study_uid: str
     series_uid: str
     sop_uid: str
     metadata: bytes
+    blob_name: str
 
 
 @dataclass(frozen=True)

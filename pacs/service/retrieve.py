@@ -2,9 +2,10 @@
 instance are, their bytes, their metadata as DICOM JSON (PS3.18 F.2) precomputed at ingest,
 which transfer syntax an instance can be sent in, and which frames exist."""
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import orjson
@@ -36,15 +37,27 @@ async def locate(archive: Archive, store: StoreContext, target: Target
     return found
 
 
+class Metadata(NamedTuple):
+    """A DICOM JSON array, and a version that changes whenever it does."""
+
+    body: bytes
+    version: str
+
+
 async def metadata(archive: Archive, store: StoreContext, target: Target, links: Links
-                   ) -> bytes:
-    """The DICOM JSON array of the instances under `target`, BulkDataURIs under `links`."""
+                   ) -> Metadata:
+    """The DICOM JSON array of the instances under `target`, BulkDataURIs under `links`.
+    Its version digests `links` and the instances' blob names: a stored instance changes only
+    by being replaced by a new blob, and blob names are never reused."""
     rows = await archive.index.metadata(store.id, target.study, target.series, target.instance)
     if not rows:
         raise NotFound(f"{target.describe()} not found")
-    return b"[" + b",".join(links.with_bulk_data_uris(row.metadata, row.study_uid,
-                                                      row.series_uid, row.sop_uid)
-                            for row in rows) + b"]"
+    version = hashlib.blake2b(links.root.encode(), digest_size=16)
+    for row in rows:
+        version.update(row.blob_name.encode())
+    return Metadata(b"[" + b",".join(links.with_bulk_data_uris(row.metadata, row.study_uid,
+                                                               row.series_uid, row.sop_uid)
+                                     for row in rows) + b"]", version.hexdigest())
 
 
 async def check_stored(archive: Archive, wanted: Sequence[tuple[InstanceLocation, int]]

@@ -22,6 +22,7 @@ from pacs.dicom.transfer_syntaxes import (
     same_frame_bytes,
 )
 from pacs.http.addressing import addressed, links_of
+from pacs.http.content_coding import encoded_response, not_modified, validators, weak_etag
 from pacs.http.errors import RangeNotSatisfiable
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate
 from pacs.http.multipart_writer import Part
@@ -120,10 +121,14 @@ async def retrieve_metadata(request: Request) -> Response:
     choice = negotiate(request.headers.get("accept"), _METADATA_OFFERS,
                        [o.describe() for o in _METADATA_OFFERS])
     archive, store, target = await addressed(request)
-    body = await metadata(archive, store, target, links_of(request))
-    if choice.offer.multipart:
-        return native_xml_response(orjson.loads(body), store.profile.xml_namespace)
-    return Response(body, media_type=choice.media_type)
+    body, version = await metadata(archive, store, target, links_of(request))
+    etag = weak_etag(version, "xml" if choice.offer.multipart else "json")
+    if not choice.offer.multipart:
+        return await encoded_response(request, body, choice.media_type, etag)
+    response = not_modified(request, etag) or \
+        native_xml_response(orjson.loads(body), store.profile.xml_namespace)
+    response.headers.update(validators(etag))
+    return response
 
 
 async def retrieve_bulkdata(request: Request) -> Response:

@@ -5,6 +5,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pacs.http.addressing import archive_of, links_of, path_uid, store_of
+from pacs.http.content_coding import encoded_response
 from pacs.http.media_types import Offer, negotiate
 from pacs.http.query_params import parse_search
 from pacs.http.responses import DICOM_XML, native_xml_response
@@ -43,12 +44,13 @@ async def _search(request: Request, level: Level) -> Response:
     answer = await search(archive_of(request), store, asked, links_of(request))
     if not answer.datasets:
         return Response(status_code=204)  # PS3.18 8.3.4.4.1: no matches
-    warn = answer.more and store.profile.warn_more_results
-    response = native_xml_response(answer.datasets, store.profile.xml_namespace) \
-        if choice.offer.multipart else Response(orjson.dumps(answer.datasets),
-                                                media_type=choice.media_type)
-    if warn:
-        response.headers["Warning"] = _MORE_RESULTS
+    headers = {"Warning": _MORE_RESULTS} if answer.more and store.profile.warn_more_results \
+        else {}
+    if not choice.offer.multipart:
+        return await encoded_response(request, orjson.dumps(answer.datasets),
+                                      choice.media_type, headers=headers)
+    response = native_xml_response(answer.datasets, store.profile.xml_namespace)
+    response.headers.update(headers)
     return response
 
 

@@ -159,8 +159,8 @@ class SqliteIndex:
 
         def run(conn: sqlite3.Connection) -> list[InstanceMetadata]:
             rows = conn.execute(f"SELECT st.study_uid, se.series_uid, i.sop_uid, "
-                                f"CAST(i.metadata AS BLOB) FROM {_SCOPE_FROM} WHERE {where} "
-                                f"{_SCOPE_ORDER}", params)
+                                f"CAST(i.metadata AS BLOB), i.blob_name FROM {_SCOPE_FROM} "
+                                f"WHERE {where} {_SCOPE_ORDER}", params)
             return list(map(InstanceMetadata._make, rows))
         return await self._db.read(run)
 

@@ -377,8 +377,9 @@ async def test_locate_and_metadata(index: InstanceIndex, store: int, corpus: Cor
             rec.study_uid, rec.series_uid, rec.sop_class_uid, rec.transfer_syntax_uid)
         assert (loc.blob_name, loc.blob_size, loc.bulk) == (blob, size, rec.bulk)
         assert loc.frames == [list(frame) for frame in rec.frames]
-        assert (meta.study_uid, meta.series_uid, meta.sop_uid, meta.metadata) == (
-            rec.study_uid, rec.series_uid, rec.sop_uid, rec.metadata)
+        assert (meta.study_uid, meta.series_uid, meta.sop_uid, meta.metadata,
+                meta.blob_name) == (rec.study_uid, rec.series_uid, rec.sop_uid, rec.metadata,
+                                    blob)
     for scope in [(A1,), (A1, f"{A1}.10"), (A2,), (A2, f"{A2}.1")]:
         expected = [loc.sop_uid for loc in locs if loc.series_uid == scope[0]
                     and scope[-1] in (loc.series_uid, loc.sop_uid)]
