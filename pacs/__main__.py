@@ -1,19 +1,22 @@
-"""`pacs serve`: run the archive with uvicorn, one worker process per core by default."""
+"""`pacs serve`: run the archive with uvicorn, one worker process per core by default.
+
+With several workers this process only supervises them, so it never imports what only
+workers need (pydicom, numpy, the codecs: some 50 MB of every process that does)."""
 
 import argparse
-import asyncio
 import ipaddress
 import json
+import multiprocessing
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from pacs.app import create_app
 from pacs.names import StoreName
-from pacs.service.archive import open_archive
+from pacs.prepare import prepare
 from pacs.service.iam import ROLES
 from pacs.settings import SETTINGS_VARIABLE, Settings
 
@@ -74,10 +77,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def _prepare(settings: Settings) -> None:
-    """Migrate and create the stores once, before any worker serves."""
-    archive = await open_archive(settings)
-    await archive.close()
+def _prepare(settings: Settings) -> None:
+    """Migrate and create the stores once, before any worker serves, in a child process."""
+    child = multiprocessing.get_context("spawn").Process(target=prepare, args=(settings,))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"pacs: could not open the archive in {settings.data_dir}")
 
 
 MEMBER_KINDS = ("user:", "serviceAccount:", "group:", "domain:")
@@ -153,11 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     # X-Forwarded-* trust is decided by pacs.http.resource_urls, not by uvicorn, which would
     # otherwise rewrite the scheme and client address before we see who the peer is.
     if args.workers <= 1:
+        from pacs.app import create_app  # this process serves
+
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
                     proxy_headers=False)
         return
-    asyncio.run(_prepare(settings))
-    os.environ[SETTINGS_VARIABLE] = settings.to_env()
+    _prepare(settings)
+    os.environ[SETTINGS_VARIABLE] = replace(settings, server_workers=args.workers).to_env()
     uvicorn.run("pacs.app:app_from_env", factory=True, workers=args.workers, host=args.host,
                 port=args.port, log_level="info", proxy_headers=False)
 

@@ -31,7 +31,9 @@ class Settings:
     max_animated_frames: int = 256  # frames in one rendered GIF (each is held while encoding)
     index_readers: int = 4
     pixel_workers: int = 0  # threads decoding, encoding and rendering at once (0: one per core)
-    pixel_cache_bytes: int = 256 * 1024**2  # transcoded frames and rendered pictures kept
+    # transcoded frames and rendered pictures kept, by the whole server (split among workers)
+    pixel_cache_bytes: int = 64 * 1024**2
+    server_workers: int = 1  # worker processes serving (each holds its share of the caches)
     store_cache_seconds: float = 2.0  # a store found by name is looked up again after this
     cleanup_interval_seconds: float = 600.0  # between sweeps for leftovers of interrupted work
     staging_grace_seconds: float = 6 * 3600.0  # an untouched staged blob is abandoned after

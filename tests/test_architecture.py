@@ -1,10 +1,13 @@
 """Layering: each layer imports only the layers below it, and no module imports itself back
 through a cycle (ARCHITECTURE.md).
 
-    entry (app, routes, __main__) → transactions → http → service → pixels → dicom → base → storage
+    entry (app, routes, __main__, prepare) → transactions → http → service → pixels → dicom
+    → base → storage
 """
 
 import ast
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -15,7 +18,7 @@ MODULES = sorted([*(ROOT / "pacs").rglob("*.py"), *(ROOT / "storage").rglob("*.p
 
 # Highest first; a module belongs to the first layer one of whose prefixes names it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("entry", ("pacs.app", "pacs.routes", "pacs.__main__")),
+    ("entry", ("pacs.app", "pacs.routes", "pacs.__main__", "pacs.prepare")),
     ("transactions", ("pacs.transactions",)),
     ("http", ("pacs.http",)),
     ("service", ("pacs.service",)),
@@ -109,3 +112,13 @@ def test_the_checks_see_an_upward_import() -> None:
     """storage importing the service layer would be flagged."""
     assert _layer("storage.rows") > _layer("pacs.service.stores")  # type: ignore[operator]
     assert _layer("pacs.dicom.ingest") > _layer("pacs.pixels.codecs")  # type: ignore[operator]
+
+
+def test_the_supervisor_loads_no_worker_only_library() -> None:
+    """`pacs serve --workers N` supervises from `pacs.__main__`, which must not pull in pydicom,
+    numpy or the codecs (~50 MB in each process that does)."""
+    probe = ("import sys, pacs.__main__; print(sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'pydicom', 'numpy', 'PIL', 'imagecodecs', 'pylibjpeg', 'starlette'}))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -40,4 +40,5 @@ async def open_archive(settings: Settings) -> Archive:
         await stores.ensure(name, FULL.name)
     workers = settings.pixel_workers or os.cpu_count() or 1
     return Archive(settings, index, blobs, stores, Policies(index),
-                   PixelEngine(blobs, workers, settings.pixel_cache_bytes))
+                   PixelEngine(blobs, workers,
+                               settings.pixel_cache_bytes // max(settings.server_workers, 1)))
