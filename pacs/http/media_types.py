@@ -7,6 +7,7 @@ checks against what is stored (the transfer syntax it can produce).
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pacs.dicom.transfer_syntaxes import DEFAULT_TRANSFER_SYNTAX
 from pacs.http.errors import NotAcceptable
@@ -51,10 +52,11 @@ def parse_media_type(value: str) -> MediaType:
     return MediaType(name, params, q)
 
 
-def parse_accept(value: str | None) -> list[MediaType]:
+@lru_cache(maxsize=256)  # clients repeat a few Accept values on every request
+def parse_accept(value: str | None) -> tuple[MediaType, ...]:
     """Accept ranges in preference order (stable for equal q); no header means `*/*`."""
     if value is None or not value.strip():
-        return [MediaType(ANY)]
+        return (MediaType(ANY),)
     ranges = []
     for piece in _split_outside_quotes(value, ","):
         if piece.strip():
@@ -62,8 +64,7 @@ def parse_accept(value: str | None) -> list[MediaType]:
                 ranges.append(parse_media_type(piece))
             except ValueError:
                 continue
-    ranges = [r for r in ranges if r.q > 0]
-    return sorted(ranges, key=lambda r: -r.q)
+    return tuple(sorted((r for r in ranges if r.q > 0), key=lambda r: -r.q))
 
 
 def _split_outside_quotes(value: str, sep: str) -> list[str]:

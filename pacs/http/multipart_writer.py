@@ -44,12 +44,29 @@ async def multipart_stream(parts: AsyncIterable[Part], boundary: str) -> AsyncIt
     """
     delimiter = b"--" + boundary.encode("ascii")
     async for part in parts:
-        yield delimiter + b"\r\n" + _encode_headers(part.headers) + b"\r\n"
+        yield _opening(delimiter, part.headers)
         async for chunk in part.body:
             if chunk:
                 yield chunk
         yield b"\r\n"
     yield delimiter + b"--\r\n"
+
+
+def multipart_chunks(parts: Sequence[tuple[Mapping[str, str], bytes]], boundary: str
+                     ) -> list[bytes]:
+    """The framing of `multipart_stream` for parts already in memory (headers, body): the
+    bodies as they are, the framing between them joined, so that no body is copied."""
+    delimiter = b"--" + boundary.encode("ascii")
+    chunks, framing = [], b""
+    for headers, body in parts:
+        chunks += [framing + _opening(delimiter, headers), body]
+        framing = b"\r\n"
+    chunks.append(framing + delimiter + b"--\r\n")
+    return chunks
+
+
+def _opening(delimiter: bytes, headers: Mapping[str, str]) -> bytes:
+    return delimiter + b"\r\n" + _encode_headers(headers) + b"\r\n"
 
 
 def multipart_content_type(part_type: str, boundary: str, **params: str) -> str:

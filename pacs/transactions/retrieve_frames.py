@@ -23,7 +23,7 @@ from pacs.dicom.transfer_syntaxes import (
 from pacs.http.addressing import addressed
 from pacs.http.media_types import AS_STORED, Offer, Representation, negotiate, preferred
 from pacs.http.multipart_writer import Part
-from pacs.http.responses import multipart_response, once
+from pacs.http.responses import buffered_multipart_response, multipart_response
 from pacs.http.transaction import Transaction
 from pacs.pixels.description import PixelDescription
 from pacs.pixels.engine import PixelEngine
@@ -125,12 +125,13 @@ async def _as_stored(archive: Archive, item: InstanceLocation, spans: list[list[
     wanted = [spans[number - 1] for number in numbers]
     read = await read_small(archive, item, wanted)
     if read is not None:
-        parts = [Part({"Content-Type": part_type}, once(data), len(data)) for data in read]
-    else:
-        end = max(f.offset + f.length for fragments in wanted for f in fragments)
-        await check_stored(archive, [(item, end)])
-        parts = [Part({"Content-Type": part_type}, stream(archive, item, fragments),
-                      sum(f.length for f in fragments)) for fragments in wanted]
+        return buffered_multipart_response([({"Content-Type": part_type}, data)
+                                            for data in read], media_type,
+                                           {"transfer-syntax": label})
+    end = max(f.offset + f.length for fragments in wanted for f in fragments)
+    await check_stored(archive, [(item, end)])
+    parts = [Part({"Content-Type": part_type}, stream(archive, item, fragments),
+                  sum(f.length for f in fragments)) for fragments in wanted]
     return multipart_response(parts, media_type, {"transfer-syntax": label})
 
 
