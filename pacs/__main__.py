@@ -6,7 +6,6 @@ workers need (pydicom, numpy, the codecs: some 50 MB of every process that does)
 import argparse
 import ipaddress
 import json
-import multiprocessing
 import os
 import sys
 from dataclasses import replace
@@ -16,7 +15,6 @@ from typing import Any
 import uvicorn
 
 from pacs.names import StoreName
-from pacs.prepare import prepare
 from pacs.service.iam import ROLES
 from pacs.settings import SETTINGS_VARIABLE, Settings
 
@@ -75,15 +73,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="worker processes (default: one per core)")
     return parser.parse_args(argv)
-
-
-def _prepare(settings: Settings) -> None:
-    """Migrate and create the stores once, before any worker serves, in a child process."""
-    child = multiprocessing.get_context("spawn").Process(target=prepare, args=(settings,))
-    child.start()
-    child.join()
-    if child.exitcode != 0:
-        raise SystemExit(f"pacs: could not open the archive in {settings.data_dir}")
 
 
 MEMBER_KINDS = ("user:", "serviceAccount:", "group:", "domain:")
@@ -164,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
                     proxy_headers=False)
         return
-    _prepare(settings)
+    # each worker opens the archive itself: migrations and stores are safe to race
     os.environ[SETTINGS_VARIABLE] = replace(settings, server_workers=args.workers).to_env()
     uvicorn.run("pacs.app:app_from_env", factory=True, workers=args.workers, host=args.host,
                 port=args.port, log_level="info", proxy_headers=False)

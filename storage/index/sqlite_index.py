@@ -174,7 +174,7 @@ class SqliteIndex:
 
     async def metrics(self, store_id: int, study: str | None = None,
                       series: str | None = None) -> Metrics:
-        where: list[str] = ["i.store_id = ?"]
+        where: list[str] = ["st.store_id = ?"]  # as in _scope
         params: list[object] = [store_id]
         for column, value in (("st.study_uid", study), ("se.series_uid", series)):
             if value is not None:
@@ -207,7 +207,9 @@ class SqliteIndex:
 
 def _scope(store_id: int, study: str, series: str | None,
            instance: str | None) -> tuple[str, list[object]]:
-    where, params = ["i.store_id = ?", "st.study_uid = ?"], [store_id, study]
+    # the store is named on the study: the plan starts from (store_id, study_uid) and reads
+    # only that study's instances, never the store's whole (store_id, sop_uid) index
+    where, params = ["st.store_id = ?", "st.study_uid = ?"], [store_id, study]
     if series is not None:
         where.append("se.series_uid = ?")
         params.append(series)

@@ -259,6 +259,23 @@ async def test_migrate_applies_once(index_factory: IndexFactory, tmp_path: Path)
         await again.close()
 
 
+async def test_migrate_from_several_processes_at_once(index_factory: IndexFactory,
+                                                      tmp_path: Path) -> None:
+    """Workers starting together each migrate the same fresh index: every migration is
+    applied exactly once among them, and none fails."""
+    indexes = [index_factory(tmp_path) for _ in range(4)]
+    try:
+        applied = await asyncio.gather(*(idx.migrate() for idx in indexes))
+        names = [name for one in applied for name in one]
+        assert names and len(names) == len(set(names))
+        again = index_factory(tmp_path)
+        assert await again.migrate() == []
+        await again.close()
+    finally:
+        for idx in indexes:
+            await idx.close()
+
+
 async def test_stores(index: InstanceIndex) -> None:
     """ensure_store creates once and keeps the profile; get_store finds it or gives None."""
     a = await index.ensure_store("projects/p/locations/l/datasets/d/dicomStores/a", "google")
