@@ -25,6 +25,7 @@ class Settings:
     max_instance_bytes: int = 4 * 1024**3  # one stored object (Google: 4 GB per tag)
     max_metadata_bytes: int = 64 * 1024**2  # JSON or XML metadata parts of one request
     stage_buffer_bytes: int = 1024 * 1024  # request bytes buffered before a write to staging
+    stores_per_request: int = 4  # complete parts of one STOW stored while the next arrive
     read_chunk_bytes: int = 1024 * 1024  # blob bytes per read when streaming a retrieve
     max_frames_per_request: int = 10_000
     max_transcode_bytes: int = 1024**3  # an instance transcoded whole (Google: 1 GB)
@@ -35,6 +36,7 @@ class Settings:
     pixel_cache_bytes: int = 64 * 1024**2
     server_workers: int = 1  # worker processes serving (each holds its share of the caches)
     store_cache_seconds: float = 2.0  # a store found by name is looked up again after this
+    cleanup_delay_seconds: float = 60.0  # from start to the first sweep
     cleanup_interval_seconds: float = 600.0  # between sweeps for leftovers of interrupted work
     staging_grace_seconds: float = 6 * 3600.0  # an untouched staged blob is abandoned after
     orphan_grace_seconds: float = 3600.0  # a blob no index row points at is removed after

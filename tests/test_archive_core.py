@@ -2,7 +2,10 @@
 the service layer called without HTTP (as `pacs import` and a DIMSE gateway will), cleanup
 that is safe beside writers, and the bulk data migration of rows stored before it."""
 
+import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from io import BytesIO
 from pathlib import Path
@@ -17,7 +20,7 @@ from pacs.dicom.bulk_data import GOOGLE_BULK_DATA
 from pacs.dicom.ingest import read_instance
 from pacs.dicom.pydicom_setup import configure_pydicom
 from pacs.service.archive import Archive, open_archive
-from pacs.service.cleanup import sweep
+from pacs.service.cleanup import sweep, sweep_periodically
 from pacs.service.errors import InvalidArgument, NotFound
 from pacs.service.failures import CANNOT_UNDERSTAND
 from pacs.service.retrieve import locate
@@ -201,3 +204,38 @@ def test_group_lengths_stored_before_0003_are_dropped(tmp_path: Path) -> None:
         [got] = requests.get(f"{root}/studies/{study}/metadata").json()
     assert "00080000" not in got and got["00081032"] == {"vr": "SQ", "Value": [{}]}
     assert got["00080018"] == old["00080018"]
+
+
+async def test_one_process_sweeps_at_a_time(tmp_path: Path) -> None:
+    """Processes sharing a data directory take turns: while one holds the cleanup lock, the
+    periodic sweep of another skips its round and removes nothing."""
+    settings = Settings(data_dir=tmp_path / "data", orphan_grace_seconds=-1,
+                        staging_grace_seconds=-1, cleanup_delay_seconds=0,
+                        cleanup_interval_seconds=3600)
+    archive = await open_archive(settings)
+    try:
+        left = archive.blobs.stage()
+        left.close()
+        left.released()  # abandoned, as by a process that died
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+             "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+             str(settings.data_dir / "cleanup.lock")], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            task = asyncio.create_task(sweep_periodically(archive))
+            await asyncio.sleep(0.5)
+            assert left.path.exists()  # skipped: another process holds the lock
+        finally:
+            holder.kill()
+            holder.wait()
+        task.cancel()
+        task = asyncio.create_task(sweep_periodically(archive))
+        for _ in range(100):
+            if not left.path.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not left.path.exists()  # the lock is free: this process swept
+        task.cancel()
+    finally:
+        await archive.close()

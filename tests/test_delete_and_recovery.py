@@ -255,8 +255,9 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def test_old_leftovers_are_removed_at_startup_and_fresh_ones_kept(tmp_path: Path) -> None:
-    """Orphans and staging leftovers past their grace periods go at startup; ones younger than
-    that may belong to a store another process is making, and stay."""
+    """Orphans and staging leftovers past their grace periods go at the first sweep after
+    startup (here at once); ones younger than that may belong to a store another process is
+    making, and stay."""
     data_dir = tmp_path / "data"
     files = [corpus_bytes("CT_small.dcm"), *ct_series(3, size=8)]
     with run_server(data_dir) as running:
@@ -275,7 +276,7 @@ def test_old_leftovers_are_removed_at_startup_and_fresh_ones_kept(tmp_path: Path
     leftovers = [_age(_write(staging / f"{'1' * 32}.part", b"interrupted"), 7 * 3600),
                  _age(_write(staging / "junk", b"interrupted upload"), 7 * 3600)]
     receiving = _write(staging / f"{'2' * 32}.part", b"still arriving")
-    with run_server(data_dir) as running:
+    with run_server(data_dir, cleanup_delay_seconds=0) as running:
         root = f"http://127.0.0.1:{running.port}/dicomweb"
         deadline = time.monotonic() + 30
         while any(p.exists() for p in orphans + leftovers) and time.monotonic() < deadline:
@@ -296,8 +297,11 @@ def test_a_stray_file_among_the_blobs_does_not_stop_startup(tmp_path: Path) -> N
         assert store(f"http://127.0.0.1:{running.port}/dicomweb", [data]).status_code == 200
     stray = blob_files(data_dir)[0].parent / ".DS_Store"
     stray.write_bytes(b"\0")
-    with run_server(data_dir) as running:
+    with run_server(data_dir, cleanup_delay_seconds=0, orphan_grace_seconds=-1) as running:
         root = f"http://127.0.0.1:{running.port}/dicomweb"
+        assert requests.get(root + instance_path(data), headers=AS_STORED).content == data
+        time.sleep(0.5)  # the sweep, at once here, passes the stray file by
+        assert stray.exists()
         assert requests.get(root + instance_path(data), headers=AS_STORED).content == data
 
 

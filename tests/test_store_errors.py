@@ -454,6 +454,25 @@ def test_two_parts_with_one_sop_instance_uid_in_one_request(archive: Archive) ->
     archive.assert_intact()
 
 
+def test_parts_stored_together_settle_in_part_order(archive: Archive) -> None:
+    """Parts are parsed and made durable several at once but indexed in their order: of two
+    parts with one SOP Instance UID the first is kept, wherever each finishes parsing, and
+    the response lists the instances in part order."""
+    files = generated(12)
+    sops = [uids(data)[2] for data in files]
+    rivals = [generated(SOPInstanceUID=sop)[0] for sop in sops[:3]]  # other content
+    parts = [files[0], rivals[0], files[1], files[2], rivals[1], *files[3:8], rivals[2],
+             *files[8:]]
+    body = stow_json(archive.post(multipart(parts), content_type()), 202)
+    assert stored_sops(body) == sops
+    assert [(f["sop"], f["reason"]) for f in failures(body)] == [
+        (sop, PROCESSING_FAILURE) for sop in sops[:3]]
+    for data in files:
+        archive.assert_stored(data)
+        archive.baseline[archive.instance_url(data)] = data
+    archive.assert_intact()
+
+
 def test_series_uid_already_used_by_another_study_is_0110(archive: Archive) -> None:
     kept = next(iter(archive.baseline.values()))
     _study, series, _sop = uids(kept)

@@ -5,9 +5,13 @@ removed only after a grace period far longer than any commit takes to reach the 
 never while this process is still receiving it."""
 
 import asyncio
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 
 import anyio
 
@@ -47,11 +51,33 @@ async def sweep(archive: Archive) -> CleanupReport:
 
 
 async def sweep_periodically(archive: Archive) -> None:
-    """Sweep now and every `cleanup_interval_seconds` until cancelled; a failed sweep is
-    logged and tried again next time."""
+    """Sweep `cleanup_delay_seconds` after start, so that starting stays fast and unhurried
+    whatever the archive's size (what a sweep removes is hours old anyway), then every
+    `cleanup_interval_seconds`, until cancelled. Of the processes serving one data
+    directory, one sweeps at a time; the others skip that round. A failed sweep is logged
+    and tried again next time."""
+    settings = archive.settings
+    await asyncio.sleep(settings.cleanup_delay_seconds)
     while True:
         try:
-            await sweep(archive)
+            with _exclusive(settings.data_dir / "cleanup.lock") as ours:
+                if ours:
+                    await sweep(archive)
         except Exception:
             log.exception("cleanup failed; it will run again")
-        await asyncio.sleep(archive.settings.cleanup_interval_seconds)
+        await asyncio.sleep(settings.cleanup_interval_seconds)
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[bool]:
+    """Whether this process holds the lock on `path` (never waiting for it) while inside."""
+    with path.open("a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)

@@ -80,20 +80,37 @@ async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob
                        outcome: StoreOutcome, options: StoreOptions = StoreOptions()) -> None:
     """Store the complete Part 10 blob `staged` in `store` as `options` say, recording the
     result in `outcome`. `staged` is consumed: committed, or discarded."""
+    committed = await commit_staged(archive, store, staged, outcome, options)
+    if committed is not None:
+        await index_committed(archive, store, committed, outcome, options)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """An instance read and made durable, not yet in the index."""
+
+    record: InstanceRecord
+    name: str
+    staged: StagedBlob
+
+
+async def commit_staged(archive: Archive, store: StoreContext, staged: StagedBlob,
+                        outcome: StoreOutcome, options: StoreOptions = StoreOptions()
+                        ) -> Committed | None:
+    """The first half of `store_staged`: parse and make durable; None (the reason in
+    `outcome`) if the instance is refused. Whoever gets a Committed must index it."""
     try:
-        record, name, staged = await anyio.to_thread.run_sync(
-            _read_and_commit, archive, store, staged, outcome, options)
+        return Committed(*await anyio.to_thread.run_sync(
+            _read_and_commit, archive, store, staged, outcome, options))
     except IngestError as exc:
         outcome.sop_class_uid = outcome.sop_class_uid or exc.sop_class_uid
         outcome.sop_uid = outcome.sop_uid or exc.sop_instance_uid
         outcome.fail(CANNOT_UNDERSTAND, str(exc))
-        return
     except _Refused:
-        return
+        pass
     except OSError as exc:
         outcome.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
-        return
-    await _index(archive, store, record, name, staged, outcome, options.replace)
+    return None
 
 
 class _Refused(Exception):
@@ -156,11 +173,14 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
     return iter(lambda: source.read(COPY_CHUNK_BYTES), b"")
 
 
-async def _index(archive: Archive, store: StoreContext, record: InstanceRecord, name: str,
-                 staged: StagedBlob, outcome: StoreOutcome, replace: bool) -> None:
-    """The index row for the durable blob `name`; a refused row removes the blob again, a
-    replaced row its old blob. Shielded from cancellation: once the row may be written, the
-    blob's fate must follow it (a cancelled wait must not remove a blob its row names)."""
+async def index_committed(archive: Archive, store: StoreContext, committed: Committed,
+                          outcome: StoreOutcome, options: StoreOptions = StoreOptions()) -> None:
+    """The second half of `store_staged`: the index row for the durable blob; a refused row
+    removes the blob again, a replaced row its old blob. Shielded from cancellation: once
+    the row may be written, the blob's fate must follow it (a cancelled wait must not remove
+    a blob its row names)."""
+    record, name, staged, replace = (committed.record, committed.name, committed.staged,
+                                     options.replace)
     replaced: str | None = None
     with anyio.CancelScope(shield=True):
         try:

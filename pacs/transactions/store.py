@@ -1,14 +1,18 @@
 """Store transaction (STOW-RS, PS3.18 10.5): POST /studies[/{study}].
 
-Each part streams to a staging blob; when it ends, the instance is stored at once through
-the service (blob durable, then the index row), so a request holds one part at a time
-whatever its size. A bad part fails alone (FailedSOPSequence) and never touches what is
-already stored. Broken framing answers 400 and keeps the parts completed before it.
+Each part streams to a staging blob; when it ends, the instance is stored through the
+service (blob durable, then the index row) while the next parts arrive, a few at once, so a
+request holds no part in memory whatever its size. A bad part fails alone (FailedSOPSequence)
+and never touches what is already stored. Broken framing answers 400 and keeps the parts
+completed before it.
 """
 
+import logging
 from collections.abc import AsyncIterator
 
+import anyio
 import orjson
+from anyio.abc import TaskGroup
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -27,23 +31,26 @@ from pacs.http.multipart_reader import (
 from pacs.http.transaction import Transaction
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
-from pacs.service.failures import CANNOT_UNDERSTAND
+from pacs.service.failures import CANNOT_UNDERSTAND, PROCESSING_FAILURE
 from pacs.service.staging import StagingWriter
 from pacs.service.store_instances import (
     StoreOptions,
     StoreOutcome,
+    commit_staged,
+    index_committed,
     storage_class,
-    store_staged,
 )
 from pacs.service.stores import StoreContext
 from pacs.transactions.store_metadata import METADATA_TYPES, MetadataReceiver
 from pacs.transactions.store_response import response_dataset
+from storage.protocols import StagedBlob
 
 DICOM = "application/dicom"
 _RESPONSE_OFFERS = (Offer(False, "application/dicom+xml"), Offer(False, "application/dicom+json"),
                     Offer(False, "application/json"), Offer(False, "application/xml"))
 _XML = {"application/dicom+xml", "application/xml"}
 Event = PartStart | PartData | PartEnd
+log = logging.getLogger("pacs")
 
 
 async def store_instances(request: Request) -> Response:
@@ -143,8 +150,10 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 
 
 class _Receiver:
-    """Writes each part to staging and stores it as soon as it is complete; only the small
-    per-part outcomes stay in memory."""
+    """Writes each part to staging and, once it is complete, parses it and makes it durable
+    while the next parts arrive (at most `settings.stores_per_request` at once); parts enter
+    the index in their order, so a request's outcome is the same as if stored one by one.
+    Only the small per-part outcomes stay in memory."""
 
     def __init__(self, archive: Archive, store: StoreContext, options: StoreOptions) -> None:
         self._archive = archive
@@ -153,24 +162,33 @@ class _Receiver:
         self.results: list[StoreOutcome] = []
         self._current: StoreOutcome | None = None
         self._writer: StagingWriter | None = None
+        self._slots = anyio.Semaphore(archive.settings.stores_per_request)
+        self._indexed = anyio.Event()  # the previous part's turn at the index is over
+        self._indexed.set()
 
     async def receive(self, events: AsyncIterator[Event]) -> None:
-        """Consume the events; on a malformed body say how many instances were kept."""
-        try:
-            async for event in events:
-                await self._handle(event)
-        except InvalidArgument as exc:
+        """Consume the events; on a malformed body say how many instances were kept. Parts
+        already complete are always stored to the end, whatever happens after them."""
+        failure: Exception | None = None
+        async with anyio.create_task_group() as stores:
+            try:
+                async for event in events:
+                    await self._handle(event, stores)
+            except Exception as exc:  # raised once the complete parts are stored
+                failure = exc
+            finally:
+                if self._writer is not None:
+                    await self._writer.discard()
+        if isinstance(failure, InvalidArgument):
             kept = sum(1 for r in self.results if r.stored and r is not self._current)
             if kept:
-                exc.message += f"; the {kept} instance(s) completed before it were stored"
-            raise
-        finally:
-            if self._writer is not None:
-                await self._writer.discard()
+                failure.message += f"; the {kept} instance(s) completed before it were stored"
+        if failure is not None:
+            raise failure
         if not self.results:
             raise InvalidArgument("the request body holds no DICOM instance")
 
-    async def _handle(self, event: Event) -> None:
+    async def _handle(self, event: Event, stores: TaskGroup) -> None:
         if isinstance(event, PartStart):
             self._current = StoreOutcome()
             self.results.append(self._current)
@@ -188,9 +206,33 @@ class _Receiver:
             await self._writer.add(event.data)
         else:
             writer, self._writer = self._writer, None
-            await store_staged(self._archive, self._store, await writer.finish(),
-                               self._current, self._options)
+            staged = await writer.finish()
+            await self._slots.acquire()
+            previous, self._indexed = self._indexed, anyio.Event()
+            stores.start_soon(self._store_part, staged, self._current, previous,
+                              self._indexed)
             self._current = None
+
+    async def _store_part(self, staged: StagedBlob, outcome: StoreOutcome,
+                          previous: anyio.Event, indexed: anyio.Event) -> None:
+        """Store one part, indexing it after `previous`; a fault of ours fails that part
+        alone (logged), not its siblings."""
+        try:
+            try:
+                committed = await commit_staged(self._archive, self._store, staged, outcome,
+                                                self._options)
+            finally:
+                await previous.wait()  # whatever happened, no later part goes first
+            if committed is not None:
+                await index_committed(self._archive, self._store, committed, outcome,
+                                      self._options)
+        except Exception:
+            log.exception("storing instance %s failed", outcome.sop_uid or "(unread)")
+            outcome.fail(PROCESSING_FAILURE, "the instance could not be stored because of "
+                         "an error in the server; it was logged")
+        finally:
+            indexed.set()
+            self._slots.release()
 
 
 _BODIES = (DICOM, *(f'multipart/related; type="{t}"' for t in (DICOM, *METADATA_TYPES)))
