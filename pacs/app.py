@@ -15,6 +15,7 @@ from pacs.http.errors import EXCEPTION_HANDLERS
 from pacs.http.log_redaction import redact_access_log
 from pacs.http.oidc import OidcVerifier
 from pacs.http.trailing_slash import TrailingSlash
+from pacs.malloc_arenas import limit_malloc_arenas
 from pacs.pixels.codecs import missing_backends
 from pacs.routes import ROUTES
 from pacs.service.archive import open_archive
@@ -33,6 +34,7 @@ def create_app(settings: Settings) -> Starlette:
     """The ASGI application serving `settings`."""
     configure_pydicom()
     redact_access_log()
+    limit_malloc_arenas()
     for syntax, missing in missing_backends().items():
         log.warning("transfer syntax %s cannot be decoded or encoded: %s not installed",
                     syntax, ", ".join(missing))
