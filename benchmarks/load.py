@@ -1,10 +1,13 @@
 """Load-test any DICOMweb base URL and print one JSON document of verified figures.
 
     python -m benchmarks.load --base-url URL [--label NAME] [--size smoke|full]
-                              [--single-part-dicom] [--allow-unsupported] [--out results.json]
+                              [--single-part-dicom] [--allow-unsupported] [--server-pid PID]
+                              [--out results.json]
 
-Exits 1 when any request failed, any response did not verify, or (unless allowed) the server
-refused a whole scenario as unsupported.
+Each scenario reports the client's CPU time and, with `--server-pid`, the CPU time and peak
+memory (RSS and PSS) of that process and all its children (uvicorn workers, say). Exits 1
+when any request failed, any response did not verify, or (unless allowed) the server refused
+a whole scenario as unsupported.
 """
 
 from __future__ import annotations
@@ -26,18 +29,18 @@ from typing import Any
 
 from benchmarks.dataset import new_run_id
 from benchmarks.dicomweb import DicomWebClient, StatusError, open_session
-from benchmarks.scenarios import SIZES, STOW_CONCURRENCY, Scenario, plan
-from benchmarks.timing import Job, Tally, run_pool, summarise
-
-MAX_CONNECTIONS = max(STOW_CONCURRENCY)
+from benchmarks.resources import Usage
+from benchmarks.scenarios import BURST_CONCURRENCY, CONNECTIONS, SIZES, Scenario, plan
+from benchmarks.timing import Job, Tally, run_beside, run_pool, summarise
 
 
 @dataclass(frozen=True)
 class Target:
-    """A server under test."""
+    """A server under test, and the process whose tree serves it, where known."""
 
     label: str
     base_url: str
+    server_pid: int | None = None
 
 
 async def run(
@@ -48,15 +51,13 @@ async def run(
     reports = {t.label: _report(t, run_id) for t in targets}
     async with AsyncExitStack() as stack:
         clients = [
-            DicomWebClient(
-                await stack.enter_async_context(open_session(MAX_CONNECTIONS)), t.base_url
-            )
+            DicomWebClient(await stack.enter_async_context(open_session(CONNECTIONS)), t.base_url)
             for t in targets
         ]
         pairs = list(zip(targets, clients, strict=True))
         for index, scenario in enumerate(plan(SIZES[size_name], single_part_dicom, run_id)):
             for target, client in pairs[::-1] if index % 2 else pairs:
-                figures = await _measure(scenario, client)
+                figures = await _measure(scenario, client, target.server_pid)
                 reports[target.label]["scenarios"][scenario.name] = figures
                 _progress(target.label, scenario.name, figures)
     for report in reports.values():
@@ -72,8 +73,11 @@ def failed(report: dict[str, Any], allow_unsupported: bool) -> bool:
     return bool(report["errors"] or report["verification_failures"] or refused)
 
 
-async def _measure(scenario: Scenario, client: DicomWebClient) -> dict[str, Any]:
-    """Probe or warm up, run the timed pool, then check what it deferred (untimed)."""
+async def _measure(
+    scenario: Scenario, client: DicomWebClient, server_pid: int | None
+) -> dict[str, Any]:
+    """Probe or warm up, run the timed pool (with its burst, if any) while counting CPU and
+    memory, then check what it deferred (untimed)."""
     jobs = scenario.jobs(client)
     probe: dict[str, Any] = {}
     if scenario.probe:
@@ -96,9 +100,28 @@ async def _measure(scenario: Scenario, client: DicomWebClient) -> dict[str, Any]
     elif scenario.warmup:
         await _warm_up(jobs[0])
         client.check_deferred()
-    tally = await run_pool(jobs, scenario.concurrency)
+    usage = Usage(server_pid)
+    usage.start()
+    if scenario.burst:
+        tally, burst = await run_beside(jobs, scenario.burst(client), BURST_CONCURRENCY)
+    else:
+        tally, burst = await run_pool(jobs, scenario.concurrency), None
+    resources = usage.stop()
     _fail_deferred(client, tally)
-    return {**summarise(tally, scenario.concurrency, scenario.unit), **probe}
+    figures = {**summarise(tally, scenario.concurrency, scenario.unit), **probe, **resources}
+    return _with_burst(figures, burst) if burst else figures
+
+
+def _with_burst(figures: dict[str, Any], burst: Tally) -> dict[str, Any]:
+    """Add the burst's figures under `burst`, and its failures to the scenario's: a request of
+    the burst that fails fails the scenario."""
+    summary = summarise(burst, BURST_CONCURRENCY, "frames")
+    for key in ("errors", "verification_failures"):
+        figures[key] += summary[key]
+    samples = figures.get("failure_samples", []) + summary.get("failure_samples", [])
+    if samples:
+        figures["failure_samples"] = samples
+    return {**figures, "burst": summary}
 
 
 def _fail_deferred(client: DicomWebClient, tally: Tally) -> None:
@@ -132,7 +155,9 @@ def _progress(label: str, scenario: str, figures: dict[str, Any]) -> None:
     shown = {
         k: v
         for k, v in figures.items()
-        if k.endswith(("_per_s", "_ms", "failures", "errors", "_error", "unsupported"))
+        if k.endswith(
+            ("_per_s", "_ms", "cpu_s", "_mb", "failures", "errors", "_error", "unsupported")
+        )
     }
     print(f"[{label}] {scenario}: {shown}", file=sys.stderr, flush=True)
 
@@ -161,9 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a scenario the server refuses outright (e.g. a transfer syntax it cannot "
         "transcode to) does not fail the run",
     )
+    parser.add_argument(
+        "--server-pid",
+        type=int,
+        help="also report the CPU time and peak memory of this process and its children",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON document here")
     args = parser.parse_args(argv)
-    target = Target(args.label, args.base_url)
+    target = Target(args.label, args.base_url, args.server_pid)
     reports = asyncio.run(run([target], args.size, args.single_part_dicom))
     report = reports[target.label]
     write({**environment(args.size, args.single_part_dicom), **report}, args.out)

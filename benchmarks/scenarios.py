@@ -21,6 +21,13 @@ from benchmarks.timing import Job, Result
 
 STOW_CONCURRENCY = (1, 16, 50)
 STOW_BATCH = 10
+SMALL_SIDE = 64  # small STOW instances: 64x64 CT, about 9 KB each
+SMALL_CONCURRENCY = 16
+RETRIEVE_CONCURRENCY = (1, 4, 50)
+FRAME_CONCURRENCY = (1, 16)
+BURST_CONCURRENCY = 50
+# Connections per target: a burst of 50 plus the search timed beside it.
+CONNECTIONS = max(*STOW_CONCURRENCY, *RETRIEVE_CONCURRENCY, BURST_CONCURRENCY) + 1
 SEED_BATCH = 10
 SEED_CONCURRENCY = 4
 QIDO_LIMIT = 100
@@ -36,18 +43,20 @@ class Size:
     search_studies: int  # seeded studies sharing one PatientName (the first holds the series)
     stow_single_requests: int  # per concurrency level
     stow_batch_requests: int  # per concurrency level, STOW_BATCH instances each
+    stow_small_requests: int  # single small instances at SMALL_CONCURRENCY
     query_repeats: int
     metadata_repeats: int
-    retrieve_requests: tuple[int, int]  # at concurrency 1 and 4
+    retrieve_requests: tuple[int, ...]  # at each of RETRIEVE_CONCURRENCY
     frame_requests: int  # per concurrency level
+    burst_frames: int  # frames asked at BURST_CONCURRENCY while a search is timed beside them
     # Transcoded or rendered frames per concurrency level once warm: 2N asks for every
     # instance twice, as viewers re-request. The cold pass asks for each instance once.
     pixel_requests: int
 
 
 SIZES = {
-    "smoke": Size(5, 3, 4, 2, 3, 2, (1, 4), 8, 10),
-    "full": Size(300, 10, 300, 200, 100, 20, (5, 12), 500, 600),
+    "smoke": Size(5, 3, 4, 2, 16, 3, 2, (1, 4, 50), 8, 400, 10),
+    "full": Size(300, 10, 300, 200, 1000, 100, 20, (5, 12, 100), 500, 5000, 600),
 }
 PIXEL_CONCURRENCY = (1, 16)
 COLD_CONCURRENCY = 16
@@ -59,7 +68,10 @@ class Scenario:
 
     `probe`, for what not every server offers (transcoding, rendering), is an untimed first
     request: an error status there marks the scenario unsupported on that target, and skips
-    it. Otherwise it warms up like `warmup`, which repeats the first job untimed."""
+    it. Otherwise it warms up like `warmup`, which repeats the first job untimed.
+
+    `burst`, when given, runs at BURST_CONCURRENCY while `jobs` are timed one at a time beside
+    it, over and over, for as long as it lasts (see `timing.run_beside`)."""
 
     name: str
     concurrency: int
@@ -67,6 +79,7 @@ class Scenario:
     jobs: Callable[[DicomWebClient], list[Job]]
     warmup: bool = False
     probe: Callable[[DicomWebClient], Job] | None = None
+    burst: Callable[[DicomWebClient], list[Job]] | None = None
 
 
 def plan(size: Size, single_part_dicom: bool, run_id: str) -> Iterator[Scenario]:
@@ -97,20 +110,40 @@ def plan(size: Size, single_part_dicom: bool, run_id: str) -> Iterator[Scenario]
             yield Scenario(
                 f"stow_{mode}_c{concurrency}", concurrency, "instances", _stow_jobs(bodies)
             )
+    small = CTFactory(SMALL_SIDE, SMALL_SIDE)
+    bodies = [
+        stow_request(
+            small.series(1, f"BENCH^SMALL{run_id}", f"BENCHSMALL-{run_id}").instances,
+            single_part=single_part_dicom,
+        )
+        for _ in range(size.stow_small_requests)
+    ]
+    name = f"stow_small_single_c{SMALL_CONCURRENCY}"
+    yield Scenario(name, SMALL_CONCURRENCY, "instances", _stow_jobs(bodies))
 
     series = studies[0]
-    for name, query in _queries(patient, series, [s.study_uid for s in studies]).items():
+    queries = _queries(patient, series, [s.study_uid for s in studies])
+    for name, query in queries.items():
         yield Scenario(
             name, 1, None, _repeat(DicomWebClient.search, query, size.query_repeats), True
         )
     metadata = _repeat(DicomWebClient.series_metadata, series, size.metadata_repeats)
     yield Scenario("metadata_series", 1, None, metadata, True)
-    for concurrency, count in zip((1, 4), size.retrieve_requests, strict=True):
+    for concurrency, count in zip(RETRIEVE_CONCURRENCY, size.retrieve_requests, strict=True):
         retrieve = _repeat(DicomWebClient.retrieve_series, series, count)
         yield Scenario(f"retrieve_series_c{concurrency}", concurrency, "instances", retrieve, True)
-    for concurrency in (1, 16):
+    for concurrency in FRAME_CONCURRENCY:
         frames = _spread(DicomWebClient.frame, series, size.frame_requests)
         yield Scenario(f"frames_c{concurrency}", concurrency, "frames", frames, True)
+    # A viewer's search while another floods the server with frames: it must not stall.
+    yield Scenario(
+        "qido_under_frame_burst",
+        1,
+        None,
+        _repeat(DicomWebClient.search, queries["qido_studies_by_patient_name"], 1),
+        True,
+        burst=_spread(DicomWebClient.frame, series, size.burst_frames),
+    )
 
     # Cold first: each server's first transcode or render of every instance. Its probe asks
     # for an instance of another study, so it warms code paths but no cached result.

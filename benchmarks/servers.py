@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,17 +22,27 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running server: its DICOMweb base URL and the pid at the root of its process tree."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def pacs_server(data_dir: Path, log_path: Path) -> Iterator[str]:
-    """Run `python -m pacs serve` on a free loopback port; yield its DICOMweb base URL."""
+def pacs_server(data_dir: Path, log_path: Path, workers: int | None = None) -> Iterator[Server]:
+    """Run `python -m pacs serve` on a free loopback port, with `workers` worker processes
+    (None: the server's default, one per core)."""
     port = _free_port()
     command = [sys.executable, "-m", "pacs", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--data", str(data_dir)]
+    command += ["--workers", str(workers)] if workers is not None else []
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/healthz", process, log_path)
-        yield f"http://127.0.0.1:{port}/dicomweb"
+        yield Server(f"http://127.0.0.1:{port}/dicomweb", process.pid)
     finally:
         process.terminate()
         try:
@@ -42,14 +53,15 @@ def pacs_server(data_dir: Path, log_path: Path) -> Iterator[str]:
 
 
 @contextmanager
-def orthanc_server(home: Path, tools: Path = ORTHANC_TOOLS) -> Iterator[str]:
-    """Start a fresh Orthanc with the shared scripts in `home`; yield its DICOMweb base URL."""
-    if _listening(ORTHANC_PORT):
+def orthanc_server(home: Path, tools: Path = ORTHANC_TOOLS) -> Iterator[Server]:
+    """Start a fresh Orthanc with the shared scripts in `home` (its pid file is
+    `home/run/orthanc.pid`)."""
+    if listening(ORTHANC_PORT):
         raise RuntimeError(f"port {ORTHANC_PORT} is taken (another Orthanc?); stop it first")
     env = {**os.environ, "ORTHANC_HOME": str(home)}
     try:
         _script(tools / "start_orthanc.sh", env, "--fresh", check=True)
-        yield ORTHANC_DICOMWEB
+        yield Server(ORTHANC_DICOMWEB, int((home / "run" / "orthanc.pid").read_text()))
     finally:
         _script(tools / "stop_orthanc.sh", env, check=False)
 
@@ -82,6 +94,7 @@ def _free_port() -> int:
         return port
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
+    """Whether something accepts connections on this loopback port."""
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 MAX_FAILURE_SAMPLES = 5  # distinct messages kept per scenario
+BURST_POLL_S = 0.005
 
 
 class VerificationError(Exception):
@@ -36,25 +38,55 @@ class Tally:
     errors: list[str]
     failures: list[str]
 
+    @property
+    def done(self) -> int:
+        return len(self.results) + len(self.errors) + len(self.failures)
 
-async def run_pool(jobs: Sequence[Job], concurrency: int) -> Tally:
-    """Run `jobs` with at most `concurrency` in flight; every job runs exactly once."""
+
+async def run_pool(jobs: Sequence[Job], concurrency: int, tally: Tally | None = None) -> Tally:
+    """Run `jobs` with at most `concurrency` in flight; every job runs exactly once. Pass
+    `tally` to watch it fill while the pool runs."""
     queue = iter(jobs)
-    tally = Tally([], 0.0, [], [])
+    tally = Tally([], 0.0, [], []) if tally is None else tally
 
     async def worker() -> None:
         for job in queue:
-            try:
-                tally.results.append(await job())
-            except VerificationError as exc:
-                tally.failures.append(str(exc))
-            except Exception as exc:  # transport, timeout, malformed body: counted, not fatal
-                tally.errors.append(f"{type(exc).__name__}: {exc}")
+            await _run_one(job, tally)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(jobs)))))
     tally.wall_s = time.perf_counter() - start
     return tally
+
+
+async def run_beside(
+    jobs: Sequence[Job], burst: Sequence[Job], concurrency: int
+) -> tuple[Tally, Tally]:
+    """Run `burst` at `concurrency` and, once its first `concurrency` requests are done (every
+    connection open and busy), `jobs` one at a time, over and over, until the burst is done.
+    Returns the tallies of `jobs` and of the burst."""
+    burst_tally = Tally([], 0.0, [], [])
+    pool = asyncio.create_task(run_pool(burst, concurrency, burst_tally))
+    while burst_tally.done < min(concurrency, len(burst)) and not pool.done():
+        await asyncio.sleep(BURST_POLL_S)
+    tally = Tally([], 0.0, [], [])
+    start = time.perf_counter()
+    for job in itertools.cycle(jobs):
+        if pool.done():
+            break
+        await _run_one(job, tally)
+    tally.wall_s = time.perf_counter() - start
+    await pool
+    return tally, burst_tally
+
+
+async def _run_one(job: Job, tally: Tally) -> None:
+    try:
+        tally.results.append(await job())
+    except VerificationError as exc:
+        tally.failures.append(str(exc))
+    except Exception as exc:  # transport, timeout, malformed body: counted, not fatal
+        tally.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
