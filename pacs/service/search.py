@@ -5,8 +5,9 @@ NumberOf…Related…, SOPClassesInStudy, InstanceAvailability and, when links a
 RetrieveURL) are added here.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -43,10 +44,29 @@ async def search(archive: Archive, store: StoreContext, request: SearchRequest,
     """One page of `request`'s matches in `store`; RetrieveURLs and BulkDataURIs under
     `links` (none without them)."""
     result = await archive.index.search(store.id, request.query)
-    level = request.query.level
-    defaults = store.profile.search_defaults
-    return SearchAnswer([_dataset(row, level, request, links, defaults)
-                         for row in result.rows], result.more)
+    shape = _Shape.of(request, store.profile.search_defaults)
+    # rows of one study or series repeat its attributes: each distinct value is parsed once
+    parse = lru_cache(maxsize=256)(orjson.loads)
+    return SearchAnswer([_dataset(row, shape, request, links, parse) for row in result.rows],
+                        result.more)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What every dataset of one search holds, worked out once per search."""
+
+    level: Level
+    upper: tuple[Level, ...]
+    wanted: frozenset[int]
+    keys: tuple[tuple[int, str, str], ...]  # each wanted tag with its JSON key and VR
+
+    @classmethod
+    def of(cls, request: SearchRequest, defaults: Mapping[Level, frozenset[int]]) -> "_Shape":
+        level = request.query.level
+        upper = _upper_levels(request.query)
+        wanted = defaults[level].union(*(defaults[u] for u in upper), request.include)
+        return cls(level, upper, wanted,
+                   tuple((tag, f"{tag:08X}", vr_of(tag)) for tag in sorted(wanted)))
 
 
 def _upper_levels(query: Query) -> tuple[Level, ...]:
@@ -62,27 +82,26 @@ def _upper_levels(query: Query) -> tuple[Level, ...]:
     return ()
 
 
-def _dataset(row: SearchRow, level: Level, request: SearchRequest, links: Links | None,
-             defaults: Mapping[Level, frozenset[int]]) -> dict[str, Any]:
-    upper = _upper_levels(request.query)
-    wanted = defaults[level].union(*(defaults[u] for u in upper), request.include)
+def _dataset(row: SearchRow, shape: _Shape, request: SearchRequest, links: Links | None,
+             parse: Callable[[bytes], dict[str, Any]]) -> dict[str, Any]:
+    level, wanted = shape.level, shape.wanted
     out: dict[str, Any] = {}
-    _take(out, orjson.loads(row.study_attrs), wanted,
-          request.include_all and level is Level.STUDY)
+    _take(out, parse(row.study_attrs), wanted, request.include_all and level is Level.STUDY)
     if row.series_attrs is not None:
-        _take(out, orjson.loads(row.series_attrs), wanted,
+        _take(out, parse(row.series_attrs), wanted,
               request.include_all and level is Level.SERIES)
     if row.instance_attrs is not None and row.series_uid and row.sop_uid:
         attrs = row.instance_attrs if links is None else links.with_bulk_data_uris(
             row.instance_attrs, row.study_uid, row.series_uid, row.sop_uid)
         _take(out, orjson.loads(attrs), wanted, request.include_all)
-    computed = _computed(row, level, links, upper)
-    for tag in wanted | (computed.keys() if request.include_all else set()):
-        key = f"{tag:08X}"
+    computed = _computed(row, level, links, shape.upper)
+    for tag, key, vr in shape.keys:
         if tag in computed:
             out[key] = computed[tag]
         elif key not in out and tag not in _COMPUTED:
-            out[key] = {"vr": vr_of(tag)}
+            out[key] = {"vr": vr}
+    if request.include_all:
+        out.update((f"{tag:08X}", value) for tag, value in computed.items())
     return dict(sorted(out.items()))
 
 
