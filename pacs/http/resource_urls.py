@@ -21,8 +21,9 @@ def dicomweb_root(request: Request) -> str:
     trusted = "*" in settings.forwarded_allow_ips or client in settings.forwarded_allow_ips
     forwarded = {k: v for k, v in headers.items() if k.startswith("x-forwarded-")} \
         if trusted else {}
-    scheme = forwarded.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = forwarded.get("x-forwarded-host", headers.get("host", request.url.netloc))
+    # from the scope, not request.url: parsing a whole URL cost more than the rest together
+    scheme = forwarded.get("x-forwarded-proto", request.scope["scheme"]).split(",")[0].strip()
+    host = forwarded.get("x-forwarded-host") or headers.get("host") or request.url.netloc
     host = host.split(",")[0].strip()
     prefix = forwarded.get("x-forwarded-prefix", "").rstrip("/")
     if not forwarded and ":" not in host.strip("[]"):
