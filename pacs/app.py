@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from pacs.dicom.pydicom_setup import configure_pydicom
 from pacs.http.audit import AuditLog
+from pacs.http.content_coding import gzip_cache
 from pacs.http.errors import EXCEPTION_HANDLERS
 from pacs.http.log_redaction import redact_access_log
 from pacs.http.oidc import OidcVerifier
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> Starlette:
         archive = await open_archive(settings)
         app.state.archive = archive
         app.state.audit = AuditLog(settings.audit_log) if settings.audit_log else None
+        app.state.gzip_cache = gzip_cache(settings)
         cleanup = asyncio.create_task(sweep_periodically(archive))
         try:
             yield

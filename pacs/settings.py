@@ -34,6 +34,7 @@ class Settings:
     pixel_workers: int = 0  # threads decoding, encoding and rendering at once (0: one per core)
     # transcoded frames and rendered pictures kept, by the whole server (split among workers)
     pixel_cache_bytes: int = 64 * 1024**2
+    gzip_cache_bytes: int = 16 * 1024**2  # gzip-coded metadata kept, by the whole server
     server_workers: int = 1  # worker processes serving (each holds its share of the caches)
     store_cache_seconds: float = 2.0  # a store found by name is looked up again after this
     cleanup_delay_seconds: float = 60.0  # from start to the first sweep

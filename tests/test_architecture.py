@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("service", ("pacs.service",)),
     ("pixels", ("pacs.pixels",)),
     ("dicom", ("pacs.dicom",)),
-    ("base", ("pacs.settings", "pacs.names", "pacs.malloc_arenas", "pacs")),
+    ("base", ("pacs.settings", "pacs.names", "pacs.malloc_arenas", "pacs.bounded_cache",
+              "pacs")),
     ("storage", ("storage",)),
 ]
 

@@ -8,6 +8,9 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pacs.bounded_cache import BoundedCache
+from pacs.settings import Settings
+
 GZIP_MIN_BYTES = 1400  # a smaller body fits in one packet as it is
 GZIP_LEVEL = 1  # the fastest: DICOM JSON still shrinks about 30 times
 INLINE_GZIP_BYTES = 64 * 1024  # larger bodies are compressed off the event loop
@@ -52,11 +55,21 @@ def weak_etag(version: str, representation: str) -> str:
     return f'W/"{version}-{representation}"'
 
 
+GzipCache = BoundedCache[bytes]
+
+
+def gzip_cache(settings: Settings) -> GzipCache:
+    """The gzip codings of versioned answers this worker keeps (its share of the budget)."""
+    return BoundedCache(settings.gzip_cache_bytes // max(settings.server_workers, 1))
+
+
 async def encoded_response(request: Request, body: bytes, media_type: str,
                            etag: str | None = None,
                            headers: dict[str, str] | None = None) -> Response:
     """`body` as `media_type`, gzip-coded when accepted and worth it, with `etag`'s
-    validators (or a 304 when the client already holds that version)."""
+    validators (or a 304 when the client already holds that version). The gzip coding of a
+    versioned body is kept (`app.state.gzip_cache`): viewers ask for the same metadata again
+    and again, and it is only made once."""
     headers = {**(headers or {}), "Vary": "Accept, Accept-Encoding"}
     if etag is not None:
         unchanged = not_modified(request, etag)
@@ -64,8 +77,14 @@ async def encoded_response(request: Request, body: bytes, media_type: str,
             return unchanged
         headers.update(validators(etag))
     if len(body) >= GZIP_MIN_BYTES and accepts_gzip(request.headers.get("accept-encoding")):
-        body = _gzip(body) if len(body) <= INLINE_GZIP_BYTES \
-            else await anyio.to_thread.run_sync(_gzip, body)
+        cache: GzipCache = request.app.state.gzip_cache
+        coded = cache.get(etag) if etag is not None else None
+        if coded is None:
+            coded = _gzip(body) if len(body) <= INLINE_GZIP_BYTES \
+                else await anyio.to_thread.run_sync(_gzip, body)
+            if etag is not None:
+                cache.put(etag, coded, len(coded))
+        body = coded
         headers["Content-Encoding"] = "gzip"
     return Response(body, media_type=media_type, headers=headers)
 

@@ -22,7 +22,8 @@ def dicomweb_root(request: Request) -> str:
     forwarded = {k: v for k, v in headers.items() if k.startswith("x-forwarded-")} \
         if trusted else {}
     # from the scope, not request.url: parsing a whole URL cost more than the rest together
-    scheme = forwarded.get("x-forwarded-proto", request.scope["scheme"]).split(",")[0].strip()
+    scheme: str = forwarded.get("x-forwarded-proto") or request.scope["scheme"]
+    scheme = scheme.split(",")[0].strip()
     host = forwarded.get("x-forwarded-host") or headers.get("host") or request.url.netloc
     host = host.split(",")[0].strip()
     prefix = forwarded.get("x-forwarded-prefix", "").rstrip("/")

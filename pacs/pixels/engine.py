@@ -8,8 +8,8 @@ from typing import TypeVar
 import anyio
 from pydicom.dataset import Dataset
 
+from pacs.bounded_cache import BoundedCache
 from pacs.dicom.pixel_data import PIXEL_ELEMENTS
-from pacs.pixels.cache import BoundedCache
 from pacs.pixels.codecs import Encoded, codec_for
 from pacs.pixels.description import PixelDescription, PixelError, describe
 from pacs.pixels.render import (
