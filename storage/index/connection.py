@@ -2,14 +2,22 @@
 
 Commits are durable (`synchronous=FULL`: the WAL is fsync'd at each commit). Small writes
 that arrive together share one transaction and so one fsync (group commit, as databases do).
+
+Processes sharing the index (workers, `pacs import`) take turns at writing through a lock
+file: SQLite's own busy handler polls with sleeps, so a process that writes back to back can
+starve another past any timeout ("database is locked" after a million stores from two
+loaders); a process waiting on the lock file is woken the moment it is released, and the
+writer leaves a short gap before taking it again.
 """
 
 import asyncio
+import fcntl
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +25,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 _PROGRESS_STEPS = 10_000
 GROUP_MAX = 256  # grouped writes in one transaction at most
+TURN_GAP_S = 0.0005  # after a write, before the next: a waiting process gets its turn
+BUSY_TIMEOUT_MS = 60_000
 
 
 @dataclass
@@ -45,16 +55,28 @@ class Connections:
         self._lock = threading.Lock()
         self._waiting: list[_Grouped] = []
         self._waiting_lock = threading.Lock()
+        self._turns = open(path.with_name(path.name + ".writer"), "a")  # closed by close()
         self._writer = self._writer_pool.submit(self._open_writer).result()
 
     def _open_writer(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        with self._turn():  # turning a new file to WAL needs it to itself
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=10000")
         add_functions(conn)
         return conn
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's turn at writing (on the writer thread)."""
+        fcntl.flock(self._turns, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._turns, fcntl.LOCK_UN)
+            time.sleep(TURN_GAP_S)
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -73,9 +95,13 @@ class Connections:
         return int(time.monotonic() > self._local.deadline)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` on the single writer thread."""
+        """Run `fn(conn)` on the single writer thread, in this process's turn."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer_pool, fn, self._writer)
+        return await loop.run_in_executor(self._writer_pool, self._run_write, fn)
+
+    def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._turn():
+            return fn(self._writer)
 
     async def write_grouped(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` on the writer thread in a transaction shared with the other grouped
@@ -96,7 +122,8 @@ class Connections:
             group, self._waiting = self._waiting[:GROUP_MAX], self._waiting[GROUP_MAX:]
             if self._waiting:
                 self._writer_pool.submit(self._commit_group)
-        outcomes = run_group(self._writer, [item.fn for item in group])
+        with self._turn():
+            outcomes = run_group(self._writer, [item.fn for item in group])
         for item, outcome in zip(group, outcomes, strict=True):
             item.loop.call_soon_threadsafe(_settle, item.future, outcome)
 
@@ -123,6 +150,7 @@ class Connections:
                 conn.close()
         self._writer_pool.submit(self._writer.close).result()
         self._writer_pool.shutdown(wait=True)
+        self._turns.close()
 
 
 def casefold(text: str | None) -> str | None:
