@@ -57,7 +57,6 @@ class _Shape:
 
     level: Level
     upper: tuple[Level, ...]
-    wanted: frozenset[int]
     keys: tuple[tuple[int, str, str], ...]  # each wanted tag with its JSON key and VR
 
     @classmethod
@@ -65,7 +64,7 @@ class _Shape:
         level = request.query.level
         upper = _upper_levels(request.query)
         wanted = defaults[level].union(*(defaults[u] for u in upper), request.include)
-        return cls(level, upper, wanted,
+        return cls(level, upper,
                    tuple((tag, f"{tag:08X}", vr_of(tag)) for tag in sorted(wanted)))
 
 
@@ -84,16 +83,16 @@ def _upper_levels(query: Query) -> tuple[Level, ...]:
 
 def _dataset(row: SearchRow, shape: _Shape, request: SearchRequest, links: Links | None,
              parse: Callable[[bytes], dict[str, Any]]) -> dict[str, Any]:
-    level, wanted = shape.level, shape.wanted
+    level = shape.level
     out: dict[str, Any] = {}
-    _take(out, parse(row.study_attrs), wanted, request.include_all and level is Level.STUDY)
+    _take(out, parse(row.study_attrs), shape, request.include_all and level is Level.STUDY)
     if row.series_attrs is not None:
-        _take(out, parse(row.series_attrs), wanted,
+        _take(out, parse(row.series_attrs), shape,
               request.include_all and level is Level.SERIES)
     if row.instance_attrs is not None and row.series_uid and row.sop_uid:
         attrs = row.instance_attrs if links is None else links.with_bulk_data_uris(
             row.instance_attrs, row.study_uid, row.series_uid, row.sop_uid)
-        _take(out, orjson.loads(attrs), wanted, request.include_all)
+        _take(out, orjson.loads(attrs), shape, request.include_all)
     computed = _computed(row, level, links, shape.upper)
     for tag, key, vr in shape.keys:
         if tag in computed:
@@ -105,17 +104,17 @@ def _dataset(row: SearchRow, shape: _Shape, request: SearchRequest, links: Links
     return dict(sorted(out.items()))
 
 
-def _take(out: dict[str, Any], attrs: dict[str, Any], wanted: frozenset[int],
+def _take(out: dict[str, Any], attrs: dict[str, Any], shape: _Shape,
           everything: bool) -> None:
-    """The wanted attributes of `attrs`, each private one with its Private Creator (PS3.5
-    7.8.1), without which it could not be interpreted."""
-    for key, element in attrs.items():
-        tag = int(key, 16)
-        if everything or tag in wanted:
-            out[key] = element
-            creator = _private_creator(tag)
-            if creator is not None and creator in attrs:
-                out[creator] = attrs[creator]
+    """The wanted attributes of `attrs` (all of them with `everything`), each private one
+    with its Private Creator (PS3.5 7.8.1), without which it could not be interpreted."""
+    taken = ((int(key, 16), key) for key in attrs) if everything \
+        else ((tag, key) for tag, key, _ in shape.keys if key in attrs)
+    for tag, key in taken:
+        out[key] = attrs[key]
+        creator = _private_creator(tag)
+        if creator is not None and creator in attrs:
+            out[creator] = attrs[creator]
 
 
 def _private_creator(tag: int) -> str | None:
