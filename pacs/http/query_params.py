@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
+from pacs.ascii_numbers import ascii_int
 from pacs.dicom.tags import vr_of
 from pacs.dicom.temporal import is_temporal, temporal_form
 from pacs.dicom.uids import is_valid_uid
@@ -103,11 +104,8 @@ def _keywords(tags: frozenset[int]) -> str:
 
 
 def _count(key: str, value: str, minimum: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = minimum - 1
-    if number < minimum:
+    number = ascii_int(value)
+    if number is None or number < minimum:
         raise InvalidArgument(f"{key} must be an integer of at least {minimum}, not {value!r}")
     return number
 
@@ -136,6 +134,8 @@ def _match(key: str, tag: int, value: str, fuzzy: bool) -> Match | None:
         bad = [u for u in uids if not is_valid_uid(u)]
         if bad:
             raise InvalidArgument(f"invalid UID {bad[0][:80]!r} in {key}")
+        if not uids:
+            raise InvalidArgument(f"{key} lists no UID: {value[:80]!r}")
         return Match(tag, vr, MatchKind.LIST if len(uids) > 1 else MatchKind.SINGLE, uids)
     form = temporal_form(vr)
     if form is not None:
@@ -144,9 +144,11 @@ def _match(key: str, tag: int, value: str, fuzzy: bool) -> Match | None:
         return Match(tag, vr, MatchKind.WILDCARD, (value,))
     if vr == "PN" and fuzzy:
         tokens = tuple(t for t in _FUZZY_SEPARATORS.split(value) if t)
-        return Match(tag, vr, MatchKind.FUZZY, tokens)
+        # separators alone (`^`) name no token: every name matches
+        return Match(tag, vr, MatchKind.FUZZY, tokens) if tokens else None
     if vr in _LIST_VRS and "\\" in value:
-        return Match(tag, vr, MatchKind.LIST, tuple(v for v in value.split("\\") if v))
+        values = tuple(v for v in value.split("\\") if v)
+        return Match(tag, vr, MatchKind.LIST, values) if values else None
     if vr in NUMERIC_VRS and not _NUMBER.fullmatch(value):
         raise InvalidArgument(f"{key} holds numbers ({vr}); {value[:80]!r} is not one")
     return Match(tag, vr, MatchKind.SINGLE, (value,))

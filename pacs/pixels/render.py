@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels.processing import apply_color_lut, convert_color_space
 
+from pacs.ascii_numbers import ascii_float, ascii_int
 from pacs.pixels.codecs import Frame
 from pacs.pixels.description import PixelDescription, PixelError
 
@@ -87,22 +88,16 @@ def parse_render_params(query: Mapping[str, str], media_type: str,
 def _quality(text: str | None) -> int:
     if text is None:
         return RenderParams.quality
-    try:
-        quality = int(text)
-    except ValueError:
-        quality = 0
-    if not 1 <= quality <= 100:
+    quality = ascii_int(text.strip())
+    if quality is None or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer from 1 to 100, found {text!r}")
     return quality
 
 
 def _number(text: str, parameter: str, form: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise ValueError(f"{parameter} must be {form}, found the non-number {text!r}")
+    value = ascii_float(text)
+    if value is None:
+        raise ValueError(f"{parameter} must be {form}, found the non-number {text[:40]!r}")
     return value
 
 
@@ -138,11 +133,8 @@ def _viewport(text: str) -> Viewport:
 
 
 def _side(text: str) -> int:
-    try:
-        side = int(text)
-    except ValueError:
-        side = 0
-    if not 1 <= side <= MAX_VIEWPORT_SIDE:
+    side = ascii_int(text)
+    if side is None or not 1 <= side <= MAX_VIEWPORT_SIDE:
         raise ValueError(f"viewport vw and vh must be integers from 1 to {MAX_VIEWPORT_SIDE}, "
                          f"found {text!r}")
     return side

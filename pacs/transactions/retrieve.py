@@ -13,6 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from pacs.ascii_numbers import ascii_int
 from pacs.dicom.pixel_data import PIXEL_BY_KEY
 from pacs.dicom.transfer_syntaxes import (
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -179,15 +180,14 @@ def _byte_range(header: str | None, span: Span) -> tuple[Span, str]:
     """Apply a single `bytes=a-b` Range (RFC 9110 14.2) to `span`; other forms are ignored."""
     if not header or not header.startswith("bytes=") or "," in header:
         return span, ""
-    first, _, last = header[6:].strip().partition("-")
-    try:
-        if first:
-            start = int(first)
-            end = min(int(last), span.length - 1) if last else span.length - 1
-        else:
-            start, end = max(span.length - int(last), 0), span.length - 1
-    except ValueError:
-        return span, ""
+    first, _, last = (piece.strip() for piece in header[6:].strip().partition("-"))
+    low, high = ascii_int(first), ascii_int(last)
+    if first and low is not None and (high is not None or not last):
+        start, end = low, min(high, span.length - 1) if high is not None else span.length - 1
+    elif not first and high is not None:
+        start, end = max(span.length - high, 0), span.length - 1
+    else:
+        return span, ""  # a Range we cannot read is ignored (RFC 9110 14.2)
     if start > end or start >= span.length:
         raise RangeNotSatisfiable(f"range {header} is outside the {span.length} bytes of the "
                                   "bulk data")

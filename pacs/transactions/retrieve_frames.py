@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pacs.ascii_numbers import ascii_int
 from pacs.dicom.transfer_syntaxes import (
     DEFAULT_TRANSFER_SYNTAX,
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -40,11 +41,12 @@ def parse_frame_list(text: str, limit: int) -> list[int]:
     """`1,3,2` → [1, 3, 2] (1-based, in request order); 400 if malformed."""
     numbers = []
     for piece in text.split(","):
-        piece = piece.strip()
-        if not piece.isdigit() or int(piece) < 1:
-            raise InvalidArgument(f"invalid frame number {piece!r} in frame list {text!r}: frame "
-                             "numbers are positive integers, separated by commas")
-        numbers.append(int(piece))
+        number = ascii_int(piece.strip())
+        if number is None or number < 1:
+            raise InvalidArgument(f"invalid frame number {piece.strip()[:20]!r} in frame list "
+                                  f"{text[:80]!r}: frame numbers are positive integers in "
+                                  "ASCII digits, separated by commas")
+        numbers.append(number)
     if len(numbers) > limit:
         raise InvalidArgument(f"{len(numbers)} frames requested; at most {limit} per request")
     return numbers
