@@ -473,6 +473,39 @@ def test_parts_stored_together_settle_in_part_order(archive: Archive) -> None:
     archive.assert_intact()
 
 
+def nested(depth: int) -> bytes:
+    """A fresh instance whose ContentSequence items nest `depth` sequences deep."""
+    ds = pydicom.dcmread(BytesIO(generated()[0]))
+    item = pydicom.Dataset()
+    item.CodeValue = "LEAF"
+    for _ in range(depth - 1):
+        outer = pydicom.Dataset()
+        outer.ContentSequence = pydicom.Sequence([item])
+        item = outer
+    ds.ContentSequence = pydicom.Sequence([item])
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_sequences_nested_too_deep_cannot_be_understood(archive: Archive) -> None:
+    """Nesting past 50 sequences is refused with the reason (its DICOM JSON would pass the
+    255 levels JSON encoders take); 50 are stored and served as JSON and XML."""
+    deep = nested(51)
+    [failure] = failures(stow_json(archive.post(deep, DICOM), 409))
+    assert failure["reason"] == CANNOT_UNDERSTAND and "nested more than 50" in failure["detail"]
+    archive.assert_absent(deep)
+    kept = nested(50)
+    assert stored_sops(stow_json(archive.post(kept, DICOM), 200)) == [uids(kept)[2]]
+    archive.assert_stored(kept)
+    metadata = archive.instance_url(kept) + "/metadata"
+    assert requests.get(metadata).status_code == 200
+    xml = {"Accept": 'multipart/related; type="application/dicom+xml"'}
+    assert requests.get(metadata, headers=xml).status_code == 200
+    archive.baseline[archive.instance_url(kept)] = kept
+    archive.assert_intact()
+
+
 def test_series_uid_already_used_by_another_study_is_0110(archive: Archive) -> None:
     kept = next(iter(archive.baseline.values()))
     _study, series, _sop = uids(kept)

@@ -430,3 +430,50 @@ def test_built_instance_passes_dciodvfy(server: LiveServer, tmp_path: Path) -> N
     assert not [e for e in errors if any(w in e for w in written)], errors
     # what is left is the client's to send (e.g. Type 2 attributes of its SC modules)
     assert all("Missing attribute" in e for e in errors), errors
+
+
+def _nested_metadata(depth: int, media_type: str) -> tuple[bytes, str]:
+    """A STOW body of one instance's metadata whose ContentSequence items nest `depth` deep."""
+    uids = {"00020010": "1.2.840.10008.1.2.1", "00080016": "1.2.840.10008.5.1.4.1.1.7",
+            "00080018": generate_uid(), "0020000D": generate_uid(), "0020000E": generate_uid()}
+    if media_type == "application/dicom+json":
+        text = '{"00080100": {"vr": "SH", "Value": ["LEAF"]}}'
+        for _ in range(depth):
+            text = '{"0040A730": {"vr": "SQ", "Value": [' + text + "]}}"
+        tops = "".join(f', "{tag}": {{"vr": "UI", "Value": ["{uid}"]}}'
+                       for tag, uid in uids.items())
+        document = f"[{text[:-1]}{tops}}}]"
+    else:
+        text = ('<DicomAttribute tag="00080100" vr="SH"><Value number="1">LEAF</Value>'
+                "</DicomAttribute>")
+        for _ in range(depth):
+            text = (f'<DicomAttribute tag="0040A730" vr="SQ"><Item number="1">{text}</Item>'
+                    "</DicomAttribute>")
+        tops = "".join(f'<DicomAttribute tag="{tag}" vr="UI"><Value number="1">{uid}</Value>'
+                       "</DicomAttribute>" for tag, uid in uids.items())
+        document = f'<?xml version="1.0"?><NativeDicomModel>{text}{tops}</NativeDicomModel>'
+    boundary = "nested-boundary"
+    body = (f"--{boundary}\r\nContent-Type: {media_type}\r\n\r\n{document}\r\n"
+            f"--{boundary}--\r\n").encode()
+    return body, f'multipart/related; type="{media_type}"; boundary={boundary}'
+
+
+@pytest.mark.parametrize(("media_type", "depth"), [
+    ("application/dicom+json", 51), ("application/dicom+json", 300),
+    ("application/dicom+xml", 51), ("application/dicom+xml", 2000),
+])
+def test_metadata_nested_too_deep_cannot_be_understood(live_server: LiveServer,
+                                                       media_type: str, depth: int) -> None:
+    """Sequences past 50 levels are refused with the reason, however deep (the readers
+    once recursed into a 500), and a depth of 50 is stored."""
+    body, content_type = _nested_metadata(depth, media_type)
+    headers = {"Content-Type": content_type, "Accept": "application/dicom+json"}
+    response = requests.post(f"{live_server.dicomweb}/studies", data=body, headers=headers)
+    assert response.status_code == 409, response.text
+    [failure] = response.json()["00081198"]["Value"]
+    assert failure["00081197"]["Value"] == [0xC000]
+    assert "nested more than 50" in failure["00091097"]["Value"][0]
+    body, content_type = _nested_metadata(50, media_type)
+    stored = requests.post(f"{live_server.dicomweb}/studies", data=body,
+                           headers={**headers, "Content-Type": content_type})
+    assert stored.status_code == 200, stored.text

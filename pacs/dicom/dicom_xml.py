@@ -7,6 +7,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 from pydicom.datadict import keyword_for_tag
 
+from pacs.ascii_numbers import ascii_int
+from pacs.dicom.json_values import MAX_SEQUENCE_DEPTH
+
 NATIVE_DICOM_MODEL = "http://dicom.nema.org/PS3.19/models/NativeDICOM"  # PS3.19 A.1
 # Private attributes we emit, with the creator their block is reserved for.
 PRIVATE_KEYWORDS = {0x00091097: "FailureDetail"}
@@ -96,7 +99,7 @@ def from_native_xml(data: bytes) -> dict[str, Any]:
         raise XmlModelError(f"the XML metadata is not well-formed: {exc}") from exc
     if _name(root) != "nativedicommodel":
         raise XmlModelError(f"the XML root is <{_name(root)}>, not <NativeDicomModel>")
-    return _read_dataset(root)
+    return _read_dataset(root, 0)
 
 
 def _name(node: ElementTree.Element) -> str:
@@ -108,7 +111,9 @@ def _attribute(node: ElementTree.Element, name: str) -> str | None:
                 None)
 
 
-def _read_dataset(node: ElementTree.Element) -> dict[str, Any]:
+def _read_dataset(node: ElementTree.Element, depth: int) -> dict[str, Any]:
+    if depth > MAX_SEQUENCE_DEPTH:
+        raise XmlModelError(f"sequences are nested more than {MAX_SEQUENCE_DEPTH} deep")
     dataset: dict[str, Any] = {}
     for child in node:
         if _name(child) != "dicomattribute":
@@ -118,7 +123,7 @@ def _read_dataset(node: ElementTree.Element) -> dict[str, Any]:
             raise XmlModelError(f"a DicomAttribute has tag {tag!r} and vr {vr!r}; both are "
                                 "required (eight hex digits, two capital letters)")
         key = _private_key(dataset, tag.upper(), _attribute(child, "privatecreator"))
-        dataset[key] = _read_element(child, key, vr)
+        dataset[key] = _read_element(child, key, vr, depth)
     return dict(sorted(dataset.items()))
 
 
@@ -137,7 +142,8 @@ def _private_key(dataset: dict[str, Any], tag: str, creator: str | None) -> str:
     return f"{tag[:4]}{reserved[creator][6:]}{tag[6:]}"
 
 
-def _read_element(node: ElementTree.Element, key: str, vr: str) -> dict[str, Any]:
+def _read_element(node: ElementTree.Element, key: str, vr: str, depth: int
+                  ) -> dict[str, Any]:
     element: dict[str, Any] = {"vr": vr}
     values: list[tuple[int, Any]] = []
     for child in node:
@@ -147,7 +153,7 @@ def _read_element(node: ElementTree.Element, key: str, vr: str) -> dict[str, Any
         elif kind == "inlinebinary":
             element["InlineBinary"] = "".join((child.text or "").split())
         elif kind in ("value", "item", "personname"):
-            values.append((_number(child, key), _read_value(child, kind, key, vr)))
+            values.append((_number(child, key), _read_value(child, kind, key, vr, depth)))
         else:
             raise XmlModelError(f"<{kind}> is not allowed in DicomAttribute {key}")
     if values:
@@ -157,15 +163,16 @@ def _read_element(node: ElementTree.Element, key: str, vr: str) -> dict[str, Any
 
 def _number(node: ElementTree.Element, key: str) -> int:
     text = _attribute(node, "number") or ""
-    if not text.isdigit() or int(text) < 1:
-        raise XmlModelError(f"a value of {key} has number {text!r}; values are numbered "
+    number = ascii_int(text)
+    if number is None or number < 1:
+        raise XmlModelError(f"a value of {key} has number {text[:20]!r}; values are numbered "
                             "from 1")
-    return int(text)
+    return number
 
 
-def _read_value(node: ElementTree.Element, kind: str, key: str, vr: str) -> Any:
+def _read_value(node: ElementTree.Element, kind: str, key: str, vr: str, depth: int) -> Any:
     if kind == "item":
-        return _read_dataset(node)
+        return _read_dataset(node, depth + 1)
     if kind == "personname":
         return _person_name_json(node, key)
     text = node.text or ""

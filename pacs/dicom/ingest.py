@@ -21,7 +21,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.hooks import hooks
 
 from pacs.dicom.bulk_data import BulkDataDefinition
-from pacs.dicom.json_values import ENCODINGS, raw_json
+from pacs.dicom.json_values import ENCODINGS, MAX_SEQUENCE_DEPTH, raw_json
 from pacs.dicom.pixel_data import (
     EXTENDED_OFFSET_TABLE,
     ITEM,
@@ -228,6 +228,9 @@ class _JsonWalker:
 
     def _sequence(self, raw: Any, elem: DataElement, path: str, base: int,
                   charset: str) -> dict[str, Any]:
+        if path.count("/") >= 2 * MAX_SEQUENCE_DEPTH:  # each level adds /item/ to the path
+            raise IngestError(f"sequences are nested more than {MAX_SEQUENCE_DEPTH} deep, at "
+                              f"{_named(path.rsplit('/', 1)[-1])}", *self.identity)
         # Items of a defined-length sequence are parsed from its value bytes, so their
         # positions are relative to the sequence's value; undefined-length ones are not.
         if isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH:

@@ -9,6 +9,26 @@ the two over pydicom's own test files). Anything else returns None and takes pyd
 import struct
 from typing import Any
 
+# Sequences nested deeper are refused, in Part 10 and in XML or JSON metadata alike: their
+# DICOM JSON would pass the 255 levels a JSON encoder takes (each level is an element object,
+# its Value array and an item).
+MAX_SEQUENCE_DEPTH = 50
+
+
+def sequence_depth(dataset: Any) -> int:
+    """How deep sequences nest in a DICOM JSON dataset (0: not at all), walked without
+    recursion, so that no depth a client sends can exhaust the stack; it stops counting past
+    MAX_SEQUENCE_DEPTH + 1."""
+    deepest, stack = 0, [(dataset, 0)]
+    while stack and deepest <= MAX_SEQUENCE_DEPTH:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for element in node.values() if isinstance(node, dict) else ():
+            if isinstance(element, dict) and element.get("vr") == "SQ" \
+                    and isinstance(element.get("Value"), list):
+                stack.extend((item, depth + 1) for item in element["Value"])
+    return deepest
+
 # Specific Character Set (0008,0005) → Python codec, for the sets handled here (PS3.3 C.12.1.1.2).
 ENCODINGS = {"": "iso8859", "ISO_IR 6": "iso8859", "ISO_IR 100": "latin_1",
              "ISO_IR 192": "UTF8"}

@@ -15,6 +15,7 @@ import anyio
 import orjson
 
 from pacs.dicom.dicom_xml import XmlModelError, from_native_xml
+from pacs.dicom.json_values import MAX_SEQUENCE_DEPTH, sequence_depth
 from pacs.dicom.transfer_syntaxes import OCTET_STREAM
 from pacs.http.media_types import parse_media_type
 from pacs.http.multipart_reader import PartData, PartEnd, PartStart
@@ -176,6 +177,8 @@ def _parse_metadata(media_type: str, data: bytes) -> list[dict[str, Any]]:
         instances = [instances]
     if not isinstance(instances, list) or not all(isinstance(i, dict) for i in instances):
         raise BuildError("the JSON metadata must be an array of DICOM JSON objects")
+    if any(sequence_depth(i) > MAX_SEQUENCE_DEPTH for i in instances):
+        raise BuildError(f"sequences are nested more than {MAX_SEQUENCE_DEPTH} deep")
     return instances
 
 
