@@ -506,6 +506,23 @@ def test_sequences_nested_too_deep_cannot_be_understood(archive: Archive) -> Non
     archive.assert_intact()
 
 
+@pytest.mark.parametrize("name", [None, "SC_rgb_rle.dcm", "JPEG2000.dcm"])
+def test_frames_the_pixel_data_cannot_hold_cannot_be_understood(archive: Archive,
+                                                                name: str | None) -> None:
+    """A header declaring 999,999,999 frames over one frame's pixels (native or
+    encapsulated) is refused at ingest, before any rendering could trust it (issue 13's
+    poison instance); the same file with its true count is stored."""
+    source = generated()[0] if name is None else corpus_bytes(name, generate_uid())
+    poison = edited(source, NumberOfFrames=999_999_999)
+    [failure] = failures(stow_json(archive.post(poison, DICOM), 409))
+    assert failure["reason"] == CANNOT_UNDERSTAND and "NumberOfFrames" in failure["detail"]
+    archive.assert_absent(poison)
+    honest = edited(source, NumberOfFrames=1)
+    assert stored_sops(stow_json(archive.post(honest, DICOM), 200)) == [uids(honest)[2]]
+    archive.baseline[archive.instance_url(honest)] = honest
+    archive.assert_intact()
+
+
 def test_series_uid_already_used_by_another_study_is_0110(archive: Archive) -> None:
     kept = next(iter(archive.baseline.values()))
     _study, series, _sop = uids(kept)

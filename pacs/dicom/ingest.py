@@ -139,8 +139,17 @@ def read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecord
             fragments = list(_fragments(fp, span.offset))
             end = fragments[-1].offset + fragments[-1].length if fragments else span.offset
             span = Span(span.offset, end - span.offset)  # up to the delimiter, as pydicom keeps it
+            if n_frames > max(len(fragments), 1):
+                raise IngestError(f"NumberOfFrames is {n_frames}, but the encapsulated Pixel "
+                                  f"Data holds only {len(fragments)} fragments (each frame "
+                                  "takes at least one, PS3.5 A.4)", sop_class, sop)
             frames = _group_fragments(fp, ds, span.offset, fragments, n_frames)
         else:
+            needed = (n_frames * _frame_bits(ds) + 7) // 8  # bit-packed frames run on
+            if n_frames > 1 and span.length < needed:
+                raise IngestError(f"NumberOfFrames is {n_frames}: {needed} bytes of pixels "
+                                  f"at the declared Rows, Columns, samples and bits, but "
+                                  f"Pixel Data holds {span.length}", sop_class, sop)
             frames = _native_frames(ds, span, n_frames)
         walker.within_file(key, span)
         walker.bulk[key] = span
@@ -368,11 +377,16 @@ def _offset_table(fp: BinaryIO, ds: Dataset, value_start: int) -> list[int]:
     return []
 
 
+def _frame_bits(ds: Dataset) -> int:
+    """Bits in one native frame, from the Image Pixel module (0 when it is incomplete)."""
+    return max(native_frame_bits(_int(ds, "Rows", 0), _int(ds, "Columns", 0),
+                                 _int(ds, "SamplesPerPixel", 1), _int(ds, "BitsAllocated", 0),
+                                 str(ds.get("PhotometricInterpretation", ""))), 0)
+
+
 def _native_frames(ds: Dataset, span: Span, n_frames: int) -> tuple[tuple[Span, ...], ...]:
     """Native pixel data: frame i is a fixed-size slice of the value (PS3.5 8.1.1)."""
-    bits = native_frame_bits(_int(ds, "Rows", 0), _int(ds, "Columns", 0),
-                             _int(ds, "SamplesPerPixel", 1), _int(ds, "BitsAllocated", 0),
-                             str(ds.get("PhotometricInterpretation", "")))
+    bits = _frame_bits(ds)
     if bits <= 0 or bits % 8:
         return ((span,),) if n_frames == 1 else ()
     size = bits // 8
