@@ -15,10 +15,13 @@ from typing import Any
 import pydicom
 import pytest
 import requests
+from pydicom.filebase import DicomFileLike
+from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import generate_uid
 
 from tests.conftest import LiveServer, run_server
 from tests.dataset_factories import corpus_bytes, ct_series, edited
+from tests.multipart_parts import parse_multipart
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -705,4 +708,33 @@ def test_google_store_path_and_unknown_store(archive: Archive) -> None:
     assert_error(archive.post(lost, DICOM, url=f"{archive.server.google(version='v2')}/studies"),
                  404)
     archive.assert_absent(lost)
+    archive.assert_intact()
+
+
+def test_command_group_elements_in_a_stored_file_do_not_break_transcoding(
+        archive: Archive) -> None:
+    """A file carrying command group elements (0000,eeee) in its dataset, which PS3.10 7.1
+    does not allow and pydicom will not write, is kept as sent, and its transcoded copies
+    leave those elements out instead of failing (issue 13 saw 500s)."""
+    ds = pydicom.dcmread(BytesIO(generated()[0]))
+    ds.add_new(0x00000002, "UI", ds.SOPClassUID)
+    ds.add_new(0x00000100, "US", 1)
+    out = BytesIO()
+    out.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(out, ds.file_meta)
+    encoded = DicomFileLike(out)
+    encoded.is_little_endian, encoded.is_implicit_VR = True, False
+    write_dataset(encoded, ds)
+    data = out.getvalue()
+    assert stored_sops(stow_json(archive.post(data, DICOM), 200)) == [uids(data)[2]]
+    archive.assert_stored(data)
+    for syntax in ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90"):
+        accept = f'multipart/related; type="application/dicom"; transfer-syntax={syntax}'
+        response = requests.get(archive.instance_url(data), headers={"Accept": accept})
+        assert response.status_code == 200, response.text
+        [(_, part)] = parse_multipart(response)
+        copy = pydicom.dcmread(BytesIO(part))
+        assert 0x00000100 not in copy and copy.SOPInstanceUID == uids(data)[2]
+        assert copy.file_meta.TransferSyntaxUID == syntax
+    archive.baseline[archive.instance_url(data)] = data
     archive.assert_intact()

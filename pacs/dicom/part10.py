@@ -16,7 +16,11 @@ IMPLEMENTATION_VERSION = "PACS_PY_1"
 
 def write_part10(ds: Dataset, syntax: str) -> bytes:
     """`ds` as Part 10 bytes in little endian `syntax`. Its file meta (if any) is kept, with
-    the Media Storage UIDs, the transfer syntax and our implementation set."""
+    the Media Storage UIDs, the transfer syntax and our implementation set. Command group
+    elements (0000,eeee), which a Part 10 dataset may not hold (PS3.10 7.1) but a stored
+    file sometimes does, are left out."""
+    for tag in [tag for tag in ds.keys() if tag >> 16 == 0]:
+        del ds[tag]
     meta = getattr(ds, "file_meta", None) or FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
