@@ -738,3 +738,31 @@ def test_command_group_elements_in_a_stored_file_do_not_break_transcoding(
         assert copy.file_meta.TransferSyntaxUID == syntax
     archive.baseline[archive.instance_url(data)] = data
     archive.assert_intact()
+
+
+def test_an_unknown_vr_cannot_be_understood(archive: Archive) -> None:
+    """pydicom raises NotImplementedError for VR 'ZZ' as it converts the element: the
+    instance is refused as Cannot Understand, not failed as an error of ours."""
+    data = generated()[0]
+    at = data.index(b"\x10\x00\x10\x00PN")  # PatientName, explicit VR
+    mutated = data[:at + 4] + b"ZZ" + data[at + 6:]
+    [failure] = failures(stow_json(archive.post(mutated, DICOM), 409))
+    assert failure["reason"] == CANNOT_UNDERSTAND and "ZZ" in failure["detail"]
+    archive.assert_absent(mutated)
+    archive.assert_intact()
+
+
+def test_a_tiny_rgb_image_goes_out_as_jpeg_ls(archive: Archive) -> None:
+    """pyjpegls cannot encode pydicom's 3x3 SC_rgb_small_odd (its buffer estimate is too
+    small); the copy is still made, whole and lossless, instead of a 200 cut short."""
+    data = corpus_bytes("SC_rgb_small_odd.dcm", generate_uid())
+    assert stow_json(archive.post(data, DICOM), 200)
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80'
+    response = requests.get(archive.instance_url(data), headers={"Accept": accept})
+    assert response.status_code == 200, response.text
+    [(_, part)] = parse_multipart(response)
+    copy, original = (pydicom.dcmread(BytesIO(b)) for b in (part, data))
+    assert copy.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
+    assert (copy.pixel_array == original.pixel_array).all()
+    archive.baseline[archive.instance_url(data)] = data
+    archive.assert_intact()

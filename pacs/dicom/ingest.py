@@ -113,7 +113,19 @@ def _file_meta_end(fp: BinaryIO) -> int:
 
 def read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecord:
     """Parse the header of the Part 10 file open in `fp` (never the pixels); `bulk_data` says
-    which elements become BulkDataURIs."""
+    which elements become BulkDataURIs. Whatever fails in parsing what a client sent (an
+    unknown VR such as ZZ makes pydicom raise NotImplementedError as it converts) is an
+    IngestError; only the file's own I/O errors pass as they are."""
+    try:
+        return _read_instance(fp, bulk_data)
+    except (IngestError, OSError):
+        raise
+    except Exception as exc:
+        raise IngestError(f"not a readable DICOM Part 10 file: {type(exc).__name__}: "
+                          f"{str(exc)[:200]}") from exc
+
+
+def _read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecord:
     try:
         ds = dcmread(fp, stop_before_pixels=True, defer_size=DEFER_BYTES)
     except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:

@@ -274,12 +274,21 @@ NEAR_LOSSLESS_ERROR = 2  # NEAR parameter for JPEG-LS near-lossless: |error| ≤
 
 def _jpegls(near: int) -> Encoder:
     """pyjpegls (CharLS) with the sample precision set to Bits Stored, which signed data
-    needs (PS3.5 A.4.3); samples interleaved by pixel."""
+    needs (PS3.5 A.4.3); samples interleaved by pixel. pyjpegls sizes its output buffer
+    from the image and fails on small incompressible ones (pydicom's 3x3 SC_rgb_small_odd);
+    imagecodecs' CharLS then encodes them, at its container's precision, which is Bits
+    Stored exactly when that is 8 or 16."""
     def encode(frame: Frame, desc: PixelDescription) -> Encoded:
         samples = _container(frame.array, desc)
-        data = jpeg_ls.encode_buffer(samples.tobytes(), desc.rows, desc.columns, desc.samples,
-                                     max(desc.bits_stored, 2), lossy_error=near,
-                                     interleave_mode=2 if desc.samples > 1 else 0)
+        try:
+            data = jpeg_ls.encode_buffer(samples.tobytes(), desc.rows, desc.columns,
+                                         desc.samples, max(desc.bits_stored, 2),
+                                         lossy_error=near,
+                                         interleave_mode=2 if desc.samples > 1 else 0)
+        except RuntimeError:
+            if desc.bits_stored not in (8, 16):
+                raise
+            data = imagecodecs.jpegls_encode(samples, level=near)
         return Encoded(bytes(data), frame.photometric)
     return encode
 
