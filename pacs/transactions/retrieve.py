@@ -69,18 +69,21 @@ async def retrieve(request: Request) -> Response:
     await check_stored(archive, [(item, item.blob_size) for item in found])
     if not choice.offer.multipart:
         return await _single(archive, found[0], targets[0])
-    parts = _parts(archive, links_of(request), found, targets)
+    parts = await _parts(archive, links_of(request), found, targets)
     uniform = choice.transfer_syntax != AS_STORED and len(set(targets)) == 1
     params = {"transfer-syntax": targets[0]} if uniform else {}
     return multipart_response(parts, DICOM, params)
 
 
-def _parts(archive: Archive, links: Links, found: list[InstanceLocation],
-           targets: list[str]) -> list[Part]:
-    """One part per instance: its blob as stored, or its transcode, started ahead."""
+async def _parts(archive: Archive, links: Links, found: list[InstanceLocation],
+                 targets: list[str]) -> list[Part]:
+    """One part per instance: its blob as stored, or its transcode, started ahead. The
+    first transcode is finished before any header goes out, so that a single instance that
+    cannot be transcoded gets an error status, never a 200 cut short."""
     transcodes = [(item, target) for item, target in zip(found, targets, strict=True)
                   if target != item.transfer_syntax_uid]
     ahead = archive.pixels.ahead(transcodes)
+    first = await ahead.take(0) if transcodes else b""
     parts, transcoded = [], 0
     for item, target in zip(found, targets, strict=True):
         headers = {"Content-Type": f"{DICOM}; transfer-syntax={target}",
@@ -89,6 +92,9 @@ def _parts(archive: Archive, links: Links, found: list[InstanceLocation],
         if target == item.transfer_syntax_uid:
             parts.append(Part(headers, stream(archive, item, [Span(0, item.blob_size)]),
                               item.blob_size))
+        elif transcoded == 0:
+            parts.append(Part(headers, _ready(first), len(first)))
+            transcoded = 1
         else:
             parts.append(Part(headers, _transcoded(ahead, transcoded)))
             transcoded += 1
@@ -114,6 +120,10 @@ async def _single(archive: Archive, item: InstanceLocation, target: str) -> Resp
 
 async def _transcoded(ahead: Lookahead, index: int) -> AsyncIterator[bytes]:
     yield await ahead.take(index)
+
+
+async def _ready(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def retrieve_metadata(request: Request) -> Response:
