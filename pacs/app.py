@@ -15,6 +15,7 @@ from pacs.http.content_coding import gzip_cache
 from pacs.http.errors import EXCEPTION_HANDLERS
 from pacs.http.log_redaction import redact_access_log
 from pacs.http.oidc import OidcVerifier
+from pacs.http.request_limits import RequestLimits
 from pacs.http.trailing_slash import TrailingSlash
 from pacs.malloc_arenas import limit_malloc_arenas
 from pacs.pixels.codecs import missing_backends
@@ -66,7 +67,8 @@ def create_app(settings: Settings) -> Starlette:
                                             "OPTIONS"],
                              allow_headers=["*"],
                              expose_headers=["Warning", "Content-Location", "Content-Range",
-                                             "Content-Length", "WWW-Authenticate"])]
+                                             "Content-Length", "WWW-Authenticate"]),
+                  Middleware(RequestLimits, settings=settings)]
     app = Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan,
                     exception_handlers=dict(EXCEPTION_HANDLERS))
     app.router.redirect_slashes = False  # TrailingSlash serves those paths directly

@@ -22,6 +22,9 @@ class Settings:
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")  # proxies whose X-Forwarded-*
     public_url: str = ""  # the base URL clients reach the server at, if pinned
     max_part_header_bytes: int = 16 * 1024  # headers of one multipart part
+    max_query_bytes: int = 32 * 1024  # a request's query string (longer: 414)
+    max_header_bytes: int = 64 * 1024  # a request's header fields together (more: 431)
+    max_header_count: int = 100  # a request's header fields (more: 431)
     max_instance_bytes: int = 4 * 1024**3  # one stored object (Google: 4 GB per tag)
     max_metadata_bytes: int = 64 * 1024**2  # JSON or XML metadata parts of one request
     stage_buffer_bytes: int = 1024 * 1024  # request bytes buffered before a write to staging
