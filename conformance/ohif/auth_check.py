@@ -42,10 +42,8 @@ import collections
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -55,9 +53,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from google_check import (  # noqa: E402
     app_config,
+    drive,
     free_port,
-    install,
     norm,
+    prepare,
     serve_viewer,
     start_server,
     stop,
@@ -283,13 +282,8 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("OHIF_WORK", "/tmp/ohif")))
     ap.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     a = ap.parse_args()
-    out = (a.out or HERE / "shots" / time.strftime("auth-%Y%m%d-%H%M%S")).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"output: {out}", flush=True)
-    try:
-        install(a.work)
-    except subprocess.CalledProcessError as e:
-        print(f"install failed: {e}")
+    out = prepare(a.out, "auth", a.work)
+    if out is None:
         return 2
     import pydicom.data
 
@@ -368,13 +362,7 @@ def main() -> int:
                 "--playwright",
                 str(a.work / "driver" / "node_modules" / "playwright-core"),
             ]
-            with open(out / f"drive-{scenario}.log", "w") as dlog:
-                try:
-                    rc = subprocess.run(
-                        cmd, stdout=dlog, stderr=subprocess.STDOUT, timeout=300
-                    ).returncode
-                except subprocess.TimeoutExpired:
-                    rc = 124
+            rc = drive(cmd, out / f"drive-{scenario}.log", 300)
             stop(viewer)
             viewer = None
             checks[scenario] = c = Checks()

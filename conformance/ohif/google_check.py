@@ -255,6 +255,31 @@ def preflight(url: str, origin: str) -> tuple[bool, str]:
     )
 
 
+def prepare(out: Path | None, label: str, work: Path) -> Path | None:
+    """The run's output directory (made and printed; `shots/LABEL-time` by default) once the
+    OHIF recipe is installed in `work`; None, said why, if installing failed."""
+    out = (out or HERE / "shots" / time.strftime(f"{label}-%Y%m%d-%H%M%S")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"output: {out}", flush=True)
+    try:
+        install(work)
+    except subprocess.CalledProcessError as e:
+        print(f"install failed: {e}")
+        return None
+    return out
+
+
+def drive(cmd: list[str], log: Path, timeout: float) -> int:
+    """Run the browser driver `cmd` with its output in `log`; its exit code (124: timed
+    out)."""
+    with open(log, "w") as dlog:
+        try:
+            return subprocess.run(cmd, stdout=dlog, stderr=subprocess.STDOUT,
+                                  timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            return 124
+
+
 def install(work: Path) -> None:
     """Copy the offline OHIF recipe to `work` and run its install.sh, the first time only."""
     if (
@@ -432,13 +457,8 @@ def main() -> int:
     )
     ap.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     a = ap.parse_args()
-    out = (a.out or HERE / "shots" / time.strftime("google-%Y%m%d-%H%M%S")).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"output: {out}", flush=True)
-    try:
-        install(a.work)
-    except subprocess.CalledProcessError as e:
-        print(f"install failed: {e}")
+    out = prepare(a.out, "google", a.work)
+    if out is None:
         return 2
 
     data = Path(tempfile.mkdtemp(prefix="pacs-google-check-"))
@@ -550,13 +570,7 @@ def main() -> int:
             ]
             if scenario == "preconfigured":
                 cmd += ["--token", a.token]
-            with open(out / f"drive-{scenario}.log", "w") as dlog:
-                try:
-                    rc = subprocess.run(
-                        cmd, stdout=dlog, stderr=subprocess.STDOUT, timeout=600
-                    ).returncode
-                except subprocess.TimeoutExpired:
-                    rc = 124
+            rc = drive(cmd, out / f"drive-{scenario}.log", 600)
             stop(viewer)
             viewer = None
             if not (out / f"google-{scenario}.json").exists():
