@@ -44,6 +44,7 @@ class Settings:
     cleanup_interval_seconds: float = 600.0  # between sweeps for leftovers of interrupted work
     staging_grace_seconds: float = 6 * 3600.0  # an untouched staged blob is abandoned after
     orphan_grace_seconds: float = 3600.0  # a blob no index row points at is removed after
+    removal_grace_seconds: float = 600.0  # a deleted instance's blob is removed after
     query_time_limit_seconds: float = 30.0
     gcs_dir: Path | None = None  # what gs://BUCKET/PATH maps to (None: <data_dir>/gcs)
     # bearer token → identity (member syntax); never shown

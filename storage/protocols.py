@@ -137,8 +137,8 @@ class InstanceIndex(Protocol):
 
     async def delete_dataset(self, name: str) -> list[str] | None:
         """Remove the dataset with its stores, their instances and its operations, in one
-        transaction; the blob names the instances had (to delete after), or None if there
-        is no such dataset."""
+        transaction, queueing the removal of their blobs; the blob names the instances had,
+        or None if there is no such dataset."""
         ...
 
     async def create_store(self, name: str, profile: str, config: str) -> StoreRow | None:
@@ -156,8 +156,9 @@ class InstanceIndex(Protocol):
         ...
 
     async def delete_store(self, name: str) -> list[str] | None:
-        """Remove the store and everything in it, in one transaction; the blob names its
-        instances had (to delete after), or None if there is no such store."""
+        """Remove the store and everything in it, in one transaction, queueing the removal
+        of its blobs; the blob names its instances had, or None if there is no such
+        store."""
         ...
 
     async def get_policy(self, resource: str) -> str | None:
@@ -193,9 +194,9 @@ class InstanceIndex(Protocol):
     async def replace_instance(self, store_id: int, record: InstanceRecord, blob_name: str,
                                blob_size: int, sha256: str) -> tuple[AddOutcome, str | None]:
         """As `add_instance`, except that an instance stored under the same SOP Instance UID
-        with other content is replaced (its row removed, in the same transaction): STORED
-        and the blob name the replaced row had (to delete after), else the outcome and
-        None; a refused replacement changes nothing."""
+        with other content is replaced (its row removed and its blob's removal queued, in
+        the same transaction): STORED and the blob name the replaced row had, else the
+        outcome and None; a refused replacement changes nothing."""
         ...
 
     async def search(self, store_id: int, query: Query) -> SearchResult:
@@ -218,8 +219,8 @@ class InstanceIndex(Protocol):
     async def delete(self, store_id: int, study: str, series: str | None = None,
                      instance: str | None = None) -> list[str] | None:
         """Remove the instances under the study, series or instance, and series and studies
-        left empty, in one transaction; return the blob names they had (to be deleted
-        after), or None if there were none."""
+        left empty, and queue the removal of their blobs, in one transaction; return the
+        blob names they had, or None if there were none."""
         ...
 
     async def metrics(self, store_id: int, study: str | None = None,
@@ -229,7 +230,18 @@ class InstanceIndex(Protocol):
         ...
 
     async def referenced(self, blob_names: Sequence[str]) -> set[str]:
-        """Those of `blob_names` that an instance row points at (in any store)."""
+        """Those of `blob_names` that an instance row (in any store) or a queued removal
+        names: the blobs the orphan sweep must leave alone."""
+        ...
+
+    async def due_removals(self, older_than: float, limit: int) -> list[str]:
+        """Up to `limit` blob names whose removal was queued more than `older_than` seconds
+        ago, oldest first (a read that found them before their rows went has had that long
+        to finish)."""
+        ...
+
+    async def removals_done(self, blob_names: Sequence[str]) -> None:
+        """Forget the queued removals of `blob_names` (their blobs are gone)."""
         ...
 
     async def close(self) -> None:

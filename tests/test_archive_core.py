@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from pacs.dicom.ingest import read_instance
 from pacs.dicom.pydicom_setup import configure_pydicom
 from pacs.service.archive import Archive, open_archive
 from pacs.service.cleanup import sweep, sweep_periodically
+from pacs.service.delete import delete
 from pacs.service.errors import InvalidArgument, NotFound
 from pacs.service.failures import CANNOT_UNDERSTAND
 from pacs.service.retrieve import locate
@@ -150,6 +152,39 @@ async def test_cleanup_spares_what_a_store_is_receiving(archive: Archive) -> Non
     receiving.discard()
     [kept] = await locate(archive, store, Target.of(outcome.study_uid))
     assert archive.blobs.read(kept.blob_name, 0, 4)
+
+
+async def test_deleted_blobs_outlive_their_rows_by_the_grace(tmp_path: Path) -> None:
+    """A delete queues its blobs; a sweep removes them only once the grace has passed, and
+    a blob already gone (removed by hand) does not stop the queue."""
+    configure_pydicom()
+    settings = Settings(data_dir=tmp_path / "data", removal_grace_seconds=3600)
+    archive = await open_archive(settings)
+    try:
+        store = await archive.stores.get(settings.default_store)
+        kept = await store_file(archive, store, corpus_path("MR_small.dcm"))
+        gone = [await store_file(archive, store, corpus_path(name))
+                for name in ("CT_small.dcm", "rtplan.dcm")]
+        names = [found.blob_name for outcome in gone for found in
+                 await locate(archive, store, Target.of(outcome.study_uid))]
+        for outcome in gone:
+            await delete(archive, store, Target.of(outcome.study_uid))
+        assert (await sweep(archive)).deleted == 0
+        assert all(archive.blobs.read(name, 0, 4) for name in names)  # still readable
+        archive.blobs.delete(names[0])
+    finally:
+        await archive.close()
+    archive = await open_archive(replace(settings, removal_grace_seconds=0))
+    try:
+        assert (await sweep(archive)).deleted == 2
+        for name in names:
+            with pytest.raises(FileNotFoundError):
+                archive.blobs.read(name, 0, 1)
+        assert await archive.index.due_removals(0, 10) == []
+        [found] = await locate(archive, store, Target.of(kept.study_uid))
+        assert archive.blobs.read(found.blob_name, 0, 4)
+    finally:
+        await archive.close()
 
 
 def test_rows_stored_before_bulk_paths_are_migrated(tmp_path: Path) -> None:

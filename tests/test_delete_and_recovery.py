@@ -17,6 +17,7 @@ import pytest
 import requests
 from pydicom.uid import generate_uid
 
+from tests.blob_files import blob_files, queued_removals
 from tests.conftest import LiveServer, run_server
 from tests.dataset_factories import corpus_bytes, ct_series
 
@@ -47,10 +48,6 @@ def uids(data: bytes) -> tuple[str, str, str]:
 def instance_path(data: bytes) -> str:
     study, series, sop = uids(data)
     return f"/studies/{study}/series/{series}/instances/{sop}"
-
-
-def blob_files(data_dir: Path) -> list[Path]:
-    return sorted(p for p in (data_dir / "blobs").glob("*/*/*") if p.is_file())
 
 
 def _sha(data: bytes) -> str:
@@ -179,6 +176,27 @@ def test_delete_study(live_server: LiveServer) -> None:
     assert_deleted(delete(f"{root}/studies/{uids(other[0])[0]}"))
     assert blob_files(live_server.data_dir) == []
     assert requests.get(f"{root}/studies").status_code == 204
+
+
+def test_a_retrieve_racing_a_delete_is_never_cut_short(live_server: LiveServer) -> None:
+    """A study retrieve that started before the delete gets every instance it found, whole,
+    after a 200; the blobs then wait their grace, queued for removal."""
+    root = live_server.dicomweb
+    files = ct_series(40, size=256, patient="READ^WHILE^DELETED")
+    assert store(root, files).status_code == 200
+    study = uids(files[0])[0]
+    with requests.get(f"{root}/studies/{study}", stream=True, headers={
+            "Accept": f'multipart/related; type="{DICOM}"; transfer-syntax=*'}) as response:
+        assert response.status_code == 200
+        body = response.raw.read(64 * 1024)  # the server is now blocked on a full socket
+        assert_deleted(delete(f"{root}/studies/{study}"))
+        body += response.raw.read()
+    boundary = response.headers["content-type"].split("boundary=")[1].strip('"')
+    parts = [p.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n")
+             for p in body.split(f"--{boundary}".encode())[1:-1]]
+    assert sorted(parts) == sorted(files)
+    assert len(queued_removals(live_server.data_dir)) == len(files)
+    assert blob_files(live_server.data_dir) == []
 
 
 def test_delete_through_the_wrong_parent_is_404_and_deletes_nothing(

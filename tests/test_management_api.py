@@ -14,6 +14,7 @@ import requests
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
+from tests.blob_files import queued_removals
 from tests.conftest import LiveServer, run_server
 from tests.dataset_factories import corpus_bytes
 
@@ -115,7 +116,7 @@ def test_stores_with_labels_filter_patch_and_delete(healthcare: Any,
     assert requests.get(f"{web}/studies").status_code == 200
     assert stores.delete(name=f"{dataset}/dicomStores/ct").execute() == {}
     assert requests.get(f"{web}/studies").status_code == 404
-    assert not blobs[0].exists()
+    assert queued_removals(live_server.data_dir) == {blobs[0].name}  # gone after the grace
     assert _error(stores.get(name=f"{dataset}/dicomStores/ct"))["code"] == 404
     stores.create(parent=dataset, dicomStoreId="ct", body={}).execute()  # the name is free
     assert requests.get(f"{web}/studies").status_code == 204

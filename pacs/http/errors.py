@@ -5,6 +5,7 @@ Domain errors carry a google.rpc.Code name, mapped to an HTTP status as Google m
 (googleapis google/rpc/code.proto); errors of the HTTP exchange itself carry their status.
 """
 
+import errno
 import logging
 from collections.abc import Mapping
 from typing import ClassVar
@@ -38,6 +39,16 @@ STATUS_OF_ERROR: dict[type[ArchiveError], int] = {TooLarge: 413, CannotTranscode
 _CODE_OF_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED",
                    406: "FAILED_PRECONDITION", 413: "INVALID_ARGUMENT",
                    415: "INVALID_ARGUMENT", 416: "OUT_OF_RANGE", 500: "INTERNAL"}
+# Storage that cannot keep what a request writes, by errno: the status, code and what it
+# means (507 Insufficient Storage, RFC 4918 11.5); nothing is half-written (blob before row,
+# rows in one transaction), so the archive keeps serving reads.
+_STORAGE_FAULTS = {
+    errno.ENOSPC: (507, "RESOURCE_EXHAUSTED", "the archive's storage is full"),
+    errno.EDQUOT: (507, "RESOURCE_EXHAUSTED", "the archive's storage quota is used up"),
+    errno.EROFS: (503, "UNAVAILABLE", "the archive's storage is read-only"),
+    errno.EACCES: (503, "UNAVAILABLE", "the archive's storage cannot be written"),
+    errno.EIO: (503, "UNAVAILABLE", "the archive's storage failed to read or write"),
+}
 
 
 class HttpError(ArchiveError):
@@ -77,6 +88,8 @@ def status_of(exc: Exception) -> int:
         return STATUS_OF_ERROR.get(type(exc), STATUS_OF_CODE[exc.code])
     if isinstance(exc, HTTPException):
         return exc.status_code
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_FAULTS:
+        return _STORAGE_FAULTS[exc.errno][0]
     return {PixelError: 400, QueryTimeout: 503}.get(type(exc), 500)
 
 
@@ -104,6 +117,16 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, message, headers=exc.headers)
 
 
+async def _storage_fault(request: Request, exc: Exception) -> Response:
+    """A write the storage refused: logged once, without a traceback, and answered."""
+    assert isinstance(exc, OSError)
+    if exc.errno not in _STORAGE_FAULTS:
+        return await _internal_error(request, exc)
+    status, code, meaning = _STORAGE_FAULTS[exc.errno]
+    log.error("%s %s: %s: %s", request.method, request.url.path, meaning, exc)
+    return error_response(status, f"{meaning}; the request was not carried out", code)
+
+
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal error; the server log has the details")
@@ -114,5 +137,6 @@ EXCEPTION_HANDLERS = {
     PixelError: _pixel_error,
     QueryTimeout: _query_timeout,
     HTTPException: _http_exception,
+    OSError: _storage_fault,
     Exception: _internal_error,
 }

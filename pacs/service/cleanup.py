@@ -1,8 +1,9 @@
-"""Cleanup of what interrupted work leaves behind: staged blobs of requests that never
-finished, and committed blobs no index row points at (a crash between commit and index, or
-between an index delete and the blob's). Safe with many writers, in many processes: a blob is
-removed only after a grace period far longer than any commit takes to reach the index, and
-never while this process is still receiving it."""
+"""Cleanup: the blobs of deleted and replaced instances once their removal is due, staged
+blobs of requests that never finished, and committed blobs no index row points at (a crash
+between commit and index). Safe with many writers, in many processes: a deleted instance's
+blob outlives its rows by `removal_grace_seconds`, so a retrieve that found it first reads it
+to the end; an unreferenced blob is removed only after a grace period far longer than any
+commit takes to reach the index, and never while this process is still receiving it."""
 
 import asyncio
 import fcntl
@@ -16,6 +17,7 @@ from pathlib import Path
 import anyio
 
 from pacs.service.archive import Archive
+from storage.protocols import BlobStore
 
 log = logging.getLogger("pacs")
 BATCH = 1000  # blob names looked up in the index at once
@@ -23,16 +25,19 @@ BATCH = 1000  # blob names looked up in the index at once
 
 @dataclass(frozen=True)
 class CleanupReport:
-    """How many staged and unreferenced blobs one sweep removed."""
+    """How many blobs of deleted instances, staged and unreferenced blobs one sweep
+    removed."""
 
+    deleted: int
     staged: int
     unreferenced: int
 
 
 async def sweep(archive: Archive) -> CleanupReport:
-    """One pass over staging and the stored blobs."""
+    """One pass over the queued removals, staging and the stored blobs."""
     settings = archive.settings
     blobs = archive.blobs
+    deleted = await remove_due(archive, settings.removal_grace_seconds)
     staged = await anyio.to_thread.run_sync(blobs.discard_staging,
                                             settings.staging_grace_seconds)
     names = blobs.names(settings.orphan_grace_seconds)
@@ -43,11 +48,36 @@ async def sweep(archive: Archive) -> CleanupReport:
             if name not in referenced:
                 await anyio.to_thread.run_sync(blobs.delete, name)
                 unreferenced += 1
-    report = CleanupReport(staged, unreferenced)
+    report = CleanupReport(deleted, staged, unreferenced)
     if staged or unreferenced:
         log.warning("cleanup removed %d unfinished staged blobs and %d blobs no index row "
                     "referenced", staged, unreferenced)
     return report
+
+
+async def remove_due(archive: Archive, older_than: float) -> int:
+    """Remove the blobs whose removal was queued more than `older_than` seconds ago; how
+    many went. A blob that cannot be removed stays queued for the next sweep."""
+    removed = 0
+    while names := await archive.index.due_removals(older_than, BATCH):
+        done = await anyio.to_thread.run_sync(_delete_each, archive.blobs, names)
+        await archive.index.removals_done(done)
+        removed += len(done)
+        if len(done) < len(names):
+            break
+    return removed
+
+
+def _delete_each(blobs: BlobStore, names: list[str]) -> list[str]:
+    """Delete `names` in order until one cannot be; those deleted."""
+    for count, name in enumerate(names):
+        try:
+            blobs.delete(name)
+        except OSError as exc:
+            log.error("blob %s of a deleted instance could not be removed (%s); it stays "
+                      "queued", name, exc)
+            return names[:count]
+    return names
 
 
 async def sweep_periodically(archive: Archive) -> None:

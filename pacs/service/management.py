@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import orjson
 
 from pacs.names import valid_id
@@ -114,10 +113,8 @@ async def patch_dataset(archive: Archive, name: str, body: dict[str, Any],
 
 async def delete_dataset(archive: Archive, name: str) -> dict[str, Any]:
     """Delete the dataset and everything in it (spec 2.2: Empty)."""
-    blobs = await archive.index.delete_dataset(name)
-    if blobs is None:
+    if await archive.index.delete_dataset(name) is None:  # its blobs go after the grace
         raise NotFound(f"dataset {name} not found")
-    await _delete_blobs(archive, blobs)
     return {}
 
 
@@ -198,11 +195,9 @@ async def patch_store(archive: Archive, name: str, body: dict[str, Any],
 
 
 async def delete_store(archive: Archive, name: str) -> dict[str, Any]:
-    blobs = await archive.index.delete_store(name)
-    if blobs is None:
+    if await archive.index.delete_store(name) is None:  # its blobs go after the grace
         raise NotFound(f"DICOM store {name} not found")
     archive.stores.forget(name)
-    await _delete_blobs(archive, blobs)
     return {}
 
 
@@ -276,11 +271,6 @@ async def list_operations(archive: Archive, dataset: str, page_size: int | None,
     token = {"nextPageToken": base64.urlsafe_b64encode(str(rows[-1].id).encode()).decode()} \
         if len(rows) == limit and rows else {}
     return {"operations": [operation_json(r) for r in rows], **token}
-
-
-async def _delete_blobs(archive: Archive, names: list[str]) -> None:
-    for name in names:
-        await anyio.to_thread.run_sync(archive.blobs.delete, name)
 
 
 # --- projects and locations ------------------------------------------------------------------

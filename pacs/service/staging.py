@@ -57,10 +57,14 @@ class StagingWriter:
 def _write(blobs: BlobStore, staged: StagedBlob | None, chunks: list[bytes], last: bool
            ) -> StagedBlob:
     staged = staged or blobs.stage()
-    for chunk in chunks:
-        staged.write(chunk)
-    if last:
-        staged.close()
+    try:
+        for chunk in chunks:
+            staged.write(chunk)
+        if last:
+            staged.close()
+    except BaseException:  # a full disk: nothing of the part is kept
+        staged.discard()
+        raise
     return staged
 
 

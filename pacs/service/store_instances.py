@@ -109,8 +109,15 @@ async def commit_staged(archive: Archive, store: StoreContext, staged: StagedBlo
     except _Refused:
         pass
     except OSError as exc:
-        outcome.fail(OUT_OF_RESOURCES, f"the instance could not be written: {exc.strerror}")
+        out_of_resources(outcome, exc)
     return None
+
+
+def out_of_resources(outcome: StoreOutcome, exc: OSError) -> None:
+    """Fail the instance because the archive could not keep it (disk full, a staging or
+    index file that cannot be written): Refused: Out of Resources, PS3.4 B.2.3."""
+    outcome.fail(OUT_OF_RESOURCES, "the archive could not keep the instance: "
+                 f"{exc.strerror or exc}; nothing of it was stored")
 
 
 class _Refused(Exception):
@@ -176,25 +183,25 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
 async def index_committed(archive: Archive, store: StoreContext, committed: Committed,
                           outcome: StoreOutcome, options: StoreOptions = StoreOptions()) -> None:
     """The second half of `store_staged`: the index row for the durable blob; a refused row
-    removes the blob again, a replaced row its old blob. Shielded from cancellation: once
-    the row may be written, the blob's fate must follow it (a cancelled wait must not remove
-    a blob its row names)."""
-    record, name, staged, replace = (committed.record, committed.name, committed.staged,
-                                     options.replace)
-    replaced: str | None = None
+    removes the blob again (a replaced row's old blob is queued for removal by the index).
+    An index that cannot be written (disk full) fails the instance as out of resources.
+    Shielded from cancellation: once the row may be written, the blob's fate must follow it
+    (a cancelled wait must not remove a blob its row names)."""
+    record, name, staged = committed.record, committed.name, committed.staged
     with anyio.CancelScope(shield=True):
         try:
-            if replace:
-                added, replaced = await archive.index.replace_instance(
+            if options.replace:
+                added, _ = await archive.index.replace_instance(
                     store.id, record, name, staged.size, staged.sha256)
             else:
                 added = await archive.index.add_instance(store.id, record, name, staged.size,
                                                          staged.sha256)
-        except BaseException:
+        except BaseException as exc:
             await anyio.to_thread.run_sync(archive.blobs.delete, name)
-            raise
-        if replaced is not None:
-            await anyio.to_thread.run_sync(archive.blobs.delete, replaced)
+            if not isinstance(exc, OSError):
+                raise
+            out_of_resources(outcome, exc)
+            return
         if added is not AddOutcome.STORED:
             await anyio.to_thread.run_sync(archive.blobs.delete, name)
     if added is AddOutcome.CONFLICT:

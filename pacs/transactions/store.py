@@ -8,7 +8,8 @@ completed before it.
 """
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import anyio
 import orjson
@@ -31,13 +32,14 @@ from pacs.http.multipart_reader import (
 from pacs.http.transaction import Transaction
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
-from pacs.service.failures import CANNOT_UNDERSTAND, PROCESSING_FAILURE
+from pacs.service.failures import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE
 from pacs.service.staging import StagingWriter
 from pacs.service.store_instances import (
     StoreOptions,
     StoreOutcome,
     commit_staged,
     index_committed,
+    out_of_resources,
     storage_class,
 )
 from pacs.service.stores import StoreContext
@@ -50,6 +52,7 @@ _RESPONSE_OFFERS = (Offer(False, "application/dicom+xml"), Offer(False, "applica
                     Offer(False, "application/json"), Offer(False, "application/xml"))
 _XML = {"application/dicom+xml", "application/xml"}
 Event = PartStart | PartData | PartEnd
+T = TypeVar("T")
 log = logging.getLogger("pacs")
 
 
@@ -72,7 +75,7 @@ async def store_instances(request: Request) -> Response:
         response_type = negotiate(request.headers.get("accept"), offers, []).media_type
     except NotAcceptable:  # STOW answers even an odd Accept (Google's docs send one)
         response_type = default
-    part_type, events = _events(request, archive)
+    part_type, events = _events(request, archive)  # part_type None: a single-part body
     options = StoreOptions(study, replace,
                            storage_class(request.headers.get("storage-class")))
     receiver = (MetadataReceiver(archive, store, options, part_type)
@@ -81,18 +84,28 @@ async def store_instances(request: Request) -> Response:
     await receiver.receive(events)
     results = receiver.results
     body = response_dataset(links_of(request), study, results, store.profile.failure_reason)
-    stored = sum(1 for r in results if r.stored)
-    status = 200 if stored == len(results) else \
-        store.profile.partial_store_status if stored else 409
+    status = _status(results, store.profile.partial_store_status,
+                     single=part_type is None)
     if response_type in _XML:
         return Response(to_native_xml(body, store.profile.xml_namespace), status,
                         media_type="application/dicom+xml")
     return Response(orjson.dumps(body), status, media_type=response_type)
 
 
-def _events(request: Request, archive: Archive) -> tuple[str, AsyncIterator[Event]]:
-    """The body's part type (PS3.18 10.5.1.2) and its part events; 400/415 for a
-    Content-Type we cannot read."""
+def _status(results: list[StoreOutcome], partial: int, single: bool) -> int:
+    """PS3.18 10.5.3: 200 all stored, `partial` (202) some, 409 none; 507 Insufficient
+    Storage (RFC 4918 11.5) when the one instance of a single-part body could not be kept."""
+    stored = sum(1 for r in results if r.stored)
+    if stored == len(results):
+        return 200
+    if stored:
+        return partial
+    return 507 if single and results[0].reason is OUT_OF_RESOURCES else 409
+
+
+def _events(request: Request, archive: Archive) -> tuple[str | None, AsyncIterator[Event]]:
+    """The body's part type (PS3.18 10.5.1.2; None for a single application/dicom body) and
+    its part events; 400/415 for a Content-Type we cannot read."""
     content_type = request.headers.get("content-type", "")
     accepted = (f'multipart/related; type="{DICOM}" (or "{METADATA_TYPES[0]}" or '
                 f'"{METADATA_TYPES[1]}")')
@@ -103,7 +116,7 @@ def _events(request: Request, archive: Archive) -> tuple[str, AsyncIterator[Even
     except ValueError as exc:
         raise unsupported from exc
     if media.name == DICOM:
-        return DICOM, _single_part(request)
+        return None, _single_part(request)
     if media.name != "multipart/related":
         raise unsupported
     part_type = media.params.get("type", DICOM).lower()
@@ -203,15 +216,27 @@ class _Receiver:
         elif self._writer is None or self._current is None:
             return  # the bytes of a part that has already failed
         elif isinstance(event, PartData):
-            await self._writer.add(event.data)
-        else:
-            writer, self._writer = self._writer, None
-            staged = await writer.finish()
+            await self._stage(self._writer.add(event.data))
+        elif (staged := await self._stage(self._writer.finish())) is not None:
+            self._writer = None
             await self._slots.acquire()
             previous, self._indexed = self._indexed, anyio.Event()
             stores.start_soon(self._store_part, staged, self._current, previous,
                               self._indexed)
             self._current = None
+
+    async def _stage(self, step: Awaitable[T]) -> T | None:
+        """`step` of the current part's staging; if the staging volume cannot take the
+        bytes (full, unwritable), the part fails alone as out of resources and the rest of
+        its bytes are skipped (None)."""
+        assert self._writer is not None and self._current is not None
+        try:
+            return await step
+        except OSError as exc:
+            await self._writer.discard()
+            self._writer = None
+            out_of_resources(self._current, exc)
+            return None
 
     async def _store_part(self, staged: StagedBlob, outcome: StoreOutcome,
                           previous: anyio.Event, indexed: anyio.Event) -> None:

@@ -30,7 +30,12 @@ from pacs.service.instance_builder import (
     identity,
 )
 from pacs.service.staging import StagingWriter, stage_all
-from pacs.service.store_instances import StoreOptions, StoreOutcome, store_staged
+from pacs.service.store_instances import (
+    StoreOptions,
+    StoreOutcome,
+    out_of_resources,
+    store_staged,
+)
 from pacs.service.stores import StoreContext
 from storage.protocols import BlobStore, StagedBlob
 
@@ -145,6 +150,9 @@ class MetadataReceiver:
                                                     instance, bulk)
         except BuildError as exc:
             outcome.fail(exc.reason, str(exc))
+            return
+        except OSError as exc:
+            out_of_resources(outcome, exc)
             return
         await store_staged(self._archive, self._store, staged, outcome, self._options)
 

@@ -11,6 +11,7 @@ writer leaves a short gap before taking it again.
 """
 
 import asyncio
+import errno
 import fcntl
 import sqlite3
 import threading
@@ -40,6 +41,25 @@ class _Grouped:
 
 class QueryTimeout(RuntimeError):
     """A read ran past the configured time limit and was interrupted."""
+
+
+# SQLite's primary result codes for a file that cannot be written, as the OSError the
+# InstanceIndex Protocol promises (https://sqlite.org/rescode.html).
+_UNWRITABLE = {13: (errno.ENOSPC, "the index's disk is full"),  # SQLITE_FULL
+               8: (errno.EROFS, "the index is read-only"),  # SQLITE_READONLY
+               10: (errno.EIO, "the index's disk failed to read or write"),  # SQLITE_IOERR
+               14: (errno.EACCES, "the index's files cannot be opened")}  # SQLITE_CANTOPEN
+
+
+def as_os_error(exc: BaseException) -> BaseException:
+    """`exc`, or the OSError it means when SQLite could not write its files."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None or code & 0xFF not in _UNWRITABLE:
+        return exc
+    number, message = _UNWRITABLE[code & 0xFF]
+    error = OSError(number, f"{message} ({exc})")
+    error.__cause__ = exc  # set here: the grouped writes hand it over without a raise
+    return error
 
 
 class Connections:
@@ -101,7 +121,13 @@ class Connections:
 
     def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._turn():
-            return fn(self._writer)
+            try:
+                return fn(self._writer)
+            except sqlite3.Error as exc:
+                error = as_os_error(exc)
+                if error is exc:
+                    raise
+                raise error from exc
 
     async def write_grouped(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` on the writer thread in a transaction shared with the other grouped
@@ -193,7 +219,7 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
     if done:
         future.set_result(value)
     else:
-        future.set_exception(value)
+        future.set_exception(as_os_error(value))
 
 
 def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

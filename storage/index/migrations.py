@@ -152,6 +152,12 @@ CREATE INDEX studies_store ON studies (store_id);
     ("0009_instances_in_study_order", """
 CREATE INDEX instances_study_order ON instances (study_pk, series_pk, instance_number);
 """),
+    # Blobs of deleted or replaced instances, removed only after a grace period so that a
+    # retrieve that found them before the delete reads them to the end.
+    ("0010_blob_removals", """
+CREATE TABLE blob_removals (blob_name TEXT PRIMARY KEY, queued_at REAL NOT NULL);
+CREATE INDEX blob_removals_queued ON blob_removals (queued_at);
+"""),
 )
 
 

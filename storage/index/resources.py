@@ -5,6 +5,7 @@ A deleted store keeps its row, renamed out of the way and marked deleted, so tha
 never given to another store (caches may hold an id for a moment after a delete)."""
 
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 from storage.rows import DatasetRow, OperationRow, StoreRow
@@ -44,7 +45,8 @@ def update_dataset(conn: sqlite3.Connection, name: str, time_zone: str) -> Datas
 
 
 def delete_dataset(conn: sqlite3.Connection, name: str) -> list[str] | None:
-    """Remove the dataset, its stores and its operations; the blob names to delete."""
+    """Remove the dataset, its stores and its operations; the blob names, whose removal is
+    queued."""
     if get_dataset(conn, name) is None:
         return None
     blobs: list[str] = []
@@ -83,18 +85,26 @@ def update_store(conn: sqlite3.Connection, name: str, config: str) -> StoreRow |
 
 
 def delete_store(conn: sqlite3.Connection, name: str) -> list[str] | None:
-    """Remove the store's instances, series and studies and retire its row; the blob names
-    to delete after."""
+    """Remove the store's instances, series and studies and retire its row; the blob names,
+    whose removal is queued."""
     store = get_store(conn, name)
     if store is None:
         return None
     blobs = [r[0] for r in conn.execute("SELECT blob_name FROM instances WHERE store_id = ?",
                                         (store.id,))]
+    queue_removals(conn, blobs)
     for table in ("instances", "series", "studies"):
         conn.execute(f"DELETE FROM {table} WHERE store_id = ?", (store.id,))
     conn.execute("UPDATE stores SET deleted = 1, name = 'deleted/' || id || '/' || name "
                  "WHERE id = ?", (store.id,))
     return blobs
+
+
+def queue_removals(conn: sqlite3.Connection, names: list[str]) -> None:
+    """Queue the blobs of removed rows for removal after the grace period."""
+    now = time.time()
+    conn.executemany("INSERT OR IGNORE INTO blob_removals VALUES (?, ?)",
+                     [(name, now) for name in names])
 
 
 def add_operation(conn: sqlite3.Connection, dataset: str, body: str) -> OperationRow:

@@ -1,6 +1,7 @@
 """The embedded InstanceIndex: one SQLite file in WAL mode."""
 
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -195,11 +196,28 @@ class SqliteIndex:
             found: set[str] = set()
             for start in range(0, len(blob_names), _MATCH_BATCH):
                 batch = blob_names[start:start + _MATCH_BATCH]
+                marks = ", ".join("?" * len(batch))
                 found.update(r[0] for r in conn.execute(
-                    f"SELECT blob_name FROM instances WHERE blob_name IN "
-                    f"({', '.join('?' * len(batch))})", batch))
+                    f"SELECT blob_name FROM instances WHERE blob_name IN ({marks}) UNION "
+                    f"SELECT blob_name FROM blob_removals WHERE blob_name IN ({marks})",
+                    [*batch, *batch]))
             return found
         return await self._db.read(run)
+
+    async def due_removals(self, older_than: float, limit: int) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute(
+                "SELECT blob_name FROM blob_removals WHERE queued_at < ? ORDER BY queued_at "
+                "LIMIT ?", (time.time() - older_than, limit))]
+        return await self._db.read(run)
+
+    async def removals_done(self, blob_names: Sequence[str]) -> None:
+        names = list(blob_names)
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM blob_removals WHERE blob_name = ?",
+                             [(name,) for name in names])
+        await self._db.write_grouped(run)
 
     async def close(self) -> None:
         self._db.close()
@@ -285,7 +303,7 @@ def _replace(conn: sqlite3.Connection, store_id: int, record: InstanceRecord, bl
     _delete(conn, "i.store_id = ? AND i.sop_uid = ?", [store_id, record.sop_uid])
     outcome = _add(conn, store_id, record, blob_name, blob_size, sha256)
     if outcome is not AddOutcome.STORED:
-        raise _Undone(outcome)
+        raise _Undone(outcome)  # rolls back the delete and its queued removal too
     return outcome, existing[1]
 
 
@@ -306,7 +324,9 @@ def _delete(conn: sqlite3.Connection, where: str, params: list[object]) -> list[
             " n_series = (SELECT count(*) FROM series WHERE study_pk = ?) WHERE pk = ?",
             (study_pk, study_pk, study_pk))
         conn.execute("DELETE FROM studies WHERE pk = ? AND n_instances = 0", (study_pk,))
-    return [r[1] for r in rows]
+    names = [r[1] for r in rows]
+    resources.queue_removals(conn, names)
+    return names
 
 
 def _search_row(r: tuple[Any, ...]) -> SearchRow:

@@ -356,6 +356,7 @@ async def test_stores_are_isolated(index: InstanceIndex, store: int) -> None:
     assert await index.delete(store, "1.2.3") == [mine]
     assert await index.locate(store, "1.2.3") == [] == await find(index, store, Level.INSTANCE)
     assert [r.sop_uid for r in await find(index, other, Level.INSTANCE)] == ["1.2.3.1.1"]
+    await removed(index, [mine])
     assert await index.referenced([mine, theirs]) == {theirs}
 
 
@@ -494,9 +495,35 @@ async def test_delete(index: InstanceIndex, store: int, corpus: Corpus) -> None:
     assert {r.study_uid for r in await find(index, store, Level.STUDY)} == {C}
 
 
+async def removed(index: InstanceIndex, names: list[str]) -> None:
+    """Check that the removal of `names` is queued and due at once, then mark it done."""
+    assert set(names) <= set(await index.due_removals(0, 10_000))
+    await index.removals_done(names)
+    assert not set(names) & set(await index.due_removals(0, 10_000))
+
+
+async def test_removals_wait_their_grace_and_come_oldest_first(index: InstanceIndex,
+                                                               store: int) -> None:
+    """A deleted or replaced instance's blob is queued in the same transaction; it is due
+    only once older than the grace asked for, and stays queued until done."""
+    names = [(await add(index, store, record("1.2.3", "1.2.3.1", f"1.2.3.1.{n}")))[1]
+             for n in range(3)]
+    assert await index.due_removals(0, 10) == []
+    await index.delete(store, "1.2.3", "1.2.3.1", "1.2.3.1.0")
+    await asyncio.sleep(0.05)
+    await index.delete(store, "1.2.3")
+    assert await index.due_removals(3600, 10) == []
+    assert (await index.due_removals(0, 10))[0] == names[0]
+    assert sorted(await index.due_removals(0, 10)) == sorted(names)
+    assert await index.due_removals(0, 1) == [names[0]]
+    await index.removals_done(names[:1])
+    assert sorted(await index.due_removals(0, 10)) == sorted(names[1:])
+    assert await index.referenced(names) == set(names[1:])
+
+
 async def test_referenced(index: InstanceIndex, store: int, corpus: Corpus) -> None:
-    """Exactly the pointed-at names, in lists past 1000 names, and not once deleted (a deleted
-    study gives back the blobs of all its series)."""
+    """Exactly the pointed-at names, in lists past 1000 names, and not once deleted and
+    their removal done (a deleted study gives back the blobs of all its series)."""
     blobs = [blob for _, blob, _ in corpus.values()]
     unknown = [uuid.uuid4().hex for _ in range(1500)]
     names = blobs[:1] + unknown[:700] + blobs[1:3] + unknown[700:] + blobs[3:]
@@ -505,6 +532,8 @@ async def test_referenced(index: InstanceIndex, store: int, corpus: Corpus) -> N
     deleted = await index.delete(store, A) or []
     assert sorted(deleted) == sorted(b for sop, (_, b, _) in corpus.items()
                                      if sop.startswith(f"{A}."))
+    assert await index.referenced(names) == set(blobs)  # queued: not orphans yet
+    await removed(index, deleted)
     assert await index.referenced(names) == set(blobs) - set(deleted)
     assert {r.study_uid for r in await find(index, store, Level.STUDY)} == {B, C}
 
@@ -534,6 +563,7 @@ async def test_datasets_are_created_once_listed_in_pages_and_deleted_whole(
     assert await index.delete_dataset(f"{LOC}/datasets/a") == [blob]
     assert await index.get_dataset(f"{LOC}/datasets/a") is None
     assert await index.get_store(f"{LOC}/datasets/a/dicomStores/s") is None
+    await removed(index, [blob])
     assert await index.referenced([blob]) == set()
     assert await index.delete_dataset(f"{LOC}/datasets/a") is None
 
@@ -599,6 +629,7 @@ async def test_replace_instance_swaps_the_row_and_names_the_old_blob(index: Inst
     assert (outcome, replaced) == (AddOutcome.STORED, old)
     [found] = await index.locate(store, "1.2.3")
     assert (found.blob_name, found.blob_size) == ("e" * 32, 20)
+    await removed(index, [old])
     assert await index.referenced([old, "e" * 32]) == {"e" * 32}
     await add(index, store, record("1.2.3", "1.2.3.1", "1.2.3.1.2"))  # the series stays
     moved = record("1.2.4", "1.2.3.1", "1.2.3.1.1")  # its series belongs to another study
