@@ -72,6 +72,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        help="the base URL clients reach the server at (pins RetrieveURLs)")
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="worker processes (default: one per core)")
+    verify = commands.add_parser(
+        "verify", help="check that the index and the blobs agree (and repair them)",
+        description="Check every instance's blob (size and SHA-256), blobs no index row "
+                    "points at, empty studies and series and staging leftovers. Exit code "
+                    "0: healthy (or all repaired); 1: problems remain.")
+    verify.add_argument("--data", type=Path, default=Path("pacs-data"),
+                        help="data directory (default pacs-data)")
+    verify.add_argument("--repair", action="store_true",
+                        help="index again unreferenced blobs that are valid instances; "
+                             "remove rows of missing or corrupt blobs, what cannot be "
+                             "stored, empty studies and series, and staging leftovers")
+    verify.add_argument("--store", type=_store, default=None,
+                        help="the store unreferenced instances are indexed into "
+                             "(default: the default store)")
+    verify.add_argument("--grace", type=float, default=3600.0, metavar="SECONDS",
+                        help="leave blobs and staged files younger than this alone (a "
+                             "running server may be committing them; default 3600)")
+    verify.add_argument("--no-checksums", action="store_true",
+                        help="check blob sizes only, not their SHA-256 (fast)")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser.parse_args(argv)
 
 
@@ -126,6 +146,10 @@ def _loopback(host: str) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "verify":
+        from pacs.commands.verify import run
+
+        sys.exit(run(args))
     settings = Settings(data_dir=args.data, stores=tuple(args.store), gcs_dir=args.gcs_root,
                         auth_tokens=_tokens(args.auth_tokens), admins=tuple(args.admin),
                         cors_origins=tuple(args.cors_origin) or ("*",),

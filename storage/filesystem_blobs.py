@@ -134,13 +134,18 @@ class FilesystemBlobStore:
                     and _age(path) > older_than:
                 yield path.name
 
+    def count_staging(self, older_than: float) -> int:
+        return len(self._leftovers(older_than))
+
     def discard_staging(self, older_than: float) -> int:
-        removed = 0
-        for path in self._staging.iterdir():
-            if path not in self._receiving and _age(path) > older_than:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        leftovers = self._leftovers(older_than)
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
+
+    def _leftovers(self, older_than: float) -> list[Path]:
+        return [path for path in self._staging.iterdir()
+                if path not in self._receiving and _age(path) > older_than]
 
     def _path(self, name: str) -> Path:
         if not _is_blob_name(name):

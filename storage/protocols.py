@@ -18,6 +18,7 @@ from storage.rows import (
     InstanceRecord,
     Metrics,
     OperationRow,
+    StoredInstance,
     StoreRow,
 )
 
@@ -86,6 +87,11 @@ class BlobStore(Protocol):
 
     def names(self, older_than: float) -> Iterator[str]:
         """Every stored blob committed more than `older_than` seconds ago, in no order."""
+        ...
+
+    def count_staging(self, older_than: float) -> int:
+        """How many staged blobs are untouched for `older_than` seconds and not being
+        received by this process (what `discard_staging` would remove)."""
         ...
 
     def discard_staging(self, older_than: float) -> int:
@@ -232,6 +238,16 @@ class InstanceIndex(Protocol):
     async def referenced(self, blob_names: Sequence[str]) -> set[str]:
         """Those of `blob_names` that an instance row (in any store) or a queued removal
         names: the blobs the orphan sweep must leave alone."""
+        ...
+
+    async def instances_after(self, after: int, limit: int) -> list[StoredInstance]:
+        """Up to `limit` instance rows of every store with a `pk` above `after`, in `pk`
+        order (a walk over the whole index, a page at a time)."""
+        ...
+
+    async def empty_parents(self, remove: bool) -> tuple[int, int]:
+        """How many studies and series hold no instance (which no store should keep),
+        removing them when `remove`."""
         ...
 
     async def due_removals(self, older_than: float, limit: int) -> list[str]:

@@ -70,6 +70,19 @@ class AddOutcome(Enum):
     SERIES_CONFLICT = "series_conflict"  # Series Instance UID already used by another study
 
 
+class StoredInstance(NamedTuple):
+    """An instance row as `pacs verify` checks it against its blob."""
+
+    pk: int
+    store_id: int
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    blob_name: str
+    blob_size: int
+    sha256: str
+
+
 class InstanceMetadata(NamedTuple):
     """An instance's stored DICOM JSON, whose BulkDataURIs are attribute paths, and the name
     of its blob, which changes whenever the instance does (a tuple: a series' metadata is

@@ -1,7 +1,7 @@
 """Layering: each layer imports only the layers below it, and no module imports itself back
 through a cycle (ARCHITECTURE.md).
 
-    entry (app, routes, __main__) → transactions → http → service → pixels → dicom → base
+    entry (app, routes, __main__, commands) → transactions → http → service → pixels → dicom → base
     → storage
 """
 
@@ -18,7 +18,7 @@ MODULES = sorted([*(ROOT / "pacs").rglob("*.py"), *(ROOT / "storage").rglob("*.p
 
 # Highest first; a module belongs to the first layer one of whose prefixes names it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("entry", ("pacs.app", "pacs.routes", "pacs.__main__")),
+    ("entry", ("pacs.app", "pacs.routes", "pacs.__main__", "pacs.commands")),
     ("transactions", ("pacs.transactions",)),
     ("http", ("pacs.http",)),
     ("service", ("pacs.service",)),

@@ -24,6 +24,7 @@ from storage.rows import (
     InstanceRecord,
     Metrics,
     OperationRow,
+    StoredInstance,
     StoreRow,
 )
 
@@ -202,6 +203,31 @@ class SqliteIndex:
                     f"SELECT blob_name FROM blob_removals WHERE blob_name IN ({marks})",
                     [*batch, *batch]))
             return found
+        return await self._db.read(run)
+
+    async def instances_after(self, after: int, limit: int) -> list[StoredInstance]:
+        def run(conn: sqlite3.Connection) -> list[StoredInstance]:
+            return list(map(StoredInstance._make, conn.execute(
+                f"SELECT i.pk, st.store_id, st.study_uid, se.series_uid, i.sop_uid, "
+                f"i.blob_name, i.blob_size, i.sha256 FROM {_SCOPE_FROM} WHERE i.pk > ? "
+                "ORDER BY i.pk LIMIT ?", (after, limit))))
+        return await self._db.read(run)
+
+    async def empty_parents(self, remove: bool) -> tuple[int, int]:
+        empty_series = ("FROM series WHERE NOT EXISTS (SELECT 1 FROM instances "
+                        "WHERE series_pk = series.pk)")
+        empty_studies = ("FROM studies WHERE NOT EXISTS (SELECT 1 FROM instances "
+                         "WHERE study_pk = studies.pk)")
+
+        def run(conn: sqlite3.Connection) -> tuple[int, int]:
+            studies = conn.execute(f"SELECT count(*) {empty_studies}").fetchone()[0]
+            series = conn.execute(f"SELECT count(*) {empty_series}").fetchone()[0]
+            if remove:  # series first: they refer to their study
+                conn.execute(f"DELETE {empty_series}")
+                conn.execute(f"DELETE {empty_studies}")
+            return studies, series
+        if remove:
+            return await self._db.write(lambda conn: transaction(conn, run))
         return await self._db.read(run)
 
     async def due_removals(self, older_than: float, limit: int) -> list[str]:

@@ -196,7 +196,10 @@ def test_discard_staging_removes_abandoned_blobs(blob_factory: BlobFactory, tmp_
         stage(other, content)
     mine = stage(blob_store, b"mine")
     assert blob_store.discard_staging(3600) == 0
+    assert (blob_store.count_staging(3600), blob_store.count_staging(-1)) == (0, 2)
+    assert blob_store.count_staging(-1) == 2  # counting removes nothing
     assert blob_store.discard_staging(-1) == 2
+    assert blob_store.count_staging(-1) == 0
     assert blob_store.discard_staging(-1) == 0
     assert blob_store.read(blob_store.commit(mine), 0, 10) == b"mine"
     assert set(other.names(-1)) == set(blob_store.names(-1))
@@ -519,6 +522,27 @@ async def test_removals_wait_their_grace_and_come_oldest_first(index: InstanceIn
     await index.removals_done(names[:1])
     assert sorted(await index.due_removals(0, 10)) == sorted(names[1:])
     assert await index.referenced(names) == set(names[1:])
+
+
+async def test_instances_are_walked_in_pages_and_empty_parents_found(
+        index: InstanceIndex, store: int) -> None:
+    """`instances_after` pages through every store's rows; `empty_parents` counts (and then
+    removes) studies and series left without instances, never one that has any."""
+    other = (await index.ensure_store("projects/p/locations/l/datasets/d/dicomStores/o",
+                                      "full")).id
+    added = [await add(index, s, record("1.2.3", f"1.2.3.{s}", f"1.2.3.{s}.{n}"))
+             for s in (store, other) for n in range(3)]
+    walked, after = [], 0
+    while page := await index.instances_after(after, 2):
+        assert len(page) <= 2
+        walked += page
+        after = page[-1].pk
+    assert [r.blob_name for r in walked] == [blob for _, blob in added]
+    assert {(r.store_id, r.sop_uid) for r in walked} == {
+        (s, f"1.2.3.{s}.{n}") for s in (store, other) for n in range(3)}
+    assert walked[0].sha256 == hashlib.sha256(b"1.2.3.%d.0" % store).hexdigest()
+    assert await index.empty_parents(remove=True) == (0, 0)
+    assert len(await index.instances_after(0, 100)) == 6
 
 
 async def test_referenced(index: InstanceIndex, store: int, corpus: Corpus) -> None:

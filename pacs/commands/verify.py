@@ -1,0 +1,46 @@
+"""`pacs verify [--repair]`: the archive's health as a report on stdout and an exit code
+(0 healthy, or everything found was repaired; 1 otherwise)."""
+
+import argparse
+import asyncio
+import json
+from dataclasses import asdict, replace
+
+from pacs.dicom.pydicom_setup import configure_pydicom
+from pacs.service.archive import open_archive
+from pacs.service.verify import VerifyReport, verify
+from pacs.settings import Settings
+
+
+def run(args: argparse.Namespace) -> int:
+    """Verify the data directory `args.data`; the exit code."""
+    if not (args.data / "index.sqlite3").is_file():
+        raise SystemExit(f"pacs: {args.data} holds no archive (no index.sqlite3)")
+    configure_pydicom()
+    report = asyncio.run(_verify(Settings(data_dir=args.data), args))
+    if args.json:
+        print(json.dumps({**asdict(report), "healthy": report.healthy}, indent=2))
+    else:
+        _print(report)
+    return 0 if report.healthy else 1
+
+
+async def _verify(settings: Settings, args: argparse.Namespace) -> VerifyReport:
+    archive = await open_archive(replace(settings, default_store=args.store or
+                                         settings.default_store))
+    try:
+        store = await archive.stores.get(archive.settings.default_store)
+        return await verify(archive, store, repair=args.repair, grace=args.grace,
+                            checksums=not args.no_checksums)
+    finally:
+        await archive.close()
+
+
+def _print(report: VerifyReport) -> None:
+    for finding in report.findings:
+        done = f" -> {finding.repair}" if finding.repair else ""
+        print(f"{finding.kind}: {finding.subject}: {finding.detail}{done}")
+    print(f"checked {report.instances} instances and {report.blobs_checked} blobs; "
+          f"{len(report.findings)} problems, {sum(bool(f.repair) for f in report.findings)} "
+          f"repaired; {report.queued_removals} blobs of deleted instances await removal")
+    print("healthy" if report.healthy else "NOT healthy: run `pacs verify --repair`")
