@@ -47,13 +47,18 @@ def create_app(settings: Settings) -> Starlette:
         app.state.archive = archive
         app.state.audit = AuditLog(settings.audit_log) if settings.audit_log else None
         app.state.gzip_cache = gzip_cache(settings)
-        cleanup = asyncio.create_task(sweep_periodically(archive))
+        if archive.read_only:
+            log.warning("the data directory %s is on a read-only volume: serving reads, "
+                        "refusing writes", settings.data_dir)
+        cleanup = None if archive.read_only else \
+            asyncio.create_task(sweep_periodically(archive))
         try:
             yield
         finally:
-            cleanup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cleanup
+            if cleanup is not None:
+                cleanup.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await cleanup
             await archive.close()
             if app.state.audit is not None:
                 app.state.audit.close()

@@ -8,6 +8,7 @@ Mounting needs root (CI runs as root); elsewhere the module is skipped with the 
 import errno
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,3 +107,37 @@ def test_a_full_disk_fails_instances_as_out_of_resources_and_keeps_serving(
         assert len(requests.get(f"{root}/instances").json()) == 7 - gone
         assert len(blob_files(data_dir)) == 7 - gone
         assert list((data_dir / "staging").iterdir()) == []
+
+
+def test_a_read_only_data_directory_serves_reads_and_refuses_writes_clearly(
+        small_disk: Path) -> None:
+    data_dir = small_disk / "data"
+    kept = ct_series(3, size=8, patient="READ^ONLY")
+    with run_server(data_dir) as running:
+        root = f"http://127.0.0.1:{running.port}/dicomweb"
+        assert post(root, kept).status_code == 200
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with run_server(data_dir) as running:
+        base = f"http://127.0.0.1:{running.port}"
+        root = f"{base}/dicomweb"
+        found = requests.get(f"{root}/instances").json()
+        urls = [f["00081190"]["Value"][0] for f in found]
+        assert sorted(requests.get(u, headers=AS_STORED).content for u in urls) == sorted(kept)
+        assert requests.get(f"{urls[0]}/rendered").status_code == 200
+
+        stored = post(root, ct_series(1, size=8))
+        assert stored.status_code == 409
+        [item] = stored.json()["00081198"]["Value"]
+        assert item["00081197"]["Value"] == [OUT_OF_RESOURCES]
+        assert "Read-only" in item["00091097"]["Value"][0]
+        deleted = requests.delete(urls[0])
+        assert deleted.status_code == 503, deleted.text
+        assert deleted.json()["error"]["status"] == "UNAVAILABLE"
+        assert "read-only" in deleted.json()["error"]["message"]
+        created = requests.post(f"{base}/v1/projects/p/locations/l/datasets",
+                                params={"datasetId": "new"}, json={})
+        assert created.status_code == 503, created.text
+        assert len(requests.get(f"{root}/instances").json()) == 3
+    verified = subprocess.run([sys.executable, "-m", "pacs", "verify", "--data",
+                               str(data_dir), "--grace", "0"], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

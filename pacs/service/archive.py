@@ -3,6 +3,7 @@ directory and the pixel workers; no other state lives in the server."""
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from pacs.pixels.engine import PixelEngine
 from pacs.service.iam import Policies
@@ -24,21 +25,35 @@ class Archive:
     stores: StoreDirectory
     policies: Policies
     pixels: PixelEngine
+    read_only: bool = False  # the data directory is on a read-only volume: reads only
 
     async def close(self) -> None:
         await self.index.close()
 
 
 async def open_archive(settings: Settings) -> Archive:
-    """Open the index and blob store, apply migrations and create the configured stores."""
+    """Open the index and blob store, apply migrations and create the configured stores. A
+    data directory on a read-only volume (a mounted backup, a full disk remounted) is opened
+    for reading: every write is refused with an OSError (EROFS), which each door answers
+    clearly; its stores must already exist."""
+    read_only = _on_read_only_volume(settings.data_dir)
     index = SqliteIndex(settings.index_path, readers=settings.index_readers,
-                        read_time_limit=settings.query_time_limit_seconds)
-    await index.migrate()
-    blobs = FilesystemBlobStore(settings.blob_dir)
-    stores = StoreDirectory(index, settings.store_cache_seconds)
-    for name in (settings.default_store, *settings.stores):
-        await stores.ensure(name, FULL.name)
+                        read_time_limit=settings.query_time_limit_seconds, read_only=read_only)
+    try:
+        await index.migrate()
+        blobs = FilesystemBlobStore(settings.blob_dir)
+        stores = StoreDirectory(index, settings.store_cache_seconds)
+        for name in (settings.default_store, *settings.stores):
+            await (stores.get(name) if read_only else stores.ensure(name, FULL.name))
+    except BaseException:
+        await index.close()
+        raise
     workers = settings.pixel_workers or os.cpu_count() or 1
     return Archive(settings, index, blobs, stores, Policies(index),
                    PixelEngine(blobs, workers,
-                               settings.pixel_cache_bytes // max(settings.server_workers, 1)))
+                               settings.pixel_cache_bytes // max(settings.server_workers, 1)),
+                   read_only)
+
+
+def _on_read_only_volume(data_dir: Path) -> bool:
+    return data_dir.is_dir() and bool(os.statvfs(data_dir).f_flag & os.ST_RDONLY)

@@ -65,8 +65,10 @@ def as_os_error(exc: BaseException) -> BaseException:
 class Connections:
     """Runs whole transactions as one function on the writer thread; reads on reader threads."""
 
-    def __init__(self, path: Path, readers: int, read_time_limit: float) -> None:
+    def __init__(self, path: Path, readers: int, read_time_limit: float,
+                 read_only: bool = False) -> None:
         self._path = path
+        self._read_only = read_only
         self._time_limit = read_time_limit
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="index-writer")
         self._reader_pool = ThreadPoolExecutor(readers, thread_name_prefix="index-reader")
@@ -75,6 +77,8 @@ class Connections:
         self._lock = threading.Lock()
         self._waiting: list[_Grouped] = []
         self._waiting_lock = threading.Lock()
+        if read_only:  # on a read-only volume: no writer, and nothing can change the file
+            return
         self._turns = open(path.with_name(path.name + ".writer"), "a")  # closed by close()
         self._writer = self._writer_pool.submit(self._open_writer).result()
 
@@ -101,7 +105,8 @@ class Connections:
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(f"{self._path.resolve().as_uri()}?mode=ro", uri=True,
+            mode = "immutable=1" if self._read_only else "mode=ro"
+            conn = sqlite3.connect(f"{self._path.resolve().as_uri()}?{mode}", uri=True,
                                    isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=10000")
             add_functions(conn)
@@ -120,6 +125,8 @@ class Connections:
         return await loop.run_in_executor(self._writer_pool, self._run_write, fn)
 
     def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._read_only:
+            raise OSError(errno.EROFS, "the index is read-only")
         with self._turn():
             try:
                 return fn(self._writer)
@@ -133,6 +140,8 @@ class Connections:
         """Run `fn(conn)` on the writer thread in a transaction shared with the other grouped
         writes waiting then, inside its own savepoint: an exception undoes only its changes
         (and is raised here), and every change is durable with the group's one commit."""
+        if self._read_only:
+            raise OSError(errno.EROFS, "the index is read-only")
         loop = asyncio.get_running_loop()
         item = _Grouped(fn, loop.create_future(), loop)
         with self._waiting_lock:
@@ -174,9 +183,10 @@ class Connections:
         with self._lock:
             for conn in self._readers:
                 conn.close()
-        self._writer_pool.submit(self._writer.close).result()
+        if not self._read_only:
+            self._writer_pool.submit(self._writer.close).result()
+            self._turns.close()
         self._writer_pool.shutdown(wait=True)
-        self._turns.close()
 
 
 def casefold(text: str | None) -> str | None:

@@ -161,6 +161,12 @@ CREATE INDEX blob_removals_queued ON blob_removals (queued_at);
 )
 
 
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """The names of the migrations not yet applied (reading only)."""
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded; return the names applied. Safe for processes
     starting at once: each migration is applied under the write lock, after checking that

@@ -1,5 +1,6 @@
 """The embedded InstanceIndex: one SQLite file in WAL mode."""
 
+import errno
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ import orjson
 from storage.index import resources
 from storage.index.attributes import COLUMNS, FOLDED_COLUMNS, column_value
 from storage.index.connection import Connections, casefold, transaction
-from storage.index.migrations import migrate
+from storage.index.migrations import migrate, pending
 from storage.index.query_builder import build_search
 from storage.levels import SERIES_TAGS, STUDY_TAGS
 from storage.query import Level, Query, SearchResult, SearchRow
@@ -43,13 +44,21 @@ _MATCH_BATCH = 500  # blob names per IN (...) list, well under SQLite's 32,766 p
 class SqliteIndex:
     """InstanceIndex on SQLite: transactions on one writer thread, reads on reader threads."""
 
-    def __init__(self, path: Path, *, readers: int = 4, read_time_limit: float = 30.0) -> None:
+    def __init__(self, path: Path, *, readers: int = 4, read_time_limit: float = 30.0,
+                 read_only: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = Connections(path, readers, read_time_limit)
+        self._db = Connections(path, readers, read_time_limit, read_only)
+        self._read_only = read_only
 
     async def migrate(self) -> list[str]:
-        """Bring the schema up to date (called once at startup)."""
-        return await self._db.write(migrate)
+        """Bring the schema up to date (called once at startup); a read-only index must be
+        up to date already (OSError otherwise)."""
+        if not self._read_only:
+            return await self._db.write(migrate)
+        if needed := await self._db.read(pending):
+            raise OSError(errno.EROFS, f"the index is read-only and needs migrations "
+                          f"{', '.join(needed)}; open it once writable")
+        return []
 
     async def ensure_store(self, name: str, profile: str) -> StoreRow:
         def run(conn: sqlite3.Connection) -> StoreRow:
