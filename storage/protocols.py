@@ -245,9 +245,10 @@ class InstanceIndex(Protocol):
         order (a walk over the whole index, a page at a time)."""
         ...
 
-    async def empty_parents(self, remove: bool) -> tuple[int, int]:
-        """How many studies and series hold no instance (which no store should keep),
-        removing them when `remove`."""
+    async def parents_astray(self, repair: bool) -> tuple[int, int]:
+        """How many studies and series hold no instance (which no store should keep) or
+        record counts of series and instances that are not their rows'; with `repair`,
+        recount them and remove the empty ones."""
         ...
 
     async def due_removals(self, older_than: float, limit: int) -> list[str]:

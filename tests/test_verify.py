@@ -81,17 +81,18 @@ def test_verify_reports_and_repairs_a_damaged_archive(tmp_path: Path) -> None:
     orphan = plant_blob(data_dir, orphan_data)
     junk = plant_blob(data_dir, b"not an instance at all" * 10)
     rows(data_dir, "INSERT INTO studies (store_id, study_uid, attrs) VALUES "
-                   f"(1, '{generate_uid()}', '{{}}')")
+                   f"(1, '{generate_uid()}', '{{}}')")  # a phantom study
+    rows(data_dir, "UPDATE series SET n_instances = 9")  # counts gone astray
     (data_dir / "staging" / "left.part").write_bytes(b"half an upload")
 
     code, report = verify(data_dir, "--grace", "0")
     assert code == 1 and not report["healthy"]
-    assert kinds(report) == ["corrupt", "empty", "missing", "staging", "unreferenced",
+    assert kinds(report) == ["astray", "corrupt", "missing", "staging", "unreferenced",
                              "unreferenced"]
     assert all(f["repair"] == "" for f in report["findings"])
     assert corrupt.read_bytes() == bytes(damaged)  # a check changes nothing
     # without --grace, fresh leftovers belong to a running server and are left alone
-    assert kinds(verify(data_dir)[1]) == ["corrupt", "empty", "missing"]
+    assert kinds(verify(data_dir)[1]) == ["astray", "corrupt", "missing"]
 
     code, report = verify(data_dir, "--repair", "--grace", "0")
     assert code == 0 and report["healthy"], report
@@ -111,7 +112,11 @@ def test_verify_reports_and_repairs_a_damaged_archive(tmp_path: Path) -> None:
         url = (f"{root}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
                f"/instances/{ds.SOPInstanceUID}")
         assert requests.get(url, headers=AS_STORED).content == orphan_data
-        assert len(requests.get(f"{root}/studies").json()) == 2  # no phantom
+        studies = requests.get(f"{root}/studies").json()
+        assert len(studies) == 2  # no phantom
+        assert sorted(s["00201208"]["Value"][0] for s in studies) == [1, 2]
+        series = requests.get(f"{root}/series").json()
+        assert sorted(s["00201209"]["Value"][0] for s in series) == [1, 2]
 
 
 def test_verify_refuses_a_directory_without_an_archive(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ removals of deleted instances' blobs are reported, not faults.
 Repair: an unreferenced blob that is a valid instance is stored again through the one
 store path (same validation and conflict rules) and then removed, so it is indexed under a
 fresh name; one that is not is removed. A row whose blob is missing or corrupt is removed
-(its instance must be sent again: the report names it). Empty studies and series and staging
-leftovers are removed. Safe beside a running server: nothing younger than the grace is
-touched.
+(its instance must be sent again: the report names it). Studies and series are recounted,
+empty ones and staging leftovers removed. Safe beside a running server: nothing younger
+than the grace is touched.
 """
 
 import hashlib
@@ -64,11 +64,12 @@ async def verify(archive: Archive, store: StoreContext, *, repair: bool, grace: 
     report = VerifyReport()
     await _check_rows(archive, report, repair, checksums)
     await _check_unreferenced(archive, store, report, repair, grace)
-    studies, series = await archive.index.empty_parents(remove=repair)
+    studies, series = await archive.index.parents_astray(repair)
     if studies or series:
         report.findings.append(Finding(
-            "empty", f"{studies} studies and {series} series", "hold no instance",
-            "removed" if repair else ""))
+            "astray", f"{studies} studies and {series} series",
+            "hold no instance, or counts that are not their instances'",
+            "recounted; the empty ones removed" if repair else ""))
     blobs = archive.blobs
     staged = await anyio.to_thread.run_sync(
         blobs.discard_staging if repair else blobs.count_staging, grace)

@@ -222,20 +222,29 @@ class SqliteIndex:
                 "ORDER BY i.pk LIMIT ?", (after, limit))))
         return await self._db.read(run)
 
-    async def empty_parents(self, remove: bool) -> tuple[int, int]:
-        empty_series = ("FROM series WHERE NOT EXISTS (SELECT 1 FROM instances "
-                        "WHERE series_pk = series.pk)")
-        empty_studies = ("FROM studies WHERE NOT EXISTS (SELECT 1 FROM instances "
-                         "WHERE study_pk = studies.pk)")
+    async def parents_astray(self, repair: bool) -> tuple[int, int]:
+        series_wrong = ("FROM series WHERE n_instances != (SELECT count(*) FROM instances "
+                        "WHERE series_pk = series.pk) OR n_instances = 0")
+        studies_wrong = (
+            "FROM studies WHERE n_instances != (SELECT count(*) FROM instances WHERE "
+            "study_pk = studies.pk) OR n_series != (SELECT count(*) FROM series WHERE "
+            "study_pk = studies.pk) OR n_instances = 0")
 
         def run(conn: sqlite3.Connection) -> tuple[int, int]:
-            studies = conn.execute(f"SELECT count(*) {empty_studies}").fetchone()[0]
-            series = conn.execute(f"SELECT count(*) {empty_series}").fetchone()[0]
-            if remove:  # series first: they refer to their study
-                conn.execute(f"DELETE {empty_series}")
-                conn.execute(f"DELETE {empty_studies}")
+            studies = conn.execute(f"SELECT count(*) {studies_wrong}").fetchone()[0]
+            series = conn.execute(f"SELECT count(*) {series_wrong}").fetchone()[0]
+            if repair:  # series first: a study counts its series
+                conn.execute(f"UPDATE series SET n_instances = (SELECT count(*) FROM "
+                             f"instances WHERE series_pk = series.pk) WHERE pk IN "
+                             f"(SELECT pk {series_wrong})")
+                conn.execute("DELETE FROM series WHERE n_instances = 0")
+                conn.execute(f"UPDATE studies SET n_instances = (SELECT count(*) FROM "
+                             f"instances WHERE study_pk = studies.pk), n_series = (SELECT "
+                             f"count(*) FROM series WHERE study_pk = studies.pk) WHERE pk IN "
+                             f"(SELECT pk {studies_wrong})")
+                conn.execute("DELETE FROM studies WHERE n_instances = 0")
             return studies, series
-        if remove:
+        if repair:
             return await self._db.write(lambda conn: transaction(conn, run))
         return await self._db.read(run)
 

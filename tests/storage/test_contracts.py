@@ -524,10 +524,10 @@ async def test_removals_wait_their_grace_and_come_oldest_first(index: InstanceIn
     assert await index.referenced(names) == set(names[1:])
 
 
-async def test_instances_are_walked_in_pages_and_empty_parents_found(
+async def test_instances_are_walked_in_pages_and_parents_astray_found(
         index: InstanceIndex, store: int) -> None:
-    """`instances_after` pages through every store's rows; `empty_parents` counts (and then
-    removes) studies and series left without instances, never one that has any."""
+    """`instances_after` pages through every store's rows; `parents_astray` finds nothing
+    wrong with studies and series the index keeps itself (a damaged index: tests/test_verify)."""
     other = (await index.ensure_store("projects/p/locations/l/datasets/d/dicomStores/o",
                                       "full")).id
     added = [await add(index, s, record("1.2.3", f"1.2.3.{s}", f"1.2.3.{s}.{n}"))
@@ -541,7 +541,7 @@ async def test_instances_are_walked_in_pages_and_empty_parents_found(
     assert {(r.store_id, r.sop_uid) for r in walked} == {
         (s, f"1.2.3.{s}.{n}") for s in (store, other) for n in range(3)}
     assert walked[0].sha256 == hashlib.sha256(b"1.2.3.%d.0" % store).hexdigest()
-    assert await index.empty_parents(remove=True) == (0, 0)
+    assert await index.parents_astray(repair=True) == (0, 0)
     assert len(await index.instances_after(0, 100)) == 6
 
 
