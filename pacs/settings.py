@@ -27,16 +27,24 @@ class Settings:
     max_header_count: int = 100  # a request's header fields (more: 431)
     max_instance_bytes: int = 4 * 1024**3  # one stored object (Google: 4 GB per tag)
     max_metadata_bytes: int = 64 * 1024**2  # JSON or XML metadata parts of one request
+    max_parts_per_request: int = 10_000  # parts of one STOW read (the rest: refused, A700)
     stage_buffer_bytes: int = 1024 * 1024  # request bytes buffered before a write to staging
     stores_per_request: int = 4  # complete parts of one STOW stored while the next arrive
     read_chunk_bytes: int = 1024 * 1024  # blob bytes per read when streaming a retrieve
     max_frames_per_request: int = 10_000
     max_transcode_bytes: int = 1024**3  # an instance transcoded whole (Google: 1 GB)
     max_animated_frames: int = 256  # frames in one rendered GIF (each is held while encoding)
+    # a rendered picture (a GIF's frames together) and each frame decoded for it: 8192², or
+    # 256 frames of 512², fit; a 10000 x 10000 viewport does not
+    max_rendered_pixels: int = 64 * 1024**2
+    max_includefields: int = 200  # attributes one search's includefield names (all: one)
     index_readers: int = 4
     pixel_workers: int = 0  # threads decoding, encoding and rendering at once (0: one per core)
     # transcoded frames and rendered pictures kept, by the whole server (split among workers)
     pixel_cache_bytes: int = 64 * 1024**2
+    # working memory of the pixel jobs running at once, by estimate, by the whole server
+    # (split among workers); a job waits for room, one larger than it runs alone
+    max_pixel_memory_bytes: int = 512 * 1024**2
     gzip_cache_bytes: int = 16 * 1024**2  # gzip-coded metadata kept, by the whole server
     server_workers: int = 1  # worker processes serving (each holds its share of the caches)
     store_cache_seconds: float = 2.0  # a store found by name is looked up again after this

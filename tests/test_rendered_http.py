@@ -4,6 +4,7 @@ and dicomweb-client, and pixel work kept off the event loop."""
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
@@ -124,6 +125,69 @@ def test_animations_are_bounded(tmp_path: Path) -> None:
         assert "at most 4" in response.json()["error"]["message"]
 
 
+def test_rendered_pixels_are_bounded(tmp_path: Path) -> None:
+    """`max_rendered_pixels` bounds each frame decoded for a picture, whatever the viewport,
+    and the picture itself: a larger viewport or frame list is 400, an instance's animation
+    is cut to the frames that fit."""
+    with run_server(tmp_path / "data", max_rendered_pixels=1000) as running:
+        root = f"http://127.0.0.1:{running.port}/dicomweb"
+        ct = store(root, corpus_bytes("CT_small.dcm"))  # 128 x 128
+        dose = store(root, corpus_bytes("rtdose.dcm"))  # 15 frames of 10 x 10
+        for url in (f"{ct.url}/rendered?viewport=16,16", f"{ct.url}/thumbnail",
+                    f"{ct.series_url}/rendered"):
+            refused(requests.get(url), "frames of 128x128 pixels are not rendered")
+        refused(requests.get(f"{dose.url}/rendered?viewport=40,40"), "40x40",
+                "at most 1000 pixels")
+        assert picture(requests.get(f"{dose.url}/rendered?viewport=30,30"),
+                       "image/jpeg").size == (30, 30)
+        gif = picture(requests.get(f"{dose.url}/rendered", headers={"Accept": "image/gif"}),
+                      "image/gif")
+        assert gif.n_frames == 10  # the instance's first frames, as many as fit
+        frames = ",".join(str(n) for n in range(1, 12))
+        refused(requests.get(f"{dose.url}/frames/{frames}/rendered",
+                             headers={"Accept": "image/gif"}), "11 frame(s) of 10x10")
+
+
+def _kib(field: str) -> int:
+    """A size from this process's /proc status (VmRSS, VmHWM), in KiB."""
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith(f"{field}:"))
+    return int(line.split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux /proc only")
+def test_pixel_jobs_share_a_memory_budget(tmp_path: Path) -> None:
+    """`max_pixel_memory_bytes`: renders that do not fit in it together wait for each other,
+    so eight 6000 x 6000 viewports at once peak at about one's working memory (about three
+    bytes per output pixel), not eight's. Peak RSS of this process, the server's, is reset
+    through /proc/self/clear_refs just before."""
+    side = 6000
+    with run_server(tmp_path / "data", pixel_workers=8,
+                    max_pixel_memory_bytes=64 * 1024**2) as running:
+        ct = store(f"http://127.0.0.1:{running.port}/dicomweb", ct_series(1, size=512)[0])
+
+        def render(quality: int) -> None:  # a quality of its own: never a cached picture
+            response = requests.get(f"{ct.url}/rendered",
+                                    params={"viewport": f"{side},{side}", "quality": quality})
+            assert response.status_code == 200, response.text[:300]
+
+        render(50)
+        before = _kib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(render, range(60, 68)))
+        growth = (_kib("VmHWM") - before) * 1024
+    assert growth < 2 * 3 * side * side  # less than two renders' worth
+
+
+def refused(response: requests.Response, *fragments: str) -> None:
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    for fragment in fragments:
+        assert fragment in error["message"]
+
+
 def test_transcoded_instances_are_bounded(tmp_path: Path) -> None:
     """A whole instance is transcoded in memory, so its size is limited; as stored it is not."""
     data = corpus_bytes("CT_small.dcm")
@@ -201,6 +265,7 @@ def test_dicomweb_client_rendered_calls(shared_server: LiveServer,
     ("quality=0", "image/jpeg", 400, "quality"),
     ("window=40", "image/jpeg", 400, "window"),
     ("viewport=10", "image/jpeg", 400, "viewport"),
+    ("viewport=10000,10000", "image/jpeg", 400, "at most 67108864 pixels"),
     ("", "image/webp", 406, "image/jpeg"),
 ])
 def test_bad_rendered_requests(archive: dict[str, Stored], query: str, accept: str,

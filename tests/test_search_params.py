@@ -261,6 +261,16 @@ def test_includefield_all(server: LiveServer) -> None:
     assert everything["00080061"]["Value"] == ["CT", "MR"]
 
 
+def test_includefield_names_at_most_200_attributes(server: LiveServer) -> None:
+    """`max_includefields`: the attributes named by every includefield together, `all`
+    counting as one; one more is 400 naming the limit."""
+    query = (f"StudyInstanceUID={STUDY_UIDS['alpha']}&includefield=all"
+             f"&includefield={'%2C'.join(['StudyDescription'] * 199)}")
+    assert results(get(server, "/studies", query))[0]["00081030"]["Value"] == ["Head phantom"]
+    assert_400(get(server, "/studies", query + "&includefield=PatientAge"),
+               "includefield", "at most 200")
+
+
 def test_google_system_parameters_are_ignored(server: LiveServer) -> None:
     query = {"access_token": "ya29.token", "alt": "json", "prettyPrint": "false",
              "quotaUser": "someone", "fields": "x", "$.xgafv": "2", "key": "k",

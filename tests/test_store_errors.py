@@ -31,6 +31,7 @@ BOUNDARY = "stow-boundary-4e1f"
 CANNOT_UNDERSTAND = 0xC000
 DATA_SET_DOES_NOT_MATCH = 0xA900
 PROCESSING_FAILURE = 0x0110
+OUT_OF_RESOURCES = 0xA700
 UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 
 
@@ -292,6 +293,31 @@ def test_instance_over_the_size_limit_is_413_and_leaves_nothing(tmp_path: Path) 
         for body, ctype in [(multipart([small, big]), content_type()), (big, DICOM)]:
             assert_error(archive.post(body, ctype), 413, "2000")
         archive.assert_absent(big)
+        archive.assert_intact()
+
+
+def test_parts_past_the_limit_are_not_read(tmp_path: Path) -> None:
+    """More parts than `max_parts_per_request`: the first ones are stored and listed, and one
+    Out of Resources failure stands for the rest, which are neither read nor stored (a large
+    one included: the answer comes while the client is still sending). A metadata body, built
+    only once it is all read, is refused whole with 413."""
+    files = generated(5)
+    with run_server(tmp_path / "data", max_parts_per_request=3) as running:
+        archive = Archive(LiveServer(f"http://127.0.0.1:{running.port}", tmp_path / "data"))
+        body = stow_json(archive.post(multipart([*files, b"\0" * 32 * 1024**2]),
+                                      content_type()), 202)
+        assert len(body["00081199"]["Value"]) == 3
+        [refused] = failures(body)
+        assert refused["reason"] == OUT_OF_RESOURCES
+        assert "more than 3 parts" in refused["detail"]
+        for data in files[3:]:
+            archive.assert_absent(data)
+        archive.baseline.update((archive.instance_url(data), data) for data in files[:3])
+        archive.assert_intact()
+        archive.keep(files[3:])  # no more parts than the limit: all read and stored
+        metadata = multipart([b"[]"] * 4, part_type=DICOM_JSON)
+        assert_error(archive.post(metadata, content_type().replace(DICOM, DICOM_JSON)), 413,
+                     "more than 3 parts")
         archive.assert_intact()
 
 

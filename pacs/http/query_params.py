@@ -42,14 +42,17 @@ def attribute_tag(key: str) -> int:
 
 
 def parse_search(params: Iterable[tuple[str, str]], level: Level, profile: Profile,
-                 study_uid: str | None = None, series_uid: str | None = None) -> SearchRequest:
-    """Validate and parse the query string of a search at `level` in a store of `profile`."""
+                 study_uid: str | None = None, series_uid: str | None = None, *,
+                 max_includefields: int | None = None) -> SearchRequest:
+    """Validate and parse the query string of a search at `level` in a store of `profile`;
+    400 when includefield names more than `max_includefields` attributes (`all` is one)."""
     items = list(params)
     fuzzy = any(k == "fuzzymatching" and v.lower() == "true" for k, v in items)
     limits = profile.search_limits[level]
     limit, offset = limits.default, 0
     include: set[int] = set()
     include_all = False
+    included = 0
     matches: list[Match] = []
     keys: set[int] = set()
     for key, value in items:
@@ -60,7 +63,13 @@ def parse_search(params: Iterable[tuple[str, str]], level: Level, profile: Profi
         elif key == "offset":
             offset = min(_count(key, value, minimum=0), profile.max_search_offset)
         elif key == "includefield":
-            for field in filter(None, (f.strip() for f in value.split(","))):
+            fields = [f for f in (f.strip() for f in value.split(",")) if f]
+            included += len(fields)
+            if max_includefields is not None and included > max_includefields:
+                raise InvalidArgument(f"includefield names more than {max_includefields} "
+                                      f"attributes; at most {max_includefields} are read "
+                                      "(includefield=all asks for every one)")
+            for field in fields:
                 if field == "all":
                     include_all = True
                 else:

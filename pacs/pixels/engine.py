@@ -1,5 +1,6 @@
 """Pixel work for requests: a bounded pool of worker threads, so a slow transcode never
-stalls searches, and caches of parsed headers and of encoded results."""
+stalls searches, a budget of the working memory jobs hold at once, and caches of parsed
+headers and of encoded results."""
 
 import asyncio
 from collections.abc import Callable, Sequence
@@ -12,15 +13,17 @@ from pacs.bounded_cache import BoundedCache
 from pacs.dicom.pixel_data import PIXEL_ELEMENTS
 from pacs.pixels.codecs import Encoded, codec_for
 from pacs.pixels.description import PixelDescription, PixelError, describe
+from pacs.pixels.memory import MemoryBudget
 from pacs.pixels.render import (
     RenderParams,
     display_image,
     encode_image,
     fit_viewport,
     frame_header,
+    render_need,
 )
 from pacs.pixels.source import read_frame, read_header, read_instance
-from pacs.pixels.transcode import transcode_frame, transcode_instance
+from pacs.pixels.transcode import frame_need, instance_need, transcode_frame, transcode_instance
 from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
 
@@ -29,11 +32,16 @@ HEADERS_KEPT = 4096
 
 
 class PixelEngine:
-    """Decodes, encodes and renders frames of stored instances off the event loop."""
+    """Decodes, encodes and renders frames of stored instances off the event loop; jobs
+    hold their estimated working memory of `memory_bytes`, and a rendered picture has at
+    most `max_rendered_pixels` pixels, as has each frame decoded for it."""
 
-    def __init__(self, blobs: BlobStore, workers: int, cache_bytes: int) -> None:
+    def __init__(self, blobs: BlobStore, workers: int, cache_bytes: int, memory_bytes: int,
+                 max_rendered_pixels: int) -> None:
         self._blobs = blobs
         self._limiter = anyio.CapacityLimiter(workers)
+        self._memory = MemoryBudget(memory_bytes)
+        self._max_rendered_pixels = max_rendered_pixels
         self._depth = workers
         self._frames: BoundedCache[Encoded] = BoundedCache(cache_bytes // 2)
         self._pictures: BoundedCache[bytes] = BoundedCache(cache_bytes // 2)
@@ -44,23 +52,37 @@ class PixelEngine:
         """`work(*args)` in a pixel worker thread; at most `workers` run at once."""
         return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
 
+    async def _within(self, need: int, work: Callable[..., T], *args: object) -> T:
+        """`run(work, *args)` once `need` bytes of the memory budget are free."""
+        async with self._memory.hold(need):
+            return await self.run(work, *args)
+
     async def description(self, item: InstanceLocation) -> PixelDescription | None:
         """The instance's pixel description; None when it has no pixel data."""
-        return (await self.run(self._header, item))[1]
+        known = self._headers.get(item.blob_name)
+        return (known if known is not None else await self.run(self._header, item))[1]
+
+    async def _described(self, item: InstanceLocation) -> PixelDescription:
+        desc = await self.description(item)
+        if desc is None:
+            raise PixelError(f"instance {item.sop_uid} has no pixel data")
+        return desc
 
     async def frame(self, item: InstanceLocation, number: int, target: str) -> Encoded:
         """Frame `number` of `item` encoded in transfer syntax `target`."""
         key = ("frame", item.blob_name, number, target)
         encoded = self._frames.get(key)
         if encoded is None:
-            encoded = await self.run(self._transcode_frame, item, number, target)
+            need = frame_need(await self._described(item))
+            encoded = await self._within(need, self._transcode_frame, item, number, target)
             self._frames.put(key, encoded, len(encoded.data))
         return encoded
 
     async def instance(self, item: InstanceLocation, target: str) -> bytes:
         """The whole instance as Part 10 in `target` (not cached: instances can be big)."""
-        return await self.run(lambda: transcode_instance(read_instance(self._blobs, item),
-                                                         target))
+        need = instance_need(await self.description(item), item.blob_size)
+        return await self._within(need, lambda: transcode_instance(
+            read_instance(self._blobs, item), target))
 
     def ahead(self, jobs: Sequence[tuple[InstanceLocation, str]]) -> "Lookahead":
         """Whole-instance transcodes of `jobs` (instance, syntax), each started while the one
@@ -73,7 +95,9 @@ class PixelEngine:
         key = ("rendered", item.blob_name, tuple(numbers), params)
         picture = self._pictures.get(key)
         if picture is None:
-            picture = await self.run(self._render, item, numbers, params)
+            need = render_need(await self._described(item), len(numbers), params.viewport,
+                               self._max_rendered_pixels)
+            picture = await self._within(need, self._render, item, numbers, params)
             self._pictures.put(key, picture, len(picture))
         return picture
 

@@ -14,7 +14,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels.processing import apply_color_lut, convert_color_space
 
 from pacs.ascii_numbers import ascii_float, ascii_int
-from pacs.pixels.codecs import Frame
+from pacs.pixels.codecs import MONOCHROME, Frame
 from pacs.pixels.description import PixelDescription, PixelError
 
 RENDERED_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif")
@@ -371,18 +371,36 @@ def _span(offset: float, size: float, limit: int) -> tuple[float, float]:
     return start, end
 
 
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+
+
+def _fitted(rows: int, columns: int, viewport: Viewport
+            ) -> tuple[tuple[int, int], Box, float]:
+    """The output (width, height), the source box and the scale of a rows x columns image."""
+    sx, sy, sw, sh = viewport.source or (0.0, 0.0, float(columns), float(rows))
+    (left, right), (top, bottom) = _span(sx, sw, columns), _span(sy, sh, rows)
+    scale = min(viewport.width / (right - left), viewport.height / (bottom - top))
+    size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
+    return size, (left, top, right, bottom), scale
+
+
+def rendered_size(desc: PixelDescription, viewport: Viewport | None) -> tuple[int, int]:
+    """The (width, height) a frame of `desc` is rendered at (PS3.18 8.3.5.1.3)."""
+    if viewport is None:
+        return desc.columns, desc.rows
+    return _fitted(desc.rows, desc.columns, viewport)[0]
+
+
 def fit_viewport(image: np.ndarray, viewport: Viewport | None) -> np.ndarray:
     """The source region (clipped to the image, flipped where sw or sh is negative) scaled to
     fit inside vw x vh with its aspect ratio kept (PS3.18 8.3.5.1.3)."""
     if viewport is None:
         return image
     rows, columns = image.shape[:2]
-    sx, sy, sw, sh = viewport.source or (0.0, 0.0, float(columns), float(rows))
-    (left, right), (top, bottom) = _span(sx, sw, columns), _span(sy, sh, rows)
-    scale = min(viewport.width / (right - left), viewport.height / (bottom - top))
-    size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
+    size, box, scale = _fitted(rows, columns, viewport)
     resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
-    fitted = np.asarray(Image.fromarray(image).resize(size, resample, (left, top, right, bottom)))
+    fitted = np.asarray(Image.fromarray(image).resize(size, resample, box))
+    _, _, sw, sh = viewport.source or (0.0, 0.0, 1.0, 1.0)  # a negative side flips
     return np.ascontiguousarray(fitted[::-1 if sh < 0 else 1, ::-1 if sw < 0 else 1])
 
 
@@ -398,3 +416,34 @@ def encode_image(images: Sequence[np.ndarray], params: RenderParams) -> bytes:
     out = BytesIO()
     pictures[0].save(out, form, **options)
     return out.getvalue()
+
+
+# --- working memory -------------------------------------------------------------------------
+
+# What one render holds, measured (peak RSS) on 8000 x 8000 frames: per stored sample, the
+# frame as read, the decoded samples and the int64 or float64 steps of PS3.3 C.11 (floating
+# point samples take every step in float64); per output byte (three per colour pixel), the
+# resized image, its array and the encoder's copy.
+SAMPLE_BYTES = 12
+FLOAT_SAMPLE_BYTES = 32
+OUTPUT_COPIES = 4
+
+
+def render_need(desc: PixelDescription, frames: int, viewport: Viewport | None,
+                max_pixels: int) -> int:
+    """The bytes of working memory rendering `frames` frames of `desc` as one picture takes
+    (frames are decoded one at a time; a GIF holds all of them once rendered). PixelError
+    when a frame, or the picture, has more than `max_pixels` pixels."""
+    if desc.rows * desc.columns > max_pixels:
+        raise PixelError(f"frames of {desc.columns}x{desc.rows} pixels are not rendered: "
+                         f"at most {max_pixels} pixels per frame")
+    width, height = rendered_size(desc, viewport)
+    shown = width * height * frames
+    if shown > max_pixels:
+        raise PixelError(f"the picture asked for is {frames} frame(s) of {width}x{height} "
+                         f"pixels; at most {max_pixels} pixels are rendered in one picture "
+                         "(ask for a smaller viewport or fewer frames)")
+    per_sample = FLOAT_SAMPLE_BYTES if desc.floating else SAMPLE_BYTES
+    colours = 1 if desc.floating or desc.photometric in MONOCHROME else 3
+    return desc.rows * desc.columns * desc.samples * per_sample + \
+        shown * colours * OUTPUT_COPIES

@@ -118,3 +118,28 @@ def _history(ds: Dataset, keyword: str) -> list[object]:
         return []
     value = ds[keyword].value
     return list(value) if isinstance(value, MultiValue | list) else [value]
+
+
+# What a transcode holds, measured (peak RSS) on 100 frames of 512 x 512 and on one frame of
+# 8000 x 8000, per byte of decoded frame: the frame as read and as decoded, and the encoder's
+# buffers (CharLS and OpenJPEG work in wider samples). A whole instance also holds its bytes
+# as read and as parsed, and every frame decoded or encoded.
+FRAME_COPIES = 8
+STORED_COPIES = 2
+DECODED_COPIES = 4
+
+
+def _decoded_bytes(desc: PixelDescription) -> int:
+    return desc.rows * desc.columns * desc.samples * ((desc.bits_allocated + 7) // 8)
+
+
+def frame_need(desc: PixelDescription) -> int:
+    """The bytes of working memory transcoding one frame of `desc` takes."""
+    return _decoded_bytes(desc) * FRAME_COPIES
+
+
+def instance_need(desc: PixelDescription | None, stored_bytes: int) -> int:
+    """The bytes of working memory transcoding a whole instance of `stored_bytes` takes."""
+    pixels = 0 if desc is None else \
+        _decoded_bytes(desc) * (desc.frames * DECODED_COPIES + FRAME_COPIES)
+    return stored_bytes * STORED_COPIES + pixels

@@ -51,7 +51,9 @@ async def open_archive(settings: Settings) -> Archive:
     workers = settings.pixel_workers or os.cpu_count() or 1
     return Archive(settings, index, blobs, stores, Policies(index),
                    PixelEngine(blobs, workers,
-                               settings.pixel_cache_bytes // max(settings.server_workers, 1)),
+                               settings.pixel_cache_bytes // max(settings.server_workers, 1),
+                               settings.max_pixel_memory_bytes // max(settings.server_workers, 1),
+                               settings.max_rendered_pixels),
                    read_only)
 
 

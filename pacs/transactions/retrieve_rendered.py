@@ -5,7 +5,8 @@ applied, as JPEG (default), PNG or GIF (animated for several frames).
 A single-part answer for a study or series is its representative image: the first frame of
 the middle instance that has pixels. A multipart answer carries one picture per instance
 (study, series), or per frame (instance, frame list). An animated GIF holds at most
-`max_animated_frames` frames: an instance's first ones, or a frame list no longer than that.
+`max_animated_frames` frames of `max_rendered_pixels` pixels together: an instance's first
+ones, or a frame list no longer than that.
 """
 
 from collections.abc import AsyncIterator, Sequence
@@ -18,8 +19,15 @@ from pacs.http.media_types import Offer, negotiate
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import multipart_response
 from pacs.http.transaction import Transaction
+from pacs.pixels.description import PixelDescription
 from pacs.pixels.engine import PixelEngine
-from pacs.pixels.render import RENDERED_MEDIA_TYPES, RenderParams, parse_render_params
+from pacs.pixels.render import (
+    RENDERED_MEDIA_TYPES,
+    RenderParams,
+    Viewport,
+    parse_render_params,
+    rendered_size,
+)
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument, NotFound
 from pacs.service.retrieve import check_frames, locate
@@ -60,7 +68,7 @@ async def _respond(request: Request, thumbnail: bool) -> Response:
         params = parse_render_params(query, choice.media_type, thumbnail)
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from exc
-    jobs = await _jobs(request, archive, found, choice.offer.multipart, choice.media_type)
+    jobs = await _jobs(request, archive, found, choice.offer.multipart, params)
     first = await archive.pixels.rendered(*jobs[0], params)  # errors before the headers
     if not choice.offer.multipart:
         return Response(first, media_type=choice.media_type)
@@ -71,7 +79,7 @@ async def _respond(request: Request, thumbnail: bool) -> Response:
 
 
 async def _jobs(request: Request, archive: Archive, found: list[InstanceLocation],
-                multipart: bool, media_type: str) -> list[Job]:
+                multipart: bool, params: RenderParams) -> list[Job]:
     """The pictures to render: which instance, and which of its frames in each."""
     settings = archive.settings
     if "instance" not in request.path_params:
@@ -85,12 +93,22 @@ async def _jobs(request: Request, archive: Archive, found: list[InstanceLocation
     check_frames(item, desc, numbers)
     if multipart:
         return [(item, [n]) for n in numbers]
-    if media_type != GIF:
+    if params.media_type != GIF:
         return [(item, numbers[:1])]
     if len(numbers) > settings.max_animated_frames and "frames" in request.path_params:
         raise InvalidArgument(f"{len(numbers)} frames asked for one animation; at most "
                          f"{settings.max_animated_frames}")
-    return [(item, numbers[:settings.max_animated_frames])]
+    most = settings.max_animated_frames
+    if desc is not None and "frames" not in request.path_params:
+        most = min(most, _frames_that_fit(settings.max_rendered_pixels, desc, params.viewport))
+    return [(item, numbers[:most])]
+
+
+def _frames_that_fit(max_pixels: int, desc: PixelDescription, viewport: Viewport | None) -> int:
+    """How many frames of `desc` one picture of at most `max_pixels` pixels holds (one at
+    least: a frame too large is refused when rendered)."""
+    width, height = rendered_size(desc, viewport)
+    return max(1, max_pixels // max(width * height, 1))
 
 
 async def _level_jobs(pixels: PixelEngine, found: Sequence[InstanceLocation],

@@ -38,10 +38,11 @@ async def search_instances(request: Request) -> Response:
 
 async def _search(request: Request, level: Level) -> Response:
     choice = negotiate(request.headers.get("accept"), _OFFERS, _AVAILABLE)
-    store = await store_of(request)
+    store, archive = await store_of(request), archive_of(request)
     asked = parse_search(request.query_params.multi_items(), level, store.profile,
-                         path_uid(request, "study"), path_uid(request, "series"))
-    answer = await search(archive_of(request), store, asked, links_of(request))
+                         path_uid(request, "study"), path_uid(request, "series"),
+                         max_includefields=archive.settings.max_includefields)
+    answer = await search(archive, store, asked, links_of(request))
     if not answer.datasets:
         return Response(status_code=204)  # PS3.18 8.3.4.4.1: no matches
     headers = {"Warning": _MORE_RESULTS} if answer.more and store.profile.warn_more_results \

@@ -4,7 +4,8 @@ Each part streams to a staging blob; when it ends, the instance is stored throug
 service (blob durable, then the index row) while the next parts arrive, a few at once, so a
 request holds no part in memory whatever its size. A bad part fails alone (FailedSOPSequence)
 and never touches what is already stored. Broken framing answers 400 and keeps the parts
-completed before it.
+completed before it. A body of more than `max_parts_per_request` parts is read no further:
+the parts before are stored and listed, and one failure (A700) stands for the rest.
 """
 
 import logging
@@ -162,6 +163,14 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
             from exc
 
 
+def _unread(limit: int) -> StoreOutcome:
+    """The failure standing for the parts after the first `limit`: Refused, Out of Resources
+    (PS3.4 B.2.3), as a C-STORE SCP that can take no more answers."""
+    return StoreOutcome(reason=OUT_OF_RESOURCES, detail=(
+        f"the request has more than {limit} parts and at most {limit} are read: the parts "
+        f"after part {limit} were not read nor stored; send them in another request"))
+
+
 class _Receiver:
     """Writes each part to staging and, once it is complete, parses it and makes it durable
     while the next parts arrive (at most `settings.stores_per_request` at once); parts enter
@@ -178,14 +187,19 @@ class _Receiver:
         self._slots = anyio.Semaphore(archive.settings.stores_per_request)
         self._indexed = anyio.Event()  # the previous part's turn at the index is over
         self._indexed.set()
+        self._max_parts = archive.settings.max_parts_per_request
 
     async def receive(self, events: AsyncIterator[Event]) -> None:
         """Consume the events; on a malformed body say how many instances were kept. Parts
-        already complete are always stored to the end, whatever happens after them."""
+        already complete are always stored to the end, whatever happens after them. Parts
+        after the first `max_parts_per_request` are not read: one failure stands for them."""
         failure: Exception | None = None
         async with anyio.create_task_group() as stores:
             try:
                 async for event in events:
+                    if isinstance(event, PartStart) and len(self.results) == self._max_parts:
+                        self.results.append(_unread(self._max_parts))
+                        break
                     await self._handle(event, stores)
             except Exception as exc:  # raised once the complete parts are stored
                 failure = exc

@@ -3,8 +3,9 @@
 DICOM Model document per part), with bulk data parts matched by Content-Location.
 
 Metadata parts are held in memory (they are small, and bounded); bulk parts stream to staging
-blobs. When the body ends, each instance is built as Part 10, staged, parsed and stored like
-any other, so an instance that cannot be built fails alone and the others are stored.
+blobs; a body of more than `max_parts_per_request` parts is refused (413). When the body
+ends, each instance is built as Part 10, staged, parsed and stored like any other, so an
+instance that cannot be built fails alone and the others are stored.
 """
 
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -87,6 +88,10 @@ class MetadataReceiver:
 
     async def _handle(self, event: Event) -> None:
         if isinstance(event, PartStart):
+            limit = self._archive.settings.max_parts_per_request
+            if len(self._parts) == limit:  # instances are built once every part is read
+                raise TooLarge(f"the request has more than {limit} parts; at most {limit} "
+                               "are read")
             part = _start(event.headers, self._metadata_type, not self._parts)
             if part.metadata is None:
                 settings = self._archive.settings
