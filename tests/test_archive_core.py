@@ -3,6 +3,7 @@ the service layer called without HTTP (as `pacs import` and a DIMSE gateway will
 that is safe beside writers, and the bulk data migration of rows stored before it."""
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -272,5 +273,39 @@ async def test_one_process_sweeps_at_a_time(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         assert not left.path.exists()  # the lock is free: this process swept
         task.cancel()
+    finally:
+        await archive.close()
+
+
+async def test_a_store_cancelled_while_its_row_commits_keeps_its_blob(tmp_path: Path) -> None:
+    """A store whose task is cancelled (a worker shutting down) while its row waits for the
+    index must not remove the blob: the row may still commit, and a row without its blob is
+    data lost, where a blob without a row is only an orphan the sweep removes."""
+    configure_pydicom()
+    settings = Settings(data_dir=tmp_path / "data")
+    archive = await open_archive(settings)
+    try:
+        store = await archive.stores.get(settings.default_store)
+        holder = subprocess.Popen(  # another process's turn at writing the index
+            [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a'); "
+             "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+             str(settings.index_path) + ".writer"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            task = asyncio.create_task(store_file(archive, store, corpus_path("CT_small.dcm")))
+            await asyncio.sleep(1.0)  # staged, parsed, committed; its row waits for the turn
+            task.cancel()
+            await asyncio.sleep(0.2)
+        finally:
+            assert holder.stdin is not None
+            holder.stdin.close()
+            holder.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)  # the group commit, released, goes through
+        found = await archive.index.instances_after(0, 10)
+        assert len(found) == 1
+        assert archive.blobs.size(found[0].blob_name) == found[0].blob_size
     finally:
         await archive.close()

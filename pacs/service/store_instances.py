@@ -186,7 +186,7 @@ async def index_committed(archive: Archive, store: StoreContext, committed: Comm
     removes the blob again (a replaced row's old blob is queued for removal by the index).
     An index that cannot be written (disk full) fails the instance as out of resources.
     Shielded from cancellation: once the row may be written, the blob's fate must follow it
-    (a cancelled wait must not remove a blob its row names)."""
+    (a cancelled wait must not remove a blob its row names, tests/test_archive_core.py)."""
     record, name, staged = committed.record, committed.name, committed.staged
     with anyio.CancelScope(shield=True):
         try:
@@ -196,7 +196,9 @@ async def index_committed(archive: Archive, store: StoreContext, committed: Comm
             else:
                 added = await archive.index.add_instance(store.id, record, name, staged.size,
                                                          staged.sha256)
-        except BaseException as exc:
+        except Exception as exc:  # the index refused or failed the write: no row names it
+            # (a cancellation of the task itself, which the shield does not cover, leaves
+            # the blob: its row may still commit; if not, the sweep removes an orphan)
             await anyio.to_thread.run_sync(archive.blobs.delete, name)
             if not isinstance(exc, OSError):
                 raise
