@@ -225,7 +225,9 @@ def test_truncated_multipart_keeps_only_completed_parts(archive: Archive) -> Non
     a delimiter completed are kept whole, the cut one is not."""
     files = generated(3)
     response = archive.post(multipart(files, close=False), content_type())
-    assert_error(response, 400, "closing boundary", "2 instance(s) completed before it")
+    assert_error(response, 400, "closing boundary", "2 instance(s) completed before it",
+                 *(uids(data)[2] for data in files[:2]))
+    assert uids(files[2])[2] not in response.text
     for data in files[:2]:
         assert archive.retrieve(data).content == data
     archive.assert_absent(files[2])

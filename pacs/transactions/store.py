@@ -54,6 +54,7 @@ _RESPONSE_OFFERS = (Offer(False, "application/dicom+xml"), Offer(False, "applica
 _XML = {"application/dicom+xml", "application/xml"}
 Event = PartStart | PartData | PartEnd
 T = TypeVar("T")
+_NAMED_KEPT = 20  # SOP Instance UIDs a 400 names of the instances stored before it
 log = logging.getLogger("pacs")
 
 
@@ -207,9 +208,12 @@ class _Receiver:
                 if self._writer is not None:
                     await self._writer.discard()
         if isinstance(failure, InvalidArgument):
-            kept = sum(1 for r in self.results if r.stored and r is not self._current)
+            kept = [r.sop_uid for r in self.results if r.stored and r is not self._current]
             if kept:
-                failure.message += f"; the {kept} instance(s) completed before it were stored"
+                named = ", ".join(kept[:_NAMED_KEPT]) + (", …" if len(kept) > _NAMED_KEPT
+                                                         else "")
+                failure.message += (f"; the {len(kept)} instance(s) completed before it were "
+                                    f"stored (SOPInstanceUID {named})")
         if failure is not None:
             raise failure
         if not self.results:
