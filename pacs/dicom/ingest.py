@@ -115,12 +115,13 @@ def read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecord
     """Parse the header of the Part 10 file open in `fp` (never the pixels); `bulk_data` says
     which elements become BulkDataURIs. Whatever fails in parsing what a client sent (an
     unknown VR such as ZZ makes pydicom raise NotImplementedError as it converts) is an
-    IngestError; only the file's own I/O errors pass as they are."""
+    IngestError; only the file's own I/O errors (an OSError with an errno: pydicom raises
+    bare OSErrors for malformed items too) pass as they are."""
     try:
         return _read_instance(fp, bulk_data)
-    except (IngestError, OSError):
-        raise
     except Exception as exc:
+        if isinstance(exc, IngestError) or isinstance(exc, OSError) and exc.errno is not None:
+            raise
         raise IngestError(f"not a readable DICOM Part 10 file: {type(exc).__name__}: "
                           f"{str(exc)[:200]}") from exc
 
