@@ -221,6 +221,12 @@ def test_import_and_export_through_gs_uris(healthcare: Any, live_server: LiveSer
                   )["code"] == 400
     assert _error(stores.import_(name=name, body={"gcsSource": {"uri": "/etc/passwd"}})
                   )["code"] == 400
+    for escape in ("gs://bucket//etc/passwd", "gs://bucket/a//tmp", "gs://bucket/../x"):
+        # an empty segment made the rest absolute: an import walked /, an export wrote there
+        assert _error(stores.import_(name=name, body={"gcsSource": {"uri": escape}})
+                      )["code"] == 400
+        assert _error(stores.export(name=name, body={"gcsDestination": {"uriPrefix": escape}})
+                      )["code"] == 400
     exported = stores.export(name=name, body={"gcsDestination": {"uriPrefix": "gs://bucket/out"}}
                              ).execute()
     assert exported["metadata"]["counter"] == {"success": "3"}

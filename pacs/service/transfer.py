@@ -33,8 +33,11 @@ def local_path(gcs_root: Path, uri: str) -> tuple[Path, str]:
     if found is None:
         raise InvalidArgument(f"{uri[:200]!r} is not a gs://BUCKET/PATH URI")
     path = found[2] or ""
-    if any(part in ("..", ".") for part in path.split("/")):
-        raise InvalidArgument(f"{uri[:200]!r}: '.' and '..' are not allowed in a path")
+    parts = path.split("/")
+    if any(part in ("..", ".") for part in parts) or "" in parts[:-1]:
+        # an empty segment would make the rest an absolute path, out of the bucket
+        raise InvalidArgument(f"{uri[:200]!r}: '.', '..' and empty segments are not allowed "
+                              "in a path")
     return gcs_root / found[1], path
 
 
