@@ -23,9 +23,12 @@ from pydicom.hooks import hooks
 from pacs.dicom.bulk_data import BulkDataDefinition
 from pacs.dicom.json_values import ENCODINGS, MAX_SEQUENCE_DEPTH, raw_json
 from pacs.dicom.pixel_data import (
+    BITS_ALLOCATED,
     EXTENDED_OFFSET_TABLE,
     ITEM,
     PIXEL_BY_TAG,
+    PIXEL_VRS,
+    SAMPLES_PER_PIXEL,
     SEQUENCE_DELIMITER,
     UNDEFINED_LENGTH,
     native_frame_bits,
@@ -147,6 +150,9 @@ def _read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecor
         tag, vr, span, encapsulated = pixel
         key = f"{tag:08X}"
         attributes[key] = {"vr": vr, "BulkDataURI": key}
+        if problem := _image_pixel_problem(ds, vr):
+            raise IngestError(f"the Image Pixel module cannot describe the Pixel Data: "
+                              f"{problem} (PS3.3 C.7.6.3)", sop_class, sop)
         n_frames = _int(ds, "NumberOfFrames", 1)
         if encapsulated:
             fragments = list(_fragments(fp, span.offset))
@@ -159,7 +165,7 @@ def _read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecor
             frames = _group_fragments(fp, ds, span.offset, fragments, n_frames)
         else:
             needed = (n_frames * _frame_bits(ds) + 7) // 8  # bit-packed frames run on
-            if n_frames > 1 and span.length < needed:
+            if span.length < needed:
                 raise IngestError(f"NumberOfFrames is {n_frames}: {needed} bytes of pixels "
                                   f"at the declared Rows, Columns, samples and bits, but "
                                   f"Pixel Data holds {span.length}", sop_class, sop)
@@ -388,6 +394,29 @@ def _offset_table(fp: BinaryIO, ds: Dataset, value_start: int) -> list[int]:
     if eot is not None and isinstance(eot.value, bytes) and eot.value:
         return list(struct.unpack(f"<{len(eot.value) // 8}Q", eot.value))
     return []
+
+
+def _image_pixel_problem(ds: Dataset, vr: str) -> str | None:
+    """What makes the Image Pixel module unusable for decoding its Pixel Data, or None. Pixel
+    Data without the module at all is kept as bulk data (it is never decoded)."""
+    values = {keyword: ds.get(keyword) for keyword in
+              ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "NumberOfFrames")}
+    if all(values[keyword] is None for keyword in ("Rows", "Columns", "BitsAllocated")):
+        return None
+    counts = {keyword: _int(ds, keyword, 0) for keyword in values}
+    for keyword in ("Rows", "Columns", "BitsAllocated"):
+        if values[keyword] is None or counts[keyword] < 1:
+            return f"{keyword} is {values[keyword]!r}"
+    if counts["BitsAllocated"] not in BITS_ALLOCATED:
+        return f"BitsAllocated is {counts['BitsAllocated']}, not one of {sorted(BITS_ALLOCATED)}"
+    samples = counts["SamplesPerPixel"] if values["SamplesPerPixel"] is not None else 1
+    if samples not in SAMPLES_PER_PIXEL:
+        return f"SamplesPerPixel is {values['SamplesPerPixel']!r}"
+    if values["NumberOfFrames"] is not None and counts["NumberOfFrames"] < 1:
+        return f"NumberOfFrames is {values['NumberOfFrames']!r}"
+    if vr not in PIXEL_VRS:
+        return f"the pixel data element has VR {vr}"
+    return None
 
 
 def _frame_bits(ds: Dataset) -> int:

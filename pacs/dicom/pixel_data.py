@@ -34,6 +34,12 @@ ITEM = 0xFFFEE000
 SEQUENCE_DELIMITER = 0xFFFEE0DD
 UNDEFINED_LENGTH = 0xFFFFFFFF
 
+# What the Image Pixel module allows (PS3.3 C.7.6.3.1; PS3.5 8): samples per pixel, bits
+# allocated per sample, and the VRs of a pixel data element's value as encoded.
+SAMPLES_PER_PIXEL = frozenset({1, 3, 4})
+BITS_ALLOCATED = frozenset({1, 8, 16, 32, 64})
+PIXEL_VRS = frozenset({"OB", "OW", "OF", "OD", "UN"})
+
 # Photometric interpretations whose native frames hold two samples per pixel: each pair of
 # pixels shares one chroma pair (PS3.3 C.7.6.3.1.2).
 SUBSAMPLED_PHOTOMETRICS = frozenset({"YBR_FULL_422"})

@@ -3,6 +3,7 @@ stalls searches, a budget of the working memory jobs hold at once, and caches of
 headers and of encoded results."""
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -28,6 +29,7 @@ from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
 
 T = TypeVar("T")
+log = logging.getLogger("pacs")
 HEADERS_KEPT = 4096
 
 
@@ -50,7 +52,7 @@ class PixelEngine:
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """`work(*args)` in a pixel worker thread; at most `workers` run at once."""
-        return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(_guarded, work, *args, limiter=self._limiter)
 
     async def _within(self, need: int, work: Callable[..., T], *args: object) -> T:
         """`run(work, *args)` once `need` bytes of the memory budget are free."""
@@ -132,6 +134,23 @@ class PixelEngine:
                                params.viewport)
                   for n in numbers]
         return encode_image(images, params)
+
+
+def _guarded(work: Callable[..., T], *args: object) -> T:
+    """`work(*args)`, whatever pydicom and the codecs raise on stored pixel data they cannot
+    make sense of (a header that lies, a corrupt stream; a Rust codec panics with a
+    BaseException) turned into a PixelError that says so; the blob store's own errors
+    (OSError with an errno) pass as they are."""
+    try:
+        return work(*args)
+    except (PixelError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        log.warning("stored pixel data could not be processed", exc_info=exc)
+        raise PixelError(f"the stored pixel data cannot be processed: {type(exc).__name__}: "
+                         f"{str(exc)[:200]}") from exc
 
 
 class Lookahead:
