@@ -41,7 +41,7 @@ def _dataset(dataset: dict[str, Any], out: list[str]) -> None:
         if group % 2:
             creator = creators.get((group << 16) | (elem >> 8), "")
             attrs = (f'tag="{group:04X}00{elem & 0xFF:02X}" vr="{element["vr"]}"'
-                     f' privateCreator={quoteattr(creator)}')
+                     f' privateCreator={quoteattr(str(creator))}')
         if keyword:
             attrs += f' keyword="{keyword}"'
         out.append(f"<DicomAttribute {attrs}>")
@@ -59,6 +59,9 @@ def _values(element: dict[str, Any], out: list[str]) -> None:
             out.append(f'<Item number="{number}">')
             _dataset(value, out)
             out.append("</Item>")
+        elif value is None:  # an empty value (JSON null, PS3.18 F.2.5), read back as null
+            name = "PersonName" if element["vr"] == "PN" else "Value"
+            out.append(f'<{name} number="{number}"/>')
         elif element["vr"] == "PN":
             out.append(f'<PersonName number="{number}">{_person_name(value)}</PersonName>')
         else:
@@ -174,8 +177,10 @@ def _read_value(node: ElementTree.Element, kind: str, key: str, vr: str, depth: 
     if kind == "item":
         return _read_dataset(node, depth + 1)
     if kind == "personname":
-        return _person_name_json(node, key)
+        return _person_name_json(node, key) if len(node) else None
     text = node.text or ""
+    if not text:
+        return None  # an empty value: JSON null (PS3.18 F.2.5)
     if vr not in NUMBER_VRS:
         return text
     try:

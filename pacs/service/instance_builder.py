@@ -6,7 +6,6 @@ compressed frame whose media type and transfer syntax must match the instance's,
 decoded size must match the Image Pixel module.
 """
 
-import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,26 +75,35 @@ def bulk_references(dataset: Mapping[str, Any]) -> set[str]:
 
 def build_part10(instance: dict[str, Any], bulk: Mapping[str, BulkPart]) -> bytes:
     """The Part 10 bytes of one JSON instance; `bulk` holds the parts by Content-Location.
-    BuildError says what is wrong."""
+    BuildError says what is wrong, also when pydicom cannot take a value the client sent
+    (an element that is not an object, a date that is a number, a VR it does not know)."""
+    try:
+        return _build(instance, bulk)
+    except BuildError:
+        raise
+    except Exception as exc:
+        raise BuildError(f"the metadata cannot be made a DICOM instance: "
+                         f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+def _build(instance: dict[str, Any], bulk: Mapping[str, BulkPart]) -> bytes:
     _check_required(instance)
     syntax = _first(instance, TRANSFER_SYNTAX)
     metadata = {k: v for k, v in instance.items() if not k.startswith("0002")}
     pixel = metadata.pop(PIXEL_DATA.key, None)
     _check_character_set(metadata)
-    try:
-        ds = Dataset.from_json(metadata, bulk_data_uri_handler=_bulk_reader(bulk))
-    except BuildError:
-        raise
-    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
-        raise BuildError(f"the metadata cannot be read as DICOM JSON: {exc}") from exc
+    ds = Dataset.from_json(metadata, bulk_data_uri_handler=_bulk_reader(bulk))
     if pixel is not None:
         _attach_pixels(ds, pixel, syntax, bulk)
     return write_part10(ds, syntax)
 
 
 def _first(instance: Mapping[str, Any], key: str) -> str:
-    values = (instance.get(key) or {}).get("Value") or [""]
-    return str(values[0]) if values[0] is not None else ""
+    """The element's first value as text; "" when it has none or is not DICOM JSON."""
+    element = instance.get(key)
+    values = element.get("Value") if isinstance(element, dict) else None
+    return str(values[0]) if isinstance(values, list) and values and values[0] is not None \
+        else ""
 
 
 def _check_required(instance: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from pacs.ascii_numbers import ascii_int
 from pacs.names import valid_id
 from pacs.service.archive import Archive
 from pacs.service.errors import AlreadyExists, InvalidArgument, NotFound
@@ -248,11 +249,17 @@ def operation_json(row: OperationRow) -> dict[str, Any]:
 
 
 async def get_operation(archive: Archive, dataset: str, operation: str) -> dict[str, Any]:
-    row = await archive.index.get_operation(dataset, int(operation)) \
-        if operation.isdigit() else None
+    number = _operation_id(operation)
+    row = None if number is None else await archive.index.get_operation(dataset, number)
     if row is None:
         raise NotFound(f"operation {dataset}/operations/{operation} not found")
     return operation_json(row)
+
+
+def _operation_id(text: str) -> int | None:
+    """An operation id (a 64-bit signed integer, as the index keeps it), or None."""
+    number = ascii_int(text)
+    return number if number is not None and 0 <= number < 2**63 else None
 
 
 async def cancel_operation(archive: Archive, dataset: str, operation: str) -> dict[str, Any]:
@@ -266,8 +273,8 @@ async def list_operations(archive: Archive, dataset: str, page_size: int | None,
                           page_token: str) -> dict[str, Any]:
     await _dataset(archive, dataset)
     after, limit = _page(page_size, page_token)
-    rows = await archive.index.list_operations(dataset, int(after or 0) if
-                                               (after or "0").isdigit() else 0, limit)
+    rows = await archive.index.list_operations(dataset, _operation_id(after or "0") or 0,
+                                               limit)
     token = {"nextPageToken": base64.urlsafe_b64encode(str(rows[-1].id).encode()).decode()} \
         if len(rows) == limit and rows else {}
     return {"operations": [operation_json(r) for r in rows], **token}

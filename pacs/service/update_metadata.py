@@ -93,4 +93,11 @@ def _patched(archive: Archive, item: InstanceLocation,
             ds[tag] = Dataset.from_json({key: element})[tag]
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidArgument(f"{key}: not a DICOM JSON element: {exc}") from exc
-    return stage_all(archive.blobs, [write_part10(ds, item.transfer_syntax_uid)])
+    try:
+        data = write_part10(ds, item.transfer_syntax_uid)
+    except Exception as exc:  # a value its VR cannot encode: US 70000, a DA that is a number
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise InvalidArgument(f"instance {item.sop_uid} cannot be written with the patch: "
+                              f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+    return stage_all(archive.blobs, [data])

@@ -39,12 +39,17 @@ async def _raw_body(request: Request) -> bytes:
     return bytes(data)
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def _json(request: Request, empty: Any) -> Any:
+    """The request body as JSON (`empty` when there is none); 400 if it is not JSON."""
     data = await _raw_body(request)
     try:
-        body = orjson.loads(data) if data.strip() else {}
+        return orjson.loads(data) if data.strip() else empty
     except orjson.JSONDecodeError as exc:
         raise InvalidArgument(f"the request body is not valid JSON: {exc}") from exc
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    body = await _json(request, {})
     if not isinstance(body, dict):
         raise InvalidArgument("the request body must be a JSON object")
     return body
@@ -206,7 +211,7 @@ async def update_metadata(request: Request) -> dict[str, Any]:
     version = request.path_params["version"]
     if version != "v1beta1":
         raise NotFound("updateMetadata is a Cloud Healthcare API v1beta1 method")
-    patch = orjson.loads(await _raw_body(request) or b"null")
+    patch = await _json(request, None)
     count = await update_metadata_of(archive, store, target, patch)
     if target.instance is not None:
         return {}
