@@ -70,9 +70,13 @@ def parse_accept(value: str | None) -> tuple[MediaType, ...]:
 def _split_outside_quotes(value: str, sep: str) -> list[str]:
     out: list[str] = []
     current: list[str] = []
-    quoted = False
+    quoted = escaped = False
     for char in value:
-        if char == '"':
+        if escaped:  # the character after a backslash in a quoted string (RFC 9110 5.6.4)
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
             quoted = not quoted
         if char == sep and not quoted:
             out.append("".join(current))

@@ -76,6 +76,7 @@ class MultipartReader:
         self._preamble: bytearray | None = bytearray(b"\r\n")
         self._preamble_bytes = 0
         self._events: list[Event] = []
+        self._error: MultipartError | None = None  # raised once the events before it are out
         self._headers: dict[str, str] = {}
         self._header_bytes = 0
         self._name = bytearray()
@@ -104,19 +105,31 @@ class MultipartReader:
         return self._parts_seen
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """Parse the next chunk of the body and return the events it completes."""
+        """Parse the next chunk of the body and return the events it completes. Events
+        completed before a malformation are returned first; the MultipartError follows at
+        the next call (`feed` or `close`), so how the body was cut into chunks never
+        changes which parts are complete."""
+        if self._error is not None:
+            raise self._error
         try:
             if self._preamble is None:
                 self._parser.write(chunk)
             else:
                 self._skip_preamble(self._preamble, chunk)
         except FormParserError as exc:
-            raise MultipartError(f"malformed multipart body: {exc}") from exc
+            self._error = MultipartError(f"malformed multipart body: {exc}")
+            self._error.__cause__ = exc
+        except MultipartError as exc:
+            self._error = exc
         events, self._events = self._events, []
+        if self._error is not None and not events:
+            raise self._error
         return events
 
     def close(self) -> None:
         """Check that the body ended with the close delimiter "--boundary--"."""
+        if self._error is not None:
+            raise self._error
         if self._preamble is not None:
             raise MultipartError("no multipart boundary found in the body")
         if self._parser.state != MultipartState.END:
