@@ -15,6 +15,7 @@ from pacs.dicom.transfer_syntaxes import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     NATIVE_LITTLE_ENDIAN,
     is_big_endian,
+    syntax_of,
 )
 from pacs.pixels.description import PixelDescription
 from pacs.pixels.transcode import transcode_refusal
@@ -158,9 +159,12 @@ async def instance_syntax(archive: Archive, item: InstanceLocation, asked: str) 
 
 def check_frames(item: InstanceLocation, desc: PixelDescription | None,
                  numbers: Sequence[int]) -> None:
-    """InvalidArgument unless every frame number exists in the instance (counted by its
-    recorded frame spans, else by its header)."""
-    count = len(item.frames) or (desc.frames if desc is not None else 0)
+    """InvalidArgument unless every frame number exists in the instance: counted by its
+    frame spans recorded at ingest (none: no pixel data in the file), or by its header for
+    a deflated dataset, where no spans can be recorded."""
+    syntax = syntax_of(item.transfer_syntax_uid)
+    counted = syntax is not None and syntax.deflated and not item.frames
+    count = (desc.frames if desc is not None else 0) if counted else len(item.frames)
     if count == 0:
         raise InvalidArgument(f"instance {item.sop_uid} has no pixel data frames that can be "
                               "retrieved")
