@@ -447,6 +447,17 @@ def served() -> Iterator[list[Served]]:
 
 
 def test_acknowledged_stores_survive_sigkill(tmp_path: Path, served: list[Served]) -> None:
+    crash_rounds(tmp_path, served, ROUNDS)
+
+
+@pytest.mark.long
+def test_acknowledged_stores_survive_many_sigkills(tmp_path: Path,
+                                                   served: list[Served]) -> None:
+    """The long run (-m long): 42 rounds, about 4 minutes."""
+    crash_rounds(tmp_path, served, ROUNDS * 7)
+
+
+def crash_rounds(tmp_path: Path, served: list[Served], rounds: tuple[str, ...]) -> None:
     seed = _seed()
     print(f"crash test seed {seed} (PACS_CRASH_SEED={seed} repeats the choices)")
     rng = random.Random(seed)
@@ -458,7 +469,7 @@ def test_acknowledged_stores_survive_sigkill(tmp_path: Path, served: list[Served
         return served[-1]
 
     server = start()
-    for number, kind in enumerate(ROUNDS, 1):
+    for number, kind in enumerate(rounds, 1):
         kill_at = rng.uniform(*KILL_WINDOW)
         with Traffic(server.root, ledger, rng.randrange(2**32)):
             time.sleep(kill_at)
