@@ -19,7 +19,7 @@ from pydicom.uid import generate_uid
 
 from tests.blob_files import blob_files, queued_removals
 from tests.conftest import LiveServer, run_server
-from tests.dataset_factories import corpus_bytes, ct_series
+from tests.dataset_factories import corpus_bytes, ct_series, edited
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -377,15 +377,6 @@ def _delete_while_storing(store_action: Callable[[], requests.Response],
     return stored[0], statuses
 
 
-def _variant(data: bytes, **changes: Any) -> bytes:
-    ds = pydicom.dcmread(BytesIO(data))
-    for keyword, value in changes.items():
-        setattr(ds, keyword, value)
-    out = BytesIO()
-    ds.save_as(out)
-    return out.getvalue()
-
-
 def test_delete_racing_a_store_of_the_same_study_leaves_a_consistent_archive(
         tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
@@ -402,7 +393,7 @@ def test_delete_racing_a_store_of_the_same_study_leaves_a_consistent_archive(
             # series being deleted, against deletes of the study, the series or an instance.
             incoming = [*ct_series(20, size=8, patient="RACE^NEW", study_uid=study),
                         *existing[:3],
-                        *(_variant(d, SOPInstanceUID=generate_uid()) for d in existing[3:])]
+                        *(edited(d, SOPInstanceUID=generate_uid()) for d in existing[3:])]
             target = [f"{root}/studies/{study}", f"{root}/studies/{study}/series/{series}",
                       root + instance_path(existing[0])][round_number % 3]
             stored, statuses = _delete_while_storing(partial(store, root, incoming, study),
@@ -430,8 +421,8 @@ def test_parallel_stores_of_one_instance(live_server: LiveServer) -> None:
                                                 partial(store, root, [same]))
     assert first_response.status_code == second_response.status_code == 200
     sop = generate_uid()
-    rivals = [_variant(same, SOPInstanceUID=sop),
-              _variant(same, SOPInstanceUID=sop, PatientID="RIVAL")]
+    rivals = [edited(same, SOPInstanceUID=sop),
+              edited(same, SOPInstanceUID=sop, PatientID="RIVAL")]
     answers = _together(*(partial(store, root, [r]) for r in rivals))
     assert sorted(a.status_code for a in answers) == [200, 409]
     winner = rivals[[a.status_code for a in answers].index(200)]

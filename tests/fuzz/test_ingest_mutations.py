@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pacs.dicom.bulk_data import GOOGLE_BULK_DATA
 from pacs.dicom.ingest import IngestError, part10_head, read_instance
 from tests.conftest import LiveServer
+from tests.dataset_factories import edited
 from tests.fuzz.attacks import FOLLOW_UPS
 from tests.fuzz.mutations import SOURCES, mutated, new_uids, source_bytes
 from tests.fuzz.server_errors import assert_no_server_error, fail_cut_short
@@ -136,14 +137,7 @@ FRAME_AS = "multipart/related; type={}"
 
 def attributes(**changes: object) -> Edit:
     """Set attributes (keyword=value) through pydicom and write the file again."""
-    def edit(data: bytes) -> bytes:
-        ds = pydicom.dcmread(BytesIO(data))
-        for keyword, value in changes.items():
-            setattr(ds, keyword, value)
-        out = BytesIO()
-        ds.save_as(out)
-        return out.getvalue()
-    return edit
+    return lambda data: edited(data, **changes)
 
 
 def swap(old: bytes, new: bytes) -> Edit:
