@@ -3,11 +3,13 @@
 Framing is CRLF throughout (RFC 2046 §5.1.1); part bodies are passed through chunk by chunk.
 """
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
+log = logging.getLogger("pacs")
 # RFC 9110 §5.6.2: token = 1*tchar
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -19,11 +21,15 @@ def new_boundary() -> str:
 
 @dataclass(frozen=True)
 class Part:
-    """One body part: its MIME headers, its bytes as a stream, and their count if known."""
+    """One body part: its MIME headers, its bytes as a stream, and their count if known.
+    An `optional` part, one that names what it holds (Content-Location), is left out when
+    its body fails before its first byte: the response stays whole and the client sees
+    which resource is missing, where otherwise the body would be cut off after its 200."""
 
     headers: Mapping[str, str]
     body: AsyncIterable[bytes]
     length: int | None = None
+    optional: bool = False
 
 
 def multipart_length(parts: Sequence[Part], boundary: str) -> int | None:
@@ -44,8 +50,19 @@ async def multipart_stream(parts: AsyncIterable[Part], boundary: str) -> AsyncIt
     """
     delimiter = b"--" + boundary.encode("ascii")
     async for part in parts:
+        chunks = aiter(part.body)
+        first = b""
+        if part.optional:  # its first bytes before its headers: it may yet be left out
+            try:
+                first = await anext(chunks, b"")
+            except Exception:
+                log.exception("part %s left out of a multipart response",
+                              part.headers.get("Content-Location", "(unnamed)"))
+                continue
         yield _opening(delimiter, part.headers)
-        async for chunk in part.body:
+        if first:
+            yield first
+        async for chunk in chunks:
             if chunk:
                 yield chunk
         yield b"\r\n"

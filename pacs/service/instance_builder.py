@@ -66,10 +66,10 @@ def bulk_references(dataset: Mapping[str, Any]) -> set[str]:
             continue
         if isinstance(element.get("BulkDataURI"), str):
             found.add(element["BulkDataURI"])
-        if element.get("vr") == "SQ":
-            for item in element.get("Value") or []:
-                if isinstance(item, dict):
-                    found |= bulk_references(item)
+        items = element.get("Value") if element.get("vr") == "SQ" else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict):
+                found |= bulk_references(item)
     return found
 
 

@@ -79,7 +79,8 @@ async def _parts(archive: Archive, links: Links, found: list[InstanceLocation],
                  targets: list[str]) -> list[Part]:
     """One part per instance: its blob as stored, or its transcode, started ahead. The
     first transcode is finished before any header goes out, so that a single instance that
-    cannot be transcoded gets an error status, never a 200 cut short."""
+    cannot be transcoded gets an error status, never a 200 cut short; a later one that
+    cannot is left out (each part names its instance in Content-Location)."""
     transcodes = [(item, target) for item, target in zip(found, targets, strict=True)
                   if target != item.transfer_syntax_uid]
     ahead = archive.pixels.ahead(transcodes)
@@ -96,7 +97,7 @@ async def _parts(archive: Archive, links: Links, found: list[InstanceLocation],
             parts.append(Part(headers, _ready(first), len(first)))
             transcoded = 1
         else:
-            parts.append(Part(headers, _transcoded(ahead, transcoded)))
+            parts.append(Part(headers, _transcoded(ahead, transcoded), optional=True))
             transcoded += 1
     return parts
 

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pacs.http.addressing import addressed
+from pacs.http.addressing import addressed, links_of
 from pacs.http.media_types import Offer, negotiate
 from pacs.http.multipart_writer import Part
 from pacs.http.responses import multipart_response
 from pacs.http.transaction import Transaction
-from pacs.pixels.description import PixelDescription
+from pacs.pixels.description import PixelDescription, PixelError
 from pacs.pixels.engine import PixelEngine
 from pacs.pixels.render import (
     RENDERED_MEDIA_TYPES,
@@ -54,11 +54,11 @@ async def retrieve_thumbnail(request: Request) -> Response:
 
 async def _respond(request: Request, thumbnail: bool) -> Response:
     archive, store, target = await addressed(request)
+    resource = "thumbnail" if thumbnail else "rendered"
     level = "frames" if "frames" in request.path_params else target.level
     levels = store.profile.thumbnail_levels if thumbnail else store.profile.rendered_levels
     if level not in levels:
-        raise NotFound(f"{store.name} has no {'thumbnail' if thumbnail else 'rendered'} "
-                       f"resource for a {level}")
+        raise NotFound(f"{store.name} has no {resource} resource for a {level}")
     found = await locate(archive, store, target)
     accept = request.query_params.get("accept") or request.headers.get("accept")
     choice = negotiate(accept, _OFFERS, _AVAILABLE)
@@ -72,9 +72,18 @@ async def _respond(request: Request, thumbnail: bool) -> Response:
     first = await archive.pixels.rendered(*jobs[0], params)  # errors before the headers
     if not choice.offer.multipart:
         return Response(first, media_type=choice.media_type)
-    parts = [Part({"Content-Type": choice.media_type},
-                  _picture(archive.pixels, job, params), len(first) if i == 0 else None)
-             for i, job in enumerate(jobs)]
+    # a study's or series' pictures name their instances, so one that cannot be rendered is
+    # left out rather than the body cut short after its 200 (an instance's frames are not)
+    named = "instance" not in request.path_params
+    links = links_of(request)
+
+    def headers(item: InstanceLocation) -> dict[str, str]:
+        url = links.instance(item.study_uid, item.series_uid, item.sop_uid)
+        return {"Content-Type": choice.media_type,
+                **({"Content-Location": f"{url}/{resource}"} if named else {})}
+    parts = [Part(headers(item), _picture(archive.pixels, (item, numbers), params),
+                  len(first) if i == 0 else None, optional=named)
+             for i, (item, numbers) in enumerate(jobs)]
     return multipart_response(parts, choice.media_type)
 
 
@@ -113,20 +122,28 @@ def _frames_that_fit(max_pixels: int, desc: PixelDescription, viewport: Viewport
 
 async def _level_jobs(pixels: PixelEngine, found: Sequence[InstanceLocation],
                       multipart: bool) -> list[Job]:
-    """Study or series: each instance with pixels, or the one nearest the middle."""
+    """Study or series: each instance with pixels, or the one nearest the middle (an
+    instance whose header cannot describe its pixels is passed over)."""
     if multipart:
-        jobs = [(item, [1]) for item in found if await pixels.description(item) is not None]
+        jobs = [(item, [1]) for item in found if await _has_pixels(pixels, item)]
     else:
         middle = len(found) // 2
         by_distance = sorted(range(len(found)), key=lambda i: (abs(i - middle), i))
         jobs = []
         for i in by_distance:
-            if await pixels.description(found[i]) is not None:
+            if await _has_pixels(pixels, found[i]):
                 jobs = [(found[i], [1])]
                 break
     if not jobs:
         raise InvalidArgument("nothing here has pixel data to render")
     return jobs
+
+
+async def _has_pixels(pixels: PixelEngine, item: InstanceLocation) -> bool:
+    try:
+        return await pixels.description(item) is not None
+    except PixelError:
+        return False
 
 
 async def _picture(pixels: PixelEngine, job: Job, params: RenderParams) -> AsyncIterator[bytes]:

@@ -42,6 +42,24 @@ async def test_exact_framing() -> None:
     )
 
 
+async def failing_body() -> AsyncIterator[bytes]:
+    raise ValueError("cannot be made")
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+async def test_an_optional_part_that_fails_before_its_first_byte_is_left_out() -> None:
+    parts = parts_of(
+        Part({"Content-Location": "/a"}, body_of(b"a"), optional=True),
+        Part({"Content-Location": "/b"}, failing_body(), optional=True),
+        Part({"Content-Location": "/c"}, body_of(b"c", b"c")),
+    )
+    assert b"".join(await collect(multipart_stream(parts, "XYZ"))) == (
+        b"--XYZ\r\nContent-Location: /a\r\n\r\na\r\n"
+        b"--XYZ\r\nContent-Location: /c\r\n\r\ncc\r\n--XYZ--\r\n")
+    with pytest.raises(ValueError, match="cannot be made"):  # a part that is not optional
+        await collect(multipart_stream(parts_of(Part({}, failing_body())), "XYZ"))
+
+
 @pytest.mark.parametrize("payloads", [[], [b""], [b"x" * 1000, b"", b"\r\n--y"]])
 async def test_length_is_exactly_what_is_streamed(payloads: list[bytes]) -> None:
     boundary = new_boundary()
