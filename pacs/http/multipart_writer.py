@@ -55,9 +55,9 @@ async def multipart_stream(parts: AsyncIterable[Part], boundary: str) -> AsyncIt
         if part.optional:  # its first bytes before its headers: it may yet be left out
             try:
                 first = await anext(chunks, b"")
-            except Exception:
-                log.exception("part %s left out of a multipart response",
-                              part.headers.get("Content-Location", "(unnamed)"))
+            except Exception as exc:  # what the stored data holds, not a fault of ours
+                log.warning("part %s left out of a multipart response: %s",
+                            part.headers.get("Content-Location", "(unnamed)"), exc)
                 continue
         yield _opening(delimiter, part.headers)
         if first:
