@@ -97,7 +97,7 @@ def test_verify_reports_and_repairs_a_damaged_archive(tmp_path: Path) -> None:
     code, report = verify(data_dir, "--repair", "--grace", "0")
     assert code == 0 and report["healthy"], report
     repairs = {f["subject"]: f["repair"] for f in report["findings"]}
-    assert "indexed again as instance" in repairs[f"blob {orphan}"]
+    assert "is in the index (stored again" in repairs[f"blob {orphan}"]
     assert repairs[f"blob {junk}"].startswith("removed: it cannot be stored")
     assert not blob_path(data_dir, junk).exists()
     assert list((data_dir / "staging").iterdir()) == []

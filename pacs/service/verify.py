@@ -146,6 +146,7 @@ async def _reindex(archive: Archive, store: StoreContext, name: str) -> str:
     outcome = StoreOutcome()
     await store_staged(archive, store, staged, outcome)
     await anyio.to_thread.run_sync(archive.blobs.delete, name)
-    if outcome.stored:
-        return f"indexed again as instance {outcome.sop_uid} of study {outcome.study_uid}"
+    if outcome.stored:  # stored again, or already there under another blob (a duplicate)
+        return (f"instance {outcome.sop_uid} of study {outcome.study_uid} is in the index "
+                "(stored again if it was missing); the blob was removed")
     return f"removed: it cannot be stored ({outcome.detail})"
