@@ -72,6 +72,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        help="the base URL clients reach the server at (pins RetrieveURLs)")
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="worker processes (default: one per core)")
+    load = commands.add_parser(
+        "import", help="store files, folders and zip files into the archive",
+        description="Store DICOM files into the data directory through the same checks as "
+                    "STOW; instances already stored with the same bytes are skipped, so an "
+                    "interrupted import can be run again. Exit code 0: nothing failed; 1: "
+                    "some files failed (each is listed with its reason).")
+    load.add_argument("paths", type=Path, nargs="+", metavar="PATH",
+                      help="a DICOM file, a folder (walked recursively) or a zip file")
+    load.add_argument("--data", type=Path, default=Path("pacs-data"),
+                      help="data directory (default pacs-data; created if missing)")
+    load.add_argument("--store", type=_store, default=None,
+                      help="the store to import into (default: the default store)")
+    load.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                      help="files stored at once (default: one per core)")
+    load.add_argument("--quiet", action="store_true", help="no progress bar")
     verify = commands.add_parser(
         "verify", help="check that the index and the blobs agree (and repair them)",
         description="Check every instance's blob (size and SHA-256), blobs no index row "
@@ -150,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
         from pacs.commands.verify import run
 
         sys.exit(run(args))
+    if args.command == "import":
+        from pacs.commands.import_files import run as run_import
+
+        sys.exit(run_import(args))
     settings = Settings(data_dir=args.data, stores=tuple(args.store), gcs_dir=args.gcs_root,
                         auth_tokens=_tokens(args.auth_tokens), admins=tuple(args.admin),
                         cors_origins=tuple(args.cors_origin) or ("*",),

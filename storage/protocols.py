@@ -240,6 +240,10 @@ class InstanceIndex(Protocol):
         names: the blobs the orphan sweep must leave alone."""
         ...
 
+    async def stored_sha256(self, store_id: int, sop_uid: str) -> str | None:
+        """The SHA-256 of the instance stored under `sop_uid`, or None if there is none."""
+        ...
+
     async def instances_after(self, after: int, limit: int) -> list[StoredInstance]:
         """Up to `limit` instance rows of every store with a `pk` above `after`, in `pk`
         order (a walk over the whole index, a page at a time)."""

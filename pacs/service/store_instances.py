@@ -42,6 +42,7 @@ class StoreOutcome:
     series_uid: str = ""
     reason: FailureReason | None = None
     detail: str = ""
+    duplicate: bool = False  # stored already with the same bytes: success, nothing changed
 
     def fail(self, reason: FailureReason, detail: str) -> None:
         self.reason, self.detail = reason, detail
@@ -206,6 +207,7 @@ async def index_committed(archive: Archive, store: StoreContext, committed: Comm
             return
         if added is not AddOutcome.STORED:
             await anyio.to_thread.run_sync(archive.blobs.delete, name)
+    outcome.duplicate = added is AddOutcome.DUPLICATE
     if added is AddOutcome.CONFLICT:
         outcome.fail(PROCESSING_FAILURE, f"an instance with SOPInstanceUID {record.sop_uid} "
                      "already exists with different content; the stored instance is unchanged")

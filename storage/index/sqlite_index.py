@@ -214,6 +214,13 @@ class SqliteIndex:
             return found
         return await self._db.read(run)
 
+    async def stored_sha256(self, store_id: int, sop_uid: str) -> str | None:
+        def run(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT sha256 FROM instances WHERE store_id = ? AND "
+                               "sop_uid = ?", (store_id, sop_uid)).fetchone()
+            return None if row is None else str(row[0])
+        return await self._db.read(run)
+
     async def instances_after(self, after: int, limit: int) -> list[StoredInstance]:
         def run(conn: sqlite3.Connection) -> list[StoredInstance]:
             return list(map(StoredInstance._make, conn.execute(

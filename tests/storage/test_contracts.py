@@ -542,6 +542,9 @@ async def test_instances_are_walked_in_pages_and_parents_astray_found(
         (s, f"1.2.3.{s}.{n}") for s in (store, other) for n in range(3)}
     assert walked[0].sha256 == hashlib.sha256(b"1.2.3.%d.0" % store).hexdigest()
     assert await index.parents_astray(repair=True) == (0, 0)
+    assert await index.stored_sha256(store, f"1.2.3.{store}.1") == hashlib.sha256(
+        b"1.2.3.%d.1" % store).hexdigest()
+    assert await index.stored_sha256(other, f"1.2.3.{store}.1") is None
     assert len(await index.instances_after(0, 100)) == 6
 
 

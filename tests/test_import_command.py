@@ -1,0 +1,69 @@
+"""`pacs import` as an operator runs it: a subprocess on a folder of 1,000 generated files
+(a zip among them, a few broken files and duplicates); its summary and exit code; a second
+run that stores nothing again; and a server on the same data directory serving them all."""
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import run_server
+from tests.dataset_factories import ct_series
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+SUMMARY = re.compile(r"(\d+) files: (\d+) stored, (\d+) already stored, (\d+) failed in ")
+
+
+def pacs_import(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pacs", "import", "--quiet", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def summary(done: subprocess.CompletedProcess[str]) -> tuple[int, ...]:
+    found = SUMMARY.search(done.stdout)
+    assert found, done.stdout + done.stderr
+    return tuple(int(n) for n in found.groups())
+
+
+def test_import_a_folder_twice_and_serve_it(tmp_path: Path) -> None:
+    source = tmp_path / "incoming"
+    files = ct_series(1000, size=8, patient="IMPORT^ME")
+    for number, data in enumerate(files[:950]):
+        folder = source / f"series{number // 100}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{number}.dcm").write_bytes(data)
+    with zipfile.ZipFile(source / "rest.zip", "w") as archive:
+        for number, data in enumerate(files[950:]):
+            archive.writestr(f"rest/{number}.dcm", data)
+    for number in range(3):  # copies of files already in the folder
+        (source / f"copy{number}.dcm").write_bytes(files[number])
+    (source / "notes.txt").write_text("not DICOM")
+    (source / "cut.dcm").write_bytes(files[5][:300])
+    data_dir = tmp_path / "data"
+
+    first = pacs_import(str(source), "--data", str(data_dir), "--jobs", "4")
+    assert first.returncode == 1  # some files failed
+    assert summary(first) == (1005, 1000, 3, 2)
+    failed = [line for line in first.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 2 and any("notes.txt" in line for line in failed), first.stderr
+    assert "Traceback" not in first.stderr
+
+    again = pacs_import(str(source), "--data", str(data_dir))
+    assert summary(again) == (1005, 0, 1003, 2)
+
+    with run_server(data_dir) as running:
+        root = f"http://127.0.0.1:{running.port}/dicomweb"
+        [study] = requests.get(f"{root}/studies", params={"PatientName": "import*"}).json()
+        assert study["00201208"]["Value"] == [1000]
+
+
+def test_import_of_a_path_that_does_not_exist_is_one_clear_line(tmp_path: Path) -> None:
+    done = pacs_import(str(tmp_path / "nowhere"), "--data", str(tmp_path / "data"))
+    assert done.returncode != 0
+    assert done.stderr.strip().endswith("no such file or folder")
+    assert "Traceback" not in done.stderr and not (tmp_path / "data").exists()
