@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from pacs import __version__
 from pacs.names import StoreName
 from pacs.service.iam import ROLES
 from pacs.settings import SETTINGS_VARIABLE, Settings
@@ -28,6 +29,7 @@ def _store(value: str) -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pacs", description="A DICOMweb archive server.")
+    parser.add_argument("--version", action="version", version=f"pacs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve DICOMweb over HTTP")
     serve.add_argument("--host", default="127.0.0.1")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import pacs
 from tests.dataset_factories import ct_series
 
 STORE = "projects/p1/locations/l1/datasets/d1/dicomStores/s1"
@@ -79,3 +80,9 @@ def test_data_dir_holds_the_index_and_blobs(served: tuple[str, str]) -> None:
     _, data = served
     assert (Path(data) / "index.sqlite3").is_file()
     assert (Path(data) / "blobs").is_dir()
+
+
+def test_version_is_one_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "pacs", "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"pacs {pacs.__version__}"
