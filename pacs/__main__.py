@@ -88,6 +88,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                       help="the store to import into (default: the default store)")
     load.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                       help="files stored at once (default: one per core)")
+    load.add_argument("--url", default="",
+                      help="send to this DICOMweb root by STOW-RS instead (another pacs, "
+                           "Orthanc, a Google store's .../dicomWeb), skipping instances it "
+                           "already lists")
+    load.add_argument("--token", default=None,
+                      help="with --url: a bearer token (e.g. $(gcloud auth print-access-token))")
     load.add_argument("--quiet", action="store_true", help="no progress bar")
     verify = commands.add_parser(
         "verify", help="check that the index and the blobs agree (and repair them)",

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 SUMMARY = re.compile(r"(\d+) files: (\d+) stored, (\d+) already stored, (\d+) failed in ")
 
 
-def pacs_import(*args: str) -> subprocess.CompletedProcess[str]:
+def pacs_import(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pacs", "import", "--quiet", *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 def summary(done: subprocess.CompletedProcess[str]) -> tuple[int, ...]:
@@ -67,3 +67,25 @@ def test_import_of_a_path_that_does_not_exist_is_one_clear_line(tmp_path: Path) 
     assert done.returncode != 0
     assert done.stderr.strip().endswith("no such file or folder")
     assert "Traceback" not in done.stderr and not (tmp_path / "data").exists()
+
+
+def test_import_with_url_sends_to_another_server_and_skips_what_it_lists(
+        tmp_path: Path) -> None:
+    source = tmp_path / "incoming"
+    source.mkdir()
+    files = ct_series(40, size=8, patient="UPLOAD^ME")
+    for number, data in enumerate(files):
+        (source / f"{number}.dcm").write_bytes(data)
+    (source / "cut.dcm").write_bytes(files[0][:300])
+    with run_server(tmp_path / "remote") as running:
+        root = f"http://127.0.0.1:{running.port}/dicomweb"
+        first = pacs_import(str(source), "--url", root, "--jobs", "4", cwd=tmp_path)
+        assert (first.returncode, summary(first)) == (1, (41, 40, 0, 1))
+        assert "failed: " in first.stderr and "HTTP 409, FailureReason 0xC000" in first.stderr
+        again = pacs_import(str(source), "--url", root)
+        assert summary(again) == (41, 0, 40, 1)
+        [study] = requests.get(f"{root}/studies", params={"PatientName": "upload*"}).json()
+        assert study["00201208"]["Value"] == [40]
+        unreachable = pacs_import(str(source / "1.dcm"), "--url", "http://127.0.0.1:1/x")
+        assert unreachable.returncode == 1 and "could not be reached" in unreachable.stderr
+    assert not (tmp_path / "pacs-data").exists()  # nothing was written locally

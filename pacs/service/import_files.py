@@ -83,7 +83,7 @@ async def import_one(archive: Archive, store: StoreContext, source: Source
                      ) -> tuple[Result, str]:
     """Store one source unless the same bytes are stored under its SOP Instance UID; the
     result and, for a failure, why."""
-    sha256, sop_uid = await anyio.to_thread.run_sync(_identify, source)
+    sha256, sop_uid = await anyio.to_thread.run_sync(identify, source)
     if sop_uid and await archive.index.stored_sha256(store.id, sop_uid) == sha256:
         return Result.ALREADY_STORED, ""
     staged = await anyio.to_thread.run_sync(_stage, archive, source)
@@ -94,7 +94,7 @@ async def import_one(archive: Archive, store: StoreContext, source: Source
     return Result.FAILED, outcome.detail
 
 
-def _identify(source: Source) -> tuple[str, str]:
+def identify(source: Source) -> tuple[str, str]:
     """The source's SHA-256, and its SOP Instance UID if its header can be read ("" if not:
     storing it will say why)."""
     digest = hashlib.sha256()
