@@ -4,10 +4,13 @@ With several workers this process only supervises them, so it never imports what
 workers need (pydicom, numpy, the codecs: some 50 MB of every process that does)."""
 
 import argparse
+import atexit
 import ipaddress
 import json
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from pacs import __version__
 from pacs.names import StoreName
 from pacs.service.iam import ROLES
 from pacs.settings import SETTINGS_VARIABLE, Settings
+from pacs.telemetry import MULTIPROCESS_VARIABLE
 
 
 def _store(value: str) -> str:
@@ -206,6 +210,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     # each worker opens the archive itself: migrations and stores are safe to race
     os.environ[SETTINGS_VARIABLE] = replace(settings, server_workers=args.workers).to_env()
+    # the workers' Prometheus counts, in files any worker's /metrics reads (pacs/telemetry.py)
+    metrics_dir = tempfile.mkdtemp(prefix="pacs-metrics-")
+    atexit.register(shutil.rmtree, metrics_dir, True)
+    os.environ[MULTIPROCESS_VARIABLE] = metrics_dir
     uvicorn.run("pacs.app:app_from_env", factory=True, workers=args.workers, host=args.host,
                 port=args.port, log_level="info", proxy_headers=False)
 

@@ -16,6 +16,7 @@ from pacs.http.errors import EXCEPTION_HANDLERS
 from pacs.http.log_redaction import redact_access_log
 from pacs.http.oidc import OidcVerifier
 from pacs.http.request_limits import RequestLimits
+from pacs.http.request_metrics import RequestMetrics
 from pacs.http.trailing_slash import TrailingSlash
 from pacs.malloc_arenas import limit_malloc_arenas
 from pacs.pixels.codecs import missing_backends
@@ -66,7 +67,7 @@ def create_app(settings: Settings) -> Starlette:
     # With authentication on, no origin is allowed by "*"; credentials (cookies) are never
     # allowed, so no origin is reflected with them: viewers send bearer tokens.
     origins = [o for o in settings.cors_origins if o != "*" or not settings.authentication]
-    middleware = [Middleware(TrailingSlash),
+    middleware = [Middleware(RequestMetrics), Middleware(TrailingSlash),
                   Middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
                              allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
                                             "OPTIONS"],

@@ -5,6 +5,8 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+from pacs.telemetry import CACHE_LOOKUPS
+
 V = TypeVar("V")
 
 
@@ -13,8 +15,10 @@ class BoundedCache(Generic[V]):
     to bound a count) add up to more than `capacity`. Keys must name immutable content (blob
     names are never reused), so entries never go stale."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, name: str) -> None:
         self._capacity = capacity
+        self._hits = CACHE_LOOKUPS.labels(name, "hit")  # `name` labels its Prometheus counts
+        self._misses = CACHE_LOOKUPS.labels(name, "miss")
         self._held = 0
         self._entries: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
         self._lock = threading.Lock()
@@ -23,7 +27,9 @@ class BoundedCache(Generic[V]):
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
+                self._misses.inc()
                 return None
+            self._hits.inc()
             self._entries.move_to_end(key)
             return entry[0]
 

@@ -14,9 +14,13 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from pacs.http.access import Access, Permission, check
 from pacs.http.audit import AuditLog
 from pacs.http.errors import status_of
+from pacs.http.request_metrics import ROUTE_KEY
 from pacs.http.transaction import Handler, Transaction
 from pacs.names import ROUTE
 from pacs.service.iam import AUTHENTICATED
+from pacs.service.metrics import store_sizes
+from pacs.telemetry import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
+from pacs.telemetry import exposition
 from pacs.transactions import (
     delete,
     retrieve,
@@ -39,6 +43,12 @@ GOOGLE_STORE = "/{version}" + ROUTE + "/dicomWeb"
 async def healthz(request: Request) -> Response:
     """200 once the lifespan has opened the index and blob store."""
     return PlainTextResponse("ok")
+
+
+async def prometheus(request: Request) -> Response:
+    """Prometheus metrics of every worker, and each store's size (pacs/telemetry.py)."""
+    sizes = await store_sizes(request.app.state.archive)
+    return Response(exposition(sizes), media_type=PROMETHEUS_CONTENT_TYPE)
 
 
 def resource(path: str, **methods: Transaction) -> Resource:
@@ -76,6 +86,7 @@ def route(path: str, methods: Mapping[str, Guarded]) -> Route:
     that a 405 names every method the path allows (RFC 9110 15.5.6) and one place checks
     every permission and writes the audit log; HEAD is answered (and checked) as GET."""
     async def dispatch(request: Request) -> Response:
+        request.scope[ROUTE_KEY] = path or "/"
         permission, handler = methods["GET" if request.method == "HEAD" else request.method]
         access, status = Access(), 500
         try:
@@ -187,6 +198,9 @@ MANAGEMENT: list[BaseRoute] = [
 
 ROUTES: list[BaseRoute] = [
     route("/healthz", {"GET": (None, healthz)}),  # public: a load balancer's probe
+    # open while authentication is off (loopback); else only for those holding every
+    # permission (--admin): store names and sizes are not for everyone
+    route("/metrics", {"GET": (Permission("pacs.metrics.get", ""), prometheus)}),
     route("/dicomweb", SERVICE_ROOT),
     route(GOOGLE_STORE, SERVICE_ROOT),
     Mount("/dicomweb", app=Router(DICOMWEB, redirect_slashes=False)),

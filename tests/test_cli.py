@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 import pacs
 from tests.dataset_factories import ct_series
@@ -86,3 +87,23 @@ def test_version_is_one_line() -> None:
     done = subprocess.run([sys.executable, "-m", "pacs", "--version"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == f"pacs {pacs.__version__}"
+
+
+def test_metrics_of_every_worker_are_scraped_together(served: tuple[str, str]) -> None:
+    """With several workers, each scrape (whichever worker answers it) counts the requests
+    all of them answered."""
+    base, _ = served
+    before = requests_counted(base)
+    for _ in range(20):  # spread over both workers by the kernel's accept queue
+        assert requests.get(f"{base}/dicomweb/studies").status_code in (200, 204)
+    for _ in range(4):
+        assert requests_counted(base) - before == 20
+
+
+def requests_counted(base: str) -> float:
+    """QIDO study searches counted so far, as /metrics says."""
+    text = requests.get(f"{base}/metrics").text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "pacs_http_requests_total"
+               and sample.labels["route"] == "/studies" and sample.labels["method"] == "GET")

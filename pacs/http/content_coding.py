@@ -60,7 +60,8 @@ GzipCache = BoundedCache[bytes]
 
 def gzip_cache(settings: Settings) -> GzipCache:
     """The gzip codings of versioned answers this worker keeps (its share of the budget)."""
-    return BoundedCache(settings.gzip_cache_bytes // max(settings.server_workers, 1))
+    return BoundedCache(settings.gzip_cache_bytes // max(settings.server_workers, 1),
+                        "gzip")
 
 
 async def encoded_response(request: Request, body: bytes, media_type: str,

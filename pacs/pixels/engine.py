@@ -45,10 +45,10 @@ class PixelEngine:
         self._memory = MemoryBudget(memory_bytes)
         self._max_rendered_pixels = max_rendered_pixels
         self._depth = workers
-        self._frames: BoundedCache[Encoded] = BoundedCache(cache_bytes // 2)
-        self._pictures: BoundedCache[bytes] = BoundedCache(cache_bytes // 2)
+        self._frames: BoundedCache[Encoded] = BoundedCache(cache_bytes // 2, "frames")
+        self._pictures: BoundedCache[bytes] = BoundedCache(cache_bytes // 2, "pictures")
         self._headers: BoundedCache[tuple[Dataset, PixelDescription | None]] = \
-            BoundedCache(HEADERS_KEPT)
+            BoundedCache(HEADERS_KEPT, "pixel headers")
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """`work(*args)` in a pixel worker thread; at most `workers` run at once."""

@@ -24,6 +24,16 @@ async def store_metrics(archive: Archive, store: StoreContext) -> dict[str, Any]
             **_sizes(metrics)}
 
 
+async def store_sizes(archive: Archive) -> list[tuple[str, int, int]]:
+    """Every store's name, instance count and blob bytes (for the Prometheus gauges)."""
+    sizes = []
+    for dataset in await archive.index.dataset_names():
+        for row in await archive.index.list_stores(dataset, "", -1):
+            metrics = await archive.index.metrics(row.id)
+            sizes.append((row.name, metrics.instances, metrics.blob_bytes))
+    return sizes
+
+
 async def study_metrics(archive: Archive, store: StoreContext, target: Target
                         ) -> dict[str, Any]:
     metrics = await _found(archive, store, target)

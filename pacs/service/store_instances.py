@@ -26,6 +26,7 @@ from pacs.service.failures import (
 )
 from pacs.service.staging import stage_all
 from pacs.service.stores import StoreContext
+from pacs.telemetry import INSTANCES
 from storage.protocols import StagedBlob
 from storage.rows import AddOutcome, InstanceRecord
 
@@ -81,9 +82,18 @@ async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob
                        outcome: StoreOutcome, options: StoreOptions = StoreOptions()) -> None:
     """Store the complete Part 10 blob `staged` in `store` as `options` say, recording the
     result in `outcome`. `staged` is consumed: committed, or discarded."""
-    committed = await commit_staged(archive, store, staged, outcome, options)
-    if committed is not None:
-        await index_committed(archive, store, committed, outcome, options)
+    try:
+        committed = await commit_staged(archive, store, staged, outcome, options)
+        if committed is not None:
+            await index_committed(archive, store, committed, outcome, options)
+    finally:
+        count(outcome)
+
+
+def count(outcome: StoreOutcome) -> None:
+    """Count the instance's fate for Prometheus, once it is settled."""
+    INSTANCES.labels("duplicate" if outcome.duplicate else
+                     "stored" if outcome.stored else "failed").inc()
 
 
 @dataclass(frozen=True)

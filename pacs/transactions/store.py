@@ -39,6 +39,7 @@ from pacs.service.store_instances import (
     StoreOptions,
     StoreOutcome,
     commit_staged,
+    count,
     index_committed,
     out_of_resources,
     storage_class,
@@ -274,6 +275,7 @@ class _Receiver:
             outcome.fail(PROCESSING_FAILURE, "the instance could not be stored because of "
                          "an error in the server; it was logged")
         finally:
+            count(outcome)
             indexed.set()
             self._slots.release()
 
