@@ -22,6 +22,7 @@ from pacs.names import StoreName
 from pacs.service.iam import ROLES
 from pacs.settings import SETTINGS_VARIABLE, Settings
 from pacs.telemetry import MULTIPROCESS_VARIABLE
+from storage.index.migrations import unknown_applied
 
 
 def _store(value: str) -> str:
@@ -171,8 +172,21 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _check_data(data: Path) -> None:
+    """SystemExit with one line for a data directory this version cannot use."""
+    if data.exists() and not data.is_dir():
+        raise SystemExit(f"pacs: --data {data} is a file; give a directory (it is created "
+                         "if missing)")
+    newer = unknown_applied(Settings(data_dir=data).index_path)
+    if newer:
+        raise SystemExit(f"pacs: {data} was written by a newer version of pacs (it has "
+                         f"migrations {', '.join(newer)}); run that version or a later one")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not (args.command == "import" and args.url):
+        _check_data(args.data)
     if args.command == "verify":
         from pacs.commands.verify import run
 

@@ -1,11 +1,13 @@
 """`pacs serve` as a newcomer runs it: a subprocess with worker processes on a real port."""
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,23 @@ def requests_counted(base: str) -> float:
                for sample in family.samples
                if sample.name == "pacs_http_requests_total"
                and sample.labels["route"] == "/studies" and sample.labels["method"] == "GET")
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["verify"], ["import", "."]])
+def test_a_data_directory_it_cannot_use_is_one_clear_line(tmp_path: Path,
+                                                         command: list[str]) -> None:
+    """A file given as --data, or an index written by a newer version: one line, no
+    traceback, nothing changed."""
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("x")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    with closing(sqlite3.connect(newer / "index.sqlite3")) as conn, conn:
+        conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        conn.execute("INSERT INTO migrations VALUES ('9999_from_the_future', '')")
+    for data, said in ((not_a_directory, "is a file"), (newer, "newer version of pacs")):
+        done = subprocess.run([sys.executable, "-m", "pacs", *command, "--data", str(data)],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert done.returncode != 0 and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not_a_directory.read_text() == "x"

@@ -3,7 +3,9 @@
 import re
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -159,6 +161,20 @@ CREATE TABLE blob_removals (blob_name TEXT PRIMARY KEY, queued_at REAL NOT NULL)
 CREATE INDEX blob_removals_queued ON blob_removals (queued_at);
 """),
 )
+
+
+def unknown_applied(path: Path) -> list[str]:
+    """Migrations recorded in the index file at `path` that this version does not know (the
+    index was written by a newer version); empty if there is no index yet."""
+    if not path.is_file():
+        return []
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            done = [row[0] for row in conn.execute("SELECT name FROM migrations")]
+    except sqlite3.Error:  # no migrations table yet, or unreadable here: opening will tell
+        return []
+    known = {name for name, _ in MIGRATIONS}
+    return [name for name in done if name not in known]
 
 
 def pending(conn: sqlite3.Connection) -> list[str]:
