@@ -13,10 +13,11 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 
 from pacs.http.access import Access, Permission, check
 from pacs.http.audit import AuditLog
-from pacs.http.errors import status_of
+from pacs.http.errors import error_response, status_of
 from pacs.http.request_metrics import ROUTE_KEY
 from pacs.http.transaction import Handler, Transaction
 from pacs.names import ROUTE
+from pacs.service.health import unreachable
 from pacs.service.iam import AUTHENTICATED
 from pacs.service.metrics import store_sizes
 from pacs.telemetry import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
@@ -41,7 +42,16 @@ GOOGLE_STORE = "/{version}" + ROUTE + "/dicomWeb"
 
 
 async def healthz(request: Request) -> Response:
-    """200 once the lifespan has opened the index and blob store."""
+    """Readiness: 200 while the index and the blob store can be reached, else 503 saying
+    which cannot (a load balancer then sends requests elsewhere)."""
+    problems = await unreachable(request.app.state.archive)
+    if problems:
+        return error_response(503, "not ready: " + "; ".join(problems), "UNAVAILABLE")
+    return PlainTextResponse("ok")
+
+
+async def livez(request: Request) -> Response:
+    """Liveness: 200 while the process answers at all (restart it otherwise)."""
     return PlainTextResponse("ok")
 
 
@@ -198,6 +208,8 @@ MANAGEMENT: list[BaseRoute] = [
 
 ROUTES: list[BaseRoute] = [
     route("/healthz", {"GET": (None, healthz)}),  # public: a load balancer's probe
+    route("/readyz", {"GET": (None, healthz)}),  # the same, by the Kubernetes name
+    route("/livez", {"GET": (None, livez)}),  # public: a supervisor's probe
     # open while authentication is off (loopback); else only for those holding every
     # permission (--admin): store names and sizes are not for everyone
     route("/metrics", {"GET": (Permission("pacs.metrics.get", ""), prometheus)}),

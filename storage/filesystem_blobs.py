@@ -134,6 +134,11 @@ class FilesystemBlobStore:
                     and _age(path) > older_than:
                 yield path.name
 
+    def check(self) -> None:
+        for directory in (self._blobs, self._staging):
+            if not directory.is_dir():
+                raise FileNotFoundError(f"{directory} is missing")
+
     def count_staging(self, older_than: float) -> int:
         return len(self._leftovers(older_than))
 

@@ -89,6 +89,10 @@ class BlobStore(Protocol):
         """Every stored blob committed more than `older_than` seconds ago, in no order."""
         ...
 
+    def check(self) -> None:
+        """Nothing if the store can be reached now; OSError saying why not (readiness)."""
+        ...
+
     def count_staging(self, older_than: float) -> int:
         """How many staged blobs are untouched for `older_than` seconds and not being
         received by this process (what `discard_staging` would remove)."""

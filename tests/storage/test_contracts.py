@@ -168,6 +168,12 @@ def test_discard_is_idempotent_and_leaves_nothing(blob_store: BlobStore) -> None
     assert blob_store.discard_staging(-1) == 0
 
 
+def test_check_passes_while_the_store_can_be_reached(blob_store: BlobStore) -> None:
+    blob_store.check()
+    put(blob_store, b"x")
+    blob_store.check()
+
+
 def test_names_lists_committed_blobs_by_age(blob_store: BlobStore) -> None:
     """Fresh committed blobs are older than -1 s, not older than an hour; staged ones never."""
     committed, staged = {put(blob_store, b"one"), put(blob_store, b"2")}, stage(blob_store, b"3")
