@@ -100,6 +100,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     load.add_argument("--token", default=None,
                       help="with --url: a bearer token (e.g. $(gcloud auth print-access-token))")
     load.add_argument("--quiet", action="store_true", help="no progress bar")
+    stores = commands.add_parser("stores", help="list, create or delete stores",
+                                 description="Manage the stores of a data directory (the "
+                                             "server need not be running).")
+    stores.add_argument("--data", type=Path, default=Path("pacs-data"),
+                        help="data directory (default pacs-data)")
+    actions = stores.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every store with its profile, instances and bytes")
+    create = actions.add_parser("create", help="create a store (and its dataset)")
+    create.add_argument("name", type=_store, metavar="projects/P/locations/L/datasets/D/"
+                        "dicomStores/S")
+    create.add_argument("--profile", choices=("full", "google"), default="full",
+                        help="full: the whole standard; google: the Cloud Healthcare API's "
+                             "behaviour and limits (default full)")
+    delete = actions.add_parser("delete", help="delete a store and everything in it")
+    delete.add_argument("name", type=_store, metavar="projects/P/locations/L/datasets/D/"
+                        "dicomStores/S")
     verify = commands.add_parser(
         "verify", help="check that the index and the blobs agree (and repair them)",
         description="Check every instance's blob (size and SHA-256), blobs no index row "
@@ -191,6 +207,10 @@ def main(argv: list[str] | None = None) -> None:
         from pacs.commands.verify import run
 
         sys.exit(run(args))
+    if args.command == "stores":
+        from pacs.commands.stores import run as run_stores
+
+        sys.exit(run_stores(args))
     if args.command == "import":
         from pacs.commands.import_files import run as run_import
 

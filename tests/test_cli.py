@@ -129,3 +129,32 @@ def test_a_data_directory_it_cannot_use_is_one_clear_line(tmp_path: Path,
         assert done.returncode != 0 and said in done.stderr, done.stderr
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not_a_directory.read_text() == "x"
+
+
+def test_stores_are_created_listed_filled_and_deleted_from_the_command_line(
+        tmp_path: Path) -> None:
+    data, name = str(tmp_path / "data"), "projects/p/locations/l/datasets/d/dicomStores/ct"
+
+    def pacs(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pacs", *args], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+    assert pacs("stores", "--data", data, "create", name, "--profile", "google").returncode == 0
+    again = pacs("stores", "--data", data, "create", name)
+    assert again.returncode == 1 and again.stderr.strip() == f"pacs: store {name} exists already"
+    source = tmp_path / "in"
+    source.mkdir()
+    for number, file in enumerate(ct_series(3, size=8)):
+        (source / f"{number}.dcm").write_bytes(file)
+    assert pacs("import", str(source), "--data", data, "--store", name, "--quiet"
+                ).returncode == 0
+    listed = dict(line.split("\t", 1) for line in
+                  pacs("stores", "--data", data, "list").stdout.splitlines())
+    assert listed[name].startswith("google\t3 instances\t")
+    assert listed[STORE_DEFAULT].startswith("full\t0 instances\t")
+    assert pacs("stores", "--data", data, "delete", name).returncode == 0
+    gone = pacs("stores", "--data", data, "delete", name)
+    assert gone.returncode == 1 and "not found" in gone.stderr and "Traceback" not in gone.stderr
+    assert name not in pacs("stores", "--data", data, "list").stdout
+
+
+STORE_DEFAULT = "projects/local/locations/local/datasets/default/dicomStores/default"
