@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from pacs import __version__
+from pacs.logs import FORMATS, LEVELS, log_config
 from pacs.names import StoreName
 from pacs.service.iam import ROLES
 from pacs.settings import SETTINGS_VARIABLE, Settings
@@ -77,6 +78,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                             "are honoured ('*': any; default 127.0.0.1,::1)")
     serve.add_argument("--public-url", default="",
                        help="the base URL clients reach the server at (pins RetrieveURLs)")
+    serve.add_argument("--log-level", choices=LEVELS, default="info",
+                       help="the least severe messages logged (default info: one line per "
+                            "request)")
+    serve.add_argument("--log-format", choices=FORMATS, default="text",
+                       help="text, or json: one JSON object per line, requests with their "
+                            "method, path, status, duration and bytes (default text)")
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="worker processes (default: one per core)")
     load = commands.add_parser(
@@ -229,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
                              "everything")
         print(f"pacs: WARNING: serving {args.host} without authentication: anyone who can "
               "reach the port can read, store and delete everything", flush=True)
+    logs = log_config(args.log_level, args.log_format)
     base = f"http://{args.host}:{args.port}"
     print(f"pacs: data in {args.data.resolve()}", flush=True)
     print(f"pacs: DICOMweb (default store) at {base}/dicomweb", flush=True)
@@ -239,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers <= 1:
         from pacs.app import create_app  # this process serves
 
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=logs,
+                    log_level=args.log_level,
                     proxy_headers=False)
         return
     # each worker opens the archive itself: migrations and stores are safe to race
@@ -249,7 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     atexit.register(shutil.rmtree, metrics_dir, True)
     os.environ[MULTIPROCESS_VARIABLE] = metrics_dir
     uvicorn.run("pacs.app:app_from_env", factory=True, workers=args.workers, host=args.host,
-                port=args.port, log_level="info", proxy_headers=False)
+                port=args.port, log_config=logs, log_level=args.log_level,
+                proxy_headers=False)
 
 
 if __name__ == "__main__":

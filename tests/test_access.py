@@ -275,8 +275,10 @@ def test_the_audit_log_says_who_did_what_without_tokens(tmp_path: Path) -> None:
     assert all(e["client"] == "127.0.0.1" and e["time"].endswith("+00:00") for e in lines)
 
 
-def test_tokens_never_reach_the_server_log(tmp_path: Path) -> None:
-    """`pacs serve` with its access log on: a token sent as `access_token` is redacted."""
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_tokens_never_reach_the_server_log(tmp_path: Path, log_format: str) -> None:
+    """`pacs serve` with its access log on, in text or JSON lines: each request is one line
+    with its duration, and a token sent as `access_token` is redacted."""
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"s3cr3t-t0ken": "user:admin@example.com"}))
     with socket.socket() as sock:
@@ -285,7 +287,7 @@ def test_tokens_never_reach_the_server_log(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "pacs", "serve", "--port", str(port), "--data",
          str(tmp_path / "data"), "--auth-tokens", str(tokens), "--admin",
-         "user:admin@example.com", "--workers", "1"],
+         "user:admin@example.com", "--workers", "1", "--log-format", log_format],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -305,6 +307,14 @@ def test_tokens_never_reach_the_server_log(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=30)
     assert "access_token=REDACTED" in output  # the request was logged, without its token
     assert "s3cr3t" not in output
+    if log_format == "json":
+        lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        assert all(line.startswith("{") for line in output.splitlines()
+                   if line and not line.startswith("pacs: "))
+        [logged] = [line for line in lines if line["logger"] == "pacs.access"
+                    and "REDACTED" in line["path"]]
+        assert (logged["method"], logged["status"]) == ("GET", 204)
+        assert logged["duration_ms"] >= 0 and logged["bytes_out"] == 0
 
 
 @pytest.mark.parametrize("body", [

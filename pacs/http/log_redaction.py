@@ -9,12 +9,17 @@ _TOKEN = re.compile(r"(access_token=)[^&\s]*", re.IGNORECASE)
 ACCESS_LOGGER = "uvicorn.access"
 
 
+def redact(text: str) -> str:
+    """`text` with the value of every `access_token` parameter replaced."""
+    return _TOKEN.sub(r"\1REDACTED", text)
+
+
 class RedactTokens(logging.Filter):
     """Replaces the value of every `access_token` parameter in a record's arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_TOKEN.sub(r"\1REDACTED", arg) if isinstance(arg, str) else arg
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg
                                 for arg in record.args)
         return True
 
