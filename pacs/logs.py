@@ -26,15 +26,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line)
 
 
+class LoggedOnce(logging.Filter):
+    """Drops uvicorn's second report of an unhandled error: the handler in
+    pacs/http/errors.py has logged it with the request's method and path, and Starlette
+    re-raises it to uvicorn only to be logged again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Exception in ASGI application")
+
+
 def log_config(level: str, fmt: str) -> dict[str, Any]:
     """A logging.config dictionary for uvicorn.run: every logger to stderr in `fmt`."""
     formatter = {"()": f"{__name__}.JsonFormatter"} if fmt == "json" else \
         {"format": "%(levelname)s:     %(message)s"}
     handler = {"class": "logging.StreamHandler", "formatter": "default",
-               "stream": "ext://sys.stderr"}
+               "stream": "ext://sys.stderr", "filters": ["once"]}
     loggers = {name: {"handlers": ["default"], "level": level.upper(), "propagate": False}
                for name in ("uvicorn", "uvicorn.error", "pacs", ACCESS_LOGGER)}
     loggers["uvicorn.access"] = {"handlers": [], "propagate": False}  # ours has durations
     return {"version": 1, "disable_existing_loggers": False,
             "formatters": {"default": formatter}, "handlers": {"default": handler},
+            "filters": {"once": {"()": f"{__name__}.LoggedOnce"}},
             "loggers": loggers}
