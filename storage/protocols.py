@@ -244,6 +244,11 @@ class InstanceIndex(Protocol):
         names: the blobs the orphan sweep must leave alone."""
         ...
 
+    async def check(self) -> None:
+        """Nothing if the index can be reached now; OSError saying why not (readiness). Quick:
+        it does not wait behind the reads under way."""
+        ...
+
     async def stored_sha256(self, store_id: int, sop_uid: str) -> str | None:
         """The SHA-256 of the instance stored under `sop_uid`, or None if there is none."""
         ...

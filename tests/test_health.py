@@ -23,3 +23,14 @@ def test_readiness_follows_the_blob_store_and_liveness_does_not(
     finally:
         blobs.with_name("blobs-away").rename(blobs)
     assert requests.get(base + "/healthz").status_code == 200
+
+
+def test_readiness_follows_the_index(live_server: LiveServer) -> None:
+    index = live_server.data_dir / "index.sqlite3"
+    index.rename(index.with_name("index-away"))
+    try:
+        down = requests.get(live_server.base + "/readyz")
+        assert down.status_code == 503 and "index" in down.json()["error"]["message"]
+    finally:
+        index.with_name("index-away").rename(index)
+    assert requests.get(live_server.base + "/readyz").status_code == 200

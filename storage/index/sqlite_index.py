@@ -47,6 +47,7 @@ class SqliteIndex:
     def __init__(self, path: Path, *, readers: int = 4, read_time_limit: float = 30.0,
                  read_only: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
         self._db = Connections(path, readers, read_time_limit, read_only)
         self._read_only = read_only
 
@@ -213,6 +214,10 @@ class SqliteIndex:
                     [*batch, *batch]))
             return found
         return await self._db.read(run)
+
+    async def check(self) -> None:
+        if not self._path.is_file():  # the connections are open: the file is what can go
+            raise FileNotFoundError(f"{self._path} is missing")
 
     async def stored_sha256(self, store_id: int, sop_uid: str) -> str | None:
         def run(conn: sqlite3.Connection) -> str | None:

@@ -504,6 +504,10 @@ async def test_delete(index: InstanceIndex, store: int, corpus: Corpus) -> None:
     assert {r.study_uid for r in await find(index, store, Level.STUDY)} == {C}
 
 
+async def test_check_passes_while_the_index_can_be_reached(index: InstanceIndex) -> None:
+    await index.check()
+
+
 async def removed(index: InstanceIndex, names: list[str]) -> None:
     """Check that the removal of `names` is queued and due at once, then mark it done."""
     assert set(names) <= set(await index.due_removals(0, 10_000))
