@@ -5,10 +5,12 @@ workers need (pydicom, numpy, the codecs: some 50 MB of every process that does)
 
 import argparse
 import atexit
+import errno
 import ipaddress
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import replace
@@ -206,6 +208,21 @@ def _check_data(data: Path) -> None:
                          f"migrations {', '.join(newer)}); run that version or a later one")
 
 
+def _check_port(host: str, port: int) -> None:
+    """SystemExit with one line if the address cannot be listened on (uvicorn would say so
+    only after opening the archive, among its start-up lines)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            sock.bind(infos[0][4])
+            sock.listen(1)  # where a port in use is refused, with SO_REUSEADDR
+    except OSError as exc:
+        raise SystemExit(f"pacs: cannot listen on {host}:{port}: {exc.strerror or exc}"
+                         + (" (another server is using it; choose another with --port)"
+                            if exc.errno == errno.EADDRINUSE else "")) from exc
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if not (args.command == "import" and args.url):
@@ -236,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
                              "everything")
         print(f"pacs: WARNING: serving {args.host} without authentication: anyone who can "
               "reach the port can read, store and delete everything", flush=True)
+    _check_port(args.host, args.port)
     logs = log_config(args.log_level, args.log_format)
     base = f"http://{args.host}:{args.port}"
     print(f"pacs: data in {args.data.resolve()}", flush=True)

@@ -158,3 +158,18 @@ def test_stores_are_created_listed_filled_and_deleted_from_the_command_line(
 
 
 STORE_DEFAULT = "projects/local/locations/local/datasets/default/dicomStores/default"
+
+
+def test_a_port_in_use_is_one_clear_line_and_nothing_is_opened(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "pacs", "serve", "--port", str(port),
+                               "--data", str(tmp_path / "data"), "--workers", "1"],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode != 0
+    assert done.stderr.strip() == (f"pacs: cannot listen on 127.0.0.1:{port}: Address already "
+                                   "in use (another server is using it; choose another with "
+                                   "--port)")
+    assert not (tmp_path / "data").exists()
