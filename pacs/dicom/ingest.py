@@ -114,16 +114,21 @@ def _file_meta_end(fp: BinaryIO) -> int:
         fp.seek(end)
 
 
+def is_io_error(exc: BaseException) -> bool:
+    """Whether `exc` is the file's or the disk's own failure (an OSError with an errno), not
+    what the file holds: pydicom raises bare OSErrors for malformed items too."""
+    return isinstance(exc, OSError) and exc.errno is not None
+
+
 def read_instance(fp: BinaryIO, bulk_data: BulkDataDefinition) -> InstanceRecord:
     """Parse the header of the Part 10 file open in `fp` (never the pixels); `bulk_data` says
     which elements become BulkDataURIs. Whatever fails in parsing what a client sent (an
     unknown VR such as ZZ makes pydicom raise NotImplementedError as it converts) is an
-    IngestError; only the file's own I/O errors (an OSError with an errno: pydicom raises
-    bare OSErrors for malformed items too) pass as they are."""
+    IngestError; only the file's own I/O errors (`is_io_error`) pass as they are."""
     try:
         return _read_instance(fp, bulk_data)
     except Exception as exc:
-        if isinstance(exc, IngestError) or isinstance(exc, OSError) and exc.errno is not None:
+        if isinstance(exc, IngestError) or is_io_error(exc):
             raise
         raise IngestError(f"not a readable DICOM Part 10 file: {type(exc).__name__}: "
                           f"{str(exc)[:200]}") from exc

@@ -11,6 +11,7 @@ import anyio
 from pydicom.dataset import Dataset
 
 from pacs.bounded_cache import BoundedCache
+from pacs.dicom.ingest import is_io_error
 from pacs.dicom.pixel_data import PIXEL_ELEMENTS
 from pacs.pixels.codecs import Encoded, codec_for
 from pacs.pixels.description import PixelDescription, PixelError, describe
@@ -140,13 +141,13 @@ def _guarded(work: Callable[..., T], *args: object) -> T:
     """`work(*args)`, whatever pydicom and the codecs raise on stored pixel data they cannot
     make sense of (a header that lies, a corrupt stream; a Rust codec panics with a
     BaseException) turned into a PixelError that says so; the blob store's own errors
-    (OSError with an errno) pass as they are."""
+    (`is_io_error`) pass as they are."""
     try:
         return work(*args)
     except (PixelError, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
+        if is_io_error(exc):
             raise
         log.warning("stored pixel data could not be processed", exc_info=exc)
         raise PixelError(f"the stored pixel data cannot be processed: {type(exc).__name__}: "

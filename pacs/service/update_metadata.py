@@ -14,6 +14,7 @@ import anyio
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from pacs.dicom.ingest import is_io_error
 from pacs.dicom.part10 import write_part10
 from pacs.dicom.pixel_data import PIXEL_BY_KEY
 from pacs.dicom.tags import REQUIRED_UIDS
@@ -96,7 +97,7 @@ def _patched(archive: Archive, item: InstanceLocation,
     try:
         data = write_part10(ds, item.transfer_syntax_uid)
     except Exception as exc:  # a value its VR cannot encode: US 70000, a DA that is a number
-        if isinstance(exc, OSError) and exc.errno is not None:
+        if is_io_error(exc):
             raise
         raise InvalidArgument(f"instance {item.sop_uid} cannot be written with the patch: "
                               f"{type(exc).__name__}: {str(exc)[:200]}") from exc
