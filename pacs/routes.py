@@ -57,7 +57,8 @@ async def livez(request: Request) -> Response:
 
 async def prometheus(request: Request) -> Response:
     """Prometheus metrics of every worker, and each store's size (pacs/telemetry.py)."""
-    sizes = await store_sizes(request.app.state.archive)
+    sizes = [(row.name, held.instances, held.blob_bytes)
+             for row, held in await store_sizes(request.app.state.archive)]
     return Response(exposition(sizes), media_type=PROMETHEUS_CONTENT_TYPE)
 
 

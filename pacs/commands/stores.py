@@ -4,11 +4,11 @@ through the same service functions as the Cloud Healthcare API's management meth
 import argparse
 import asyncio
 
-from pacs.service.archive import Archive, open_archive
+from pacs.commands.opened import opened
+from pacs.service.archive import Archive
 from pacs.service.errors import ArchiveError
 from pacs.service.management import delete_store
 from pacs.service.metrics import store_sizes
-from pacs.settings import Settings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,20 +21,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    archive = await open_archive(Settings(data_dir=args.data))
-    try:
+    async with opened(args.data) as (archive, _):
         await ACTIONS[args.action](archive, args)
-    finally:
-        await archive.close()
 
 
 async def _list(archive: Archive, args: argparse.Namespace) -> None:
-    profiles = {}
-    for dataset in await archive.index.dataset_names():
-        for row in await archive.index.list_stores(dataset, "", -1):
-            profiles[row.name] = row.profile
-    for name, instances, size in await store_sizes(archive):
-        print(f"{name}\t{profiles[name]}\t{instances} instances\t{size} bytes")
+    for row, held in await store_sizes(archive):
+        print(f"{row.name}\t{row.profile}\t{held.instances} instances\t{held.blob_bytes} bytes")
 
 
 async def _create(archive: Archive, args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ from pacs.service.errors import NotFound
 from pacs.service.retrieve import locate
 from pacs.service.stores import StoreContext
 from pacs.service.targets import Target
-from storage.rows import Metrics
+from storage.rows import Metrics, StoreRow
 
 
 def _sizes(metrics: Metrics) -> dict[str, str]:
@@ -24,14 +24,11 @@ async def store_metrics(archive: Archive, store: StoreContext) -> dict[str, Any]
             **_sizes(metrics)}
 
 
-async def store_sizes(archive: Archive) -> list[tuple[str, int, int]]:
-    """Every store's name, instance count and blob bytes (for the Prometheus gauges)."""
-    sizes = []
-    for dataset in await archive.index.dataset_names():
-        for row in await archive.index.list_stores(dataset, "", -1):
-            metrics = await archive.index.metrics(row.id)
-            sizes.append((row.name, metrics.instances, metrics.blob_bytes))
-    return sizes
+async def store_sizes(archive: Archive) -> list[tuple[StoreRow, Metrics]]:
+    """Every store with what it holds (for `pacs stores list` and the Prometheus gauges)."""
+    return [(row, await archive.index.metrics(row.id))
+            for dataset in await archive.index.dataset_names()
+            for row in await archive.index.list_stores(dataset, "", -1)]
 
 
 async def study_metrics(archive: Archive, store: StoreContext, target: Target
