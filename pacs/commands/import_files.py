@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
 
 from rich.console import Console
 from rich.progress import (
@@ -23,11 +22,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from pacs.commands.opened import opened
 from pacs.commands.upload import uploader
 from pacs.dicom.pydicom_setup import configure_pydicom
-from pacs.service.archive import open_archive
 from pacs.service.import_files import Result, Source, import_one, sources
-from pacs.settings import Settings
 
 Importer = Callable[[Source], Awaitable[tuple[Result, str]]]
 
@@ -53,14 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
 @asynccontextmanager
 async def _into_archive(args: argparse.Namespace) -> AsyncIterator[Importer]:
-    settings = Settings(data_dir=args.data)
-    archive = await open_archive(replace(settings, default_store=args.store or
-                                         settings.default_store))
-    try:
-        store = await archive.stores.get(archive.settings.default_store)
+    async with opened(args.data, args.store) as (archive, store):
         yield lambda source: import_one(archive, store, source)
-    finally:
-        await archive.close()
 
 
 async def _import(args: argparse.Namespace, found: list[Source]

@@ -4,12 +4,11 @@
 import argparse
 import asyncio
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
+from pacs.commands.opened import opened
 from pacs.dicom.pydicom_setup import configure_pydicom
-from pacs.service.archive import open_archive
 from pacs.service.verify import VerifyReport, verify
-from pacs.settings import Settings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -17,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.data / "index.sqlite3").is_file():
         raise SystemExit(f"pacs: {args.data} holds no archive (no index.sqlite3)")
     configure_pydicom()
-    report = asyncio.run(_verify(Settings(data_dir=args.data), args))
+    report = asyncio.run(_verify(args))
     if args.json:
         print(json.dumps({**asdict(report), "healthy": report.healthy}, indent=2))
     else:
@@ -25,15 +24,10 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.healthy else 1
 
 
-async def _verify(settings: Settings, args: argparse.Namespace) -> VerifyReport:
-    archive = await open_archive(replace(settings, default_store=args.store or
-                                         settings.default_store))
-    try:
-        store = await archive.stores.get(archive.settings.default_store)
+async def _verify(args: argparse.Namespace) -> VerifyReport:
+    async with opened(args.data, args.store) as (archive, store):
         return await verify(archive, store, repair=args.repair, grace=args.grace,
                             checksums=not args.no_checksums)
-    finally:
-        await archive.close()
 
 
 def _print(report: VerifyReport) -> None:
