@@ -9,7 +9,8 @@ from typing import Any
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
 ACCESS_LOGGER = "pacs.access"
-_FIELDS = ("client", "method", "path", "status", "duration_ms", "bytes_in", "bytes_out")
+_FIELDS = ("client", "method", "path", "status", "duration_ms", "bytes_in", "bytes_out",
+           "config")
 
 
 class JsonFormatter(logging.Formatter):

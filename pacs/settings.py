@@ -4,11 +4,18 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from pacs.names import DEFAULT_STORE
 
 SETTINGS_VARIABLE = "PACS_SETTINGS"
-_PATHS = ("data_dir", "gcs_dir", "audit_log")  # fields holding a Path
+HELP = "help"  # the metadata key of a tunable field's description
+_PATHS = ("data_dir", "gcs_dir", "audit_log", "viewer_dir")  # fields holding a Path
+
+
+def tunable(default: Any, description: str) -> Any:
+    """A limit or tuning field an operator may set (pacs/config.py makes it an option)."""
+    return field(default=default, metadata={HELP: description})
 
 
 @dataclass(frozen=True)
@@ -21,51 +28,71 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)  # "*" only while authentication is off
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")  # proxies whose X-Forwarded-*
     public_url: str = ""  # the base URL clients reach the server at, if pinned
-    max_part_header_bytes: int = 16 * 1024  # headers of one multipart part
-    max_query_bytes: int = 32 * 1024  # a request's query string (longer: 414)
-    max_header_bytes: int = 64 * 1024  # a request's header fields together (more: 431)
-    max_header_count: int = 100  # a request's header fields (more: 431)
-    max_instance_bytes: int = 4 * 1024**3  # one stored object (Google: 4 GB per tag)
-    max_metadata_bytes: int = 64 * 1024**2  # JSON or XML metadata parts of one request
-    max_parts_per_request: int = 10_000  # parts of one STOW read (the rest: refused, A700)
-    stage_buffer_bytes: int = 1024 * 1024  # request bytes buffered before a write to staging
-    stores_per_request: int = 4  # complete parts of one STOW stored while the next arrive
-    read_chunk_bytes: int = 1024 * 1024  # blob bytes per read when streaming a retrieve
-    max_frames_per_request: int = 10_000
-    max_transcode_bytes: int = 1024**3  # an instance transcoded whole (Google: 1 GB)
-    max_animated_frames: int = 256  # frames in one rendered GIF (each is held while encoding)
-    # a rendered picture (a GIF's frames together) and each frame decoded for it: 8192², or
-    # 256 frames of 512², fit; a 10000 x 10000 viewport does not
-    max_rendered_pixels: int = 64 * 1024**2
-    max_includefields: int = 200  # attributes one search's includefield names (all: one)
-    index_readers: int = 4
-    pixel_workers: int = 0  # threads decoding, encoding and rendering at once (0: one per core)
-    # transcoded frames and rendered pictures kept, by the whole server (split among workers)
-    pixel_cache_bytes: int = 64 * 1024**2
-    # working memory of the pixel jobs running at once, by estimate, by the whole server
-    # (split among workers); a job waits for room, one larger than it runs alone
-    max_pixel_memory_bytes: int = 512 * 1024**2
-    gzip_cache_bytes: int = 16 * 1024**2  # gzip-coded metadata kept, by the whole server
+    # limits and tuning: each is also a `pacs serve` option (pacs/config.py)
+    max_part_header_bytes: int = tunable(16 * 1024, "header bytes of one multipart part")
+    max_query_bytes: int = tunable(32 * 1024, "bytes of a request's query string (more: 414)")
+    max_header_bytes: int = tunable(64 * 1024,
+                                    "bytes of a request's header fields together (more: 431)")
+    max_header_count: int = tunable(100, "header fields of a request (more: 431)")
+    max_instance_bytes: int = tunable(4 * 1024**3,
+                                      "bytes of one stored instance (Google: 4 GB per tag)")
+    max_metadata_bytes: int = tunable(64 * 1024**2,
+                                      "bytes of the JSON or XML metadata parts of one STOW")
+    max_parts_per_request: int = tunable(
+        10_000, "parts of one STOW read (the rest are refused with 0xA700)")
+    stage_buffer_bytes: int = tunable(1024 * 1024,
+                                      "request bytes buffered before a write to staging")
+    stores_per_request: int = tunable(
+        4, "complete parts of one STOW stored while the next arrive")
+    read_chunk_bytes: int = tunable(1024 * 1024, "blob bytes per read when streaming a retrieve")
+    max_frames_per_request: int = tunable(10_000, "frames one retrieve may name")
+    max_transcode_bytes: int = tunable(
+        1024**3, "bytes of an instance transcoded whole (Google: 1 GB)")
+    max_animated_frames: int = tunable(
+        256, "frames in one rendered GIF (each is held while encoding)")
+    max_rendered_pixels: int = tunable(
+        64 * 1024**2, "pixels of a rendered picture (a GIF's frames together) and of each frame "
+        "decoded for it: 8192², or 256 frames of 512², fit; 10000 x 10000 does not")
+    max_includefields: int = tunable(
+        200, "attributes one search's includefield may name (all: one)")
+    index_readers: int = tunable(4, "index connections reading at once, per worker")
+    pixel_workers: int = tunable(
+        0, "threads decoding, encoding and rendering at once (0: one per core)")
+    pixel_cache_bytes: int = tunable(
+        64 * 1024**2, "bytes of transcoded frames and rendered pictures kept, by the whole "
+        "server (split among workers)")
+    max_pixel_memory_bytes: int = tunable(
+        512 * 1024**2, "estimated working memory of the pixel jobs running at once, by the "
+        "whole server (split among workers); a job waits for room, one larger runs alone")
+    gzip_cache_bytes: int = tunable(16 * 1024**2,
+                                    "bytes of gzip-coded metadata kept, by the whole server")
+    store_cache_seconds: float = tunable(
+        2.0, "seconds before a store found by name is looked up again")
+    cleanup_delay_seconds: float = tunable(60.0, "seconds from start to the first cleanup sweep")
+    cleanup_interval_seconds: float = tunable(
+        600.0, "seconds between sweeps for leftovers of interrupted work")
+    staging_grace_seconds: float = tunable(
+        6 * 3600.0, "seconds before an untouched staged blob is abandoned")
+    orphan_grace_seconds: float = tunable(
+        3600.0, "seconds before a blob no index row points at is removed")
+    removal_grace_seconds: float = tunable(
+        600.0, "seconds before a deleted instance's blob is removed")
+    query_time_limit_seconds: float = tunable(30.0, "seconds one search may run")
+    oidc_jwks_refresh_seconds: float = tunable(
+        30.0, "an unknown `kid` refetches the OIDC keys at most this often (seconds)")
     server_workers: int = 1  # worker processes serving (each holds its share of the caches)
-    store_cache_seconds: float = 2.0  # a store found by name is looked up again after this
-    cleanup_delay_seconds: float = 60.0  # from start to the first sweep
-    cleanup_interval_seconds: float = 600.0  # between sweeps for leftovers of interrupted work
-    staging_grace_seconds: float = 6 * 3600.0  # an untouched staged blob is abandoned after
-    orphan_grace_seconds: float = 3600.0  # a blob no index row points at is removed after
-    removal_grace_seconds: float = 600.0  # a deleted instance's blob is removed after
-    query_time_limit_seconds: float = 30.0
     gcs_dir: Path | None = None  # what gs://BUCKET/PATH maps to (None: <data_dir>/gcs)
     # bearer token → identity (member syntax); never shown
     auth_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     admins: tuple[str, ...] = ()  # identities that hold every permission
     audit_log: Path | None = None  # JSON lines of who did what (None: no audit log)
+    viewer_dir: Path | None = None  # an OHIF v3 build served at /viewer (None: no viewer)
     oidc_issuer: str = ""  # OIDC: the `iss` a JWT must carry ("" : OIDC off)
     oidc_audience: str = ""  # the `aud` it must carry
     oidc_jwks: str = ""  # the issuer's keys: a JWKS file or https URL
     oidc_identity_claim: str = "email"  # identity: user:<this claim>
     oidc_roles_claim: str = ""  # dotted path to the token's roles, e.g. realm_access.roles
     oidc_role_map: tuple[tuple[str, str, str], ...] = ()  # (token role, resource, Google role)
-    oidc_jwks_refresh_seconds: float = 30.0  # an unknown `kid` refetches keys at most this often
 
     def to_env(self) -> str:
         """JSON for the `PACS_SETTINGS` variable that worker processes read."""

@@ -125,7 +125,7 @@ def test_a_public_address_needs_authentication(tmp_path: Path) -> None:
     assert "must be a JSON object of tokens to identities" in bad.stderr
     half = _serve("--host", "0.0.0.0", "--oidc-issuer", "https://kc.example/realms/r")
     assert half.returncode != 0
-    assert "--oidc-issuer needs --oidc-audience and --oidc-jwks" in half.stderr
+    assert "--oidc-issuer needs oidc_audience and oidc_jwks too" in half.stderr
     roles = tmp_path / "roles.json"
     roles.write_text(json.dumps({"viewer": [{"resource": "projects/p", "role": "roles/owner"}]}))
     unknown = _serve("--host", "0.0.0.0", "--oidc-issuer", "https://kc.example/realms/r",

@@ -18,7 +18,7 @@ MODULES = sorted([*(ROOT / "pacs").rglob("*.py"), *(ROOT / "storage").rglob("*.p
 
 # Highest first; a module belongs to the first layer one of whose prefixes names it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("entry", ("pacs.app", "pacs.routes", "pacs.__main__", "pacs.commands")),
+    ("entry", ("pacs.app", "pacs.routes", "pacs.__main__", "pacs.commands", "pacs.config")),
     ("transactions", ("pacs.transactions",)),
     ("http", ("pacs.http",)),
     ("service", ("pacs.service",)),
