@@ -18,6 +18,7 @@ from pacs.http.oidc import OidcVerifier
 from pacs.http.request_limits import RequestLimits
 from pacs.http.request_metrics import RequestMetrics
 from pacs.http.trailing_slash import TrailingSlash
+from pacs.http.viewer import Viewer
 from pacs.malloc_arenas import limit_malloc_arenas
 from pacs.pixels.codecs import missing_backends
 from pacs.routes import ROUTES
@@ -48,6 +49,8 @@ def create_app(settings: Settings) -> Starlette:
         app.state.archive = archive
         app.state.audit = AuditLog(settings.audit_log) if settings.audit_log else None
         app.state.gzip_cache = gzip_cache(settings)
+        app.state.viewer = None if settings.viewer_dir is None else \
+            Viewer(settings.viewer_dir, settings.public_url)
         if archive.read_only:
             log.warning("the data directory %s is on a read-only volume: serving reads, "
                         "refusing writes", settings.data_dir)

@@ -239,7 +239,7 @@ class Config:
         tuned = {option.name: self.values[option.name] for option in OPTIONS
                  if option.group == TUNING}
         return Settings(data_dir=self["data"], stores=self._stores(),
-                        gcs_dir=self["gcs_root"], viewer_dir=self["viewer"],
+                        gcs_dir=self["gcs_root"], viewer_dir=self._viewer(),
                         auth_tokens=self._tokens(), admins=self["admin"],
                         cors_origins=self["cors_origin"] or ("*",),
                         forwarded_allow_ips=self["forwarded_allow_ips"],
@@ -257,6 +257,13 @@ class Config:
             return tuple(str(StoreName.parse(name)) for name in self["store"])
         except ValueError as exc:
             raise ConfigError(f"{self.where('store')}: {exc}") from None
+
+    def _viewer(self) -> Path | None:
+        viewer: Path | None = self["viewer"]
+        if viewer is not None and not (viewer / "index.html").is_file():
+            raise ConfigError(f"{self.where('viewer')} {viewer} has no index.html: give the "
+                              "dist folder of an OHIF v3 build (npm pack @ohif/app)")
+        return viewer
 
     def _tokens(self) -> tuple[tuple[str, str], ...]:
         tokens = self["auth_tokens"]

@@ -16,6 +16,7 @@ from pacs.http.audit import AuditLog
 from pacs.http.errors import error_response, status_of
 from pacs.http.request_metrics import ROUTE_KEY
 from pacs.http.transaction import Handler, Transaction
+from pacs.http.viewer import Viewer
 from pacs.names import ROUTE
 from pacs.service.health import unreachable
 from pacs.service.iam import AUTHENTICATED
@@ -60,6 +61,15 @@ async def prometheus(request: Request) -> Response:
     sizes = [(row.name, held.instances, held.blob_bytes)
              for row, held in await store_sizes(request.app.state.archive)]
     return Response(exposition(sizes), media_type=PROMETHEUS_CONTENT_TYPE)
+
+
+async def viewer(request: Request) -> Response:
+    """The OHIF viewer of `--viewer` (pacs/http/viewer.py); 404 when none is configured."""
+    served: Viewer | None = request.app.state.viewer
+    if served is None:
+        return error_response(404, "no viewer is served: start pacs serve with --viewer DIR",
+                              "NOT_FOUND")
+    return await served.serve(request)
 
 
 def resource(path: str, **methods: Transaction) -> Resource:
@@ -214,6 +224,9 @@ ROUTES: list[BaseRoute] = [
     # open while authentication is off (loopback); else only for those holding every
     # permission (--admin): store names and sizes are not for everyone
     route("/metrics", {"GET": (Permission("pacs.metrics.get", ""), prometheus)}),
+    # public: the viewer's code holds no data, and its requests for data are checked as any
+    route("/viewer", {"GET": (None, viewer)}),
+    route("/viewer/{path:path}", {"GET": (None, viewer)}),
     route("/dicomweb", SERVICE_ROOT),
     route(GOOGLE_STORE, SERVICE_ROOT),
     Mount("/dicomweb", app=Router(DICOMWEB, redirect_slashes=False)),
