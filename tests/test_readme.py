@@ -1,13 +1,16 @@
-"""The README's curl commands, run as written against a live server."""
+"""The README's commands and examples, run as written against a live server."""
 
 import re
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pydicom
+from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
+from pacs.config import BY_NAME
 from tests.conftest import LiveServer
 from tests.dataset_factories import corpus_path
 
@@ -47,3 +50,27 @@ def test_readme_curl_commands_work(live_server: LiveServer, tmp_path: Path) -> N
     with Image.open(tmp_path / "picture.png") as picture:
         assert picture.format == "PNG"
         assert picture.size == (256, 256)
+
+
+def _block(language: str, after: str) -> str:
+    """The README's first ```language block after the text `after`."""
+    return README.read_text().split(after, 1)[1].split(f"```{language}\n", 1)[1].split("```")[0]
+
+
+def test_readme_dicomweb_client_example_works(live_server: LiveServer) -> None:
+    ds = pydicom.dcmread(corpus_path("CT_small.dcm"))
+    ds.PatientName = "Doe^Jane"
+    example = _block("python", "**With dicomweb-client**")
+    DICOMwebClient(live_server.dicomweb).store_instances([ds])
+    scope: dict[str, object] = {}
+    exec(example.replace("http://127.0.0.1:8080", live_server.base), scope)  # noqa: S102
+    [instance] = scope["instances"]  # type: ignore[misc]
+    assert instance.SOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_readme_configuration_example_is_a_valid_configuration() -> None:
+    table = tomllib.loads(_block("toml", "## Configuration"))
+    assert len(table) >= 8
+    for key, value in table.items():
+        option = BY_NAME[key]  # a KeyError names a key the server would refuse
+        option.read(option.kind.toml, value, "README: ")
