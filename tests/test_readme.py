@@ -64,8 +64,9 @@ def test_readme_dicomweb_client_example_works(live_server: LiveServer) -> None:
     DICOMwebClient(live_server.dicomweb).store_instances([ds])
     scope: dict[str, object] = {}
     exec(example.replace("http://127.0.0.1:8080", live_server.base), scope)  # noqa: S102
-    [instance] = scope["instances"]  # type: ignore[misc]
-    assert instance.SOPInstanceUID == ds.SOPInstanceUID
+    instances = scope["instances"]
+    assert isinstance(instances, list)
+    assert [instance.SOPInstanceUID for instance in instances] == [ds.SOPInstanceUID]
 
 
 def test_readme_configuration_example_is_a_valid_configuration() -> None:
