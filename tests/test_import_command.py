@@ -69,6 +69,26 @@ def test_import_of_a_path_that_does_not_exist_is_one_clear_line(tmp_path: Path) 
     assert "Traceback" not in done.stderr and not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize("command", ["import", "verify"])
+def test_a_mistyped_store_is_one_line_and_never_created(tmp_path: Path, command: str) -> None:
+    source = tmp_path / "one.dcm"
+    source.write_bytes(ct_series(1, size=8)[0])
+    name = "projects/p/locations/l/datasets/d/dicomStores/typo"
+    args = [str(source)] if command == "import" else []
+    subprocess.run([sys.executable, "-m", "pacs", "stores", "--data", str(tmp_path / "data"),
+                    "list"], capture_output=True, timeout=120, check=True)  # an archive
+    done = subprocess.run([sys.executable, "-m", "pacs", command, *args, "--data",
+                           str(tmp_path / "data"), "--store", name], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr == (f"pacs: DICOM store {name} not found in {tmp_path / 'data'} "
+                           "(create it with pacs stores create)\n")
+    listed = subprocess.run([sys.executable, "-m", "pacs", "stores", "--data",
+                             str(tmp_path / "data"), "list"], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert name not in listed.stdout
+
+
 def test_import_with_url_sends_to_another_server_and_skips_what_it_lists(
         tmp_path: Path) -> None:
     source = tmp_path / "incoming"

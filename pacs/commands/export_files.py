@@ -27,7 +27,7 @@ import anyio
 
 from pacs.commands.opened import opened
 from pacs.commands.progress import FAILED, Tally
-from pacs.service.errors import DataLoss, InvalidArgument, NotFound
+from pacs.service.errors import DataLoss, InvalidArgument
 from pacs.service.export_files import (
     ExportItem,
     check,
@@ -109,11 +109,7 @@ def _is_zip(dest: Path) -> bool:
 
 
 async def _export(args: argparse.Namespace, as_zip: bool, ctrl_c: _CtrlC) -> Tally:
-    async with opened(args.data) as (archive, default):
-        try:
-            store = await archive.stores.get(args.store) if args.store else default
-        except NotFound as exc:  # looked up, not opened: opening would create it
-            raise SystemExit(f"pacs: {exc.message} in {args.data}") from exc
+    async with opened(args.data, args.store) as (archive, store):
         if not as_zip:
             try:
                 args.dest.mkdir(parents=True, exist_ok=True)

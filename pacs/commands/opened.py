@@ -1,12 +1,13 @@
 """The archive of a data directory as the commands open it: with the store they work on
-(`--store`, or the default store), closed when they are done."""
+(`--store`, or the default store), closed when they are done. A store is looked up, never
+created: a mistyped name is one line, not a new empty store."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from pacs.service.archive import Archive, open_archive
+from pacs.service.errors import NotFound
 from pacs.service.stores import StoreContext
 from pacs.settings import Settings
 
@@ -14,11 +15,15 @@ from pacs.settings import Settings
 @asynccontextmanager
 async def opened(data: Path, store: str | None = None
                  ) -> AsyncIterator[tuple[Archive, StoreContext]]:
-    """The archive in `data` and its store `store` (None: the default store)."""
-    settings = Settings(data_dir=data)
-    archive = await open_archive(replace(settings, default_store=store or
-                                         settings.default_store))
+    """The archive in `data` and its store `store` (None: the default store); SystemExit
+    with one line if there is no such store."""
+    archive = await open_archive(Settings(data_dir=data))
     try:
-        yield archive, await archive.stores.get(archive.settings.default_store)
+        try:
+            context = await archive.stores.get(store or archive.settings.default_store)
+        except NotFound as exc:
+            raise SystemExit(f"pacs: {exc.message} in {data} (create it with pacs stores "
+                             "create)") from exc
+        yield archive, context
     finally:
         await archive.close()
