@@ -2,13 +2,10 @@
 table with no token (401), a token without the permission (403) and an administrator's
 token (neither), HEAD and OPTIONS included, on /dicomweb and on Google's paths."""
 
-import contextlib
 import json
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from pacs.routes import ROUTES
 from pacs.settings import Settings
 from tests.conftest import LiveServer, ServerThread
 from tests.dataset_factories import corpus_bytes
+from tests.served_process import served
 
 TOKENS = {"admin-token": "user:admin@example.com", "alice-token": "user:alice@example.com"}
 VALUES = {"version": "v1", "project": "p", "location": "l", "dataset": "d", "store": "s",
@@ -281,30 +279,15 @@ def test_tokens_never_reach_the_server_log(tmp_path: Path, log_format: str) -> N
     with its duration, and a token sent as `access_token` is redacted."""
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"s3cr3t-t0ken": "user:admin@example.com"}))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pacs", "serve", "--port", str(port), "--data",
-         str(tmp_path / "data"), "--auth-tokens", str(tokens), "--admin",
-         "user:admin@example.com", "--workers", "1", "--log-format", log_format],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline, "did not start"
-            time.sleep(0.1)
+    with served("--data", str(tmp_path / "data"), "--auth-tokens", str(tokens), "--admin",
+                "user:admin@example.com", "--workers", "1", "--log-format",
+                log_format) as server:
+        base = server.base
         found = requests.get(f"{base}/dicomweb/studies?limit=1&access_token=s3cr3t-t0ken")
         assert found.status_code == 204
         assert requests.get(f"{base}/dicomweb/studies",
                             headers={"Authorization": "Bearer s3cr3t-t0ken"}).status_code == 204
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
+    output = server.output
     assert "access_token=REDACTED" in output  # the request was logged, without its token
     assert "s3cr3t" not in output
     if log_format == "json":

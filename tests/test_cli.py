@@ -4,7 +4,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -16,42 +15,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import pacs
 from tests.dataset_factories import ct_series
+from tests.served_process import served as pacs_serve
 
 STORE = "projects/p1/locations/l1/datasets/d1/dicomStores/s1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     data = tmp_path_factory.mktemp("cli") / "data"
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pacs", "serve", "--port", str(port), "--data", str(data),
-         "--store", STORE, "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-        yield base, str(data)
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-        print(output)
-    assert f"{base}/dicomweb" in output
-    assert f"{base}/v1/{STORE}/dicomWeb" in output
+    with pacs_serve("--data", str(data), "--store", STORE, "--workers", "2") as server:
+        yield server.base, str(data)
+    print(server.output)
+    assert f"{server.base}/dicomweb" in server.output
+    assert f"{server.base}/v1/{STORE}/dicomWeb" in server.output
 
 
 def test_workers_share_one_archive(served: tuple[str, str]) -> None:
