@@ -21,6 +21,7 @@ import uvicorn
 
 from pacs import __version__
 from pacs.config import PRECEDENCE, Config, ConfigError, add_arguments, resolve
+from pacs.cores import usable_cores
 from pacs.logs import log_config
 from pacs.names import StoreName
 from pacs.settings import SETTINGS_VARIABLE, Settings
@@ -57,7 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                       help="data directory (default pacs-data; created if missing)")
     load.add_argument("--store", type=_store, default=None,
                       help="the store to import into (default: the default store)")
-    load.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    load.add_argument("--jobs", type=int, default=usable_cores(),
                       help="files stored at once (default: one per core)")
     load.add_argument("--url", default="",
                       help="send to this DICOMweb root by STOW-RS instead (another pacs, "

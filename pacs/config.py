@@ -5,7 +5,6 @@ else its default. The effective configuration is printed at start as TOML, secre
 import argparse
 import difflib
 import json
-import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pacs.cores import usable_cores
 from pacs.logs import FORMATS, LEVELS
 from pacs.names import StoreName
 from pacs.service.iam import ROLES
@@ -127,7 +127,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", INTEGER, 8080, "port to listen on"),
     Option("data", PATH, Path("pacs-data"),
            "data directory: index and blobs (created if missing)", metavar="DIR"),
-    Option("workers", INTEGER, os.cpu_count() or 1, "worker processes (default: one per core)"),
+    Option("workers", INTEGER, usable_cores(), "worker processes (default: one per usable "
+           "core, a container's CPU limit included)"),
     Option("store", LIST, (), "further stores projects/P/locations/L/datasets/D/dicomStores/S "
            "(repeatable, or comma-separated)", metavar="NAME"),
     Option("gcs_root", PATH, None, "directory that gs://BUCKET/PATH URIs of dicomStores.import "

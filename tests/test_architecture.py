@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pixels", ("pacs.pixels",)),
     ("dicom", ("pacs.dicom",)),
     ("base", ("pacs.settings", "pacs.names", "pacs.malloc_arenas", "pacs.bounded_cache",
-              "pacs.ascii_numbers", "pacs.telemetry", "pacs.logs", "pacs")),
+              "pacs.ascii_numbers", "pacs.telemetry", "pacs.logs", "pacs.cores", "pacs")),
     ("storage", ("storage",)),
 ]
 

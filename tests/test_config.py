@@ -3,6 +3,7 @@ defaults, one line for each mistake, and the effective configuration printed wit
 hidden (pacs/config.py)."""
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from pacs.config import OPTIONS
+from pacs.cores import usable_cores
 from pacs.settings import HELP, Settings
 from tests.served_process import free_port, served
 
@@ -121,3 +123,16 @@ def test_a_server_configured_by_file_and_variables_alone(tmp_path: Path) -> None
     assert effective["data"] == {"value": str(tmp_path / "data"), "source": "environment"}
     assert effective["max_query_bytes"] == {"value": 200, "source": "file"}
     assert effective["auth_tokens"]["value"] == "(1 tokens, hidden)"
+
+
+@pytest.mark.parametrize(("cpu_max", "limit"), [
+    ("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("garbled", None)])
+def test_workers_default_to_the_cores_a_container_may_use(tmp_path: Path, cpu_max: str,
+                                                          limit: int | None) -> None:
+    """A container limited to 1.5 CPUs (cgroup v2 cpu.max) starts 2 workers, not one per
+    core of the host."""
+    file = tmp_path / "cpu.max"
+    file.write_text(cpu_max)
+    cpus = len(os.sched_getaffinity(0))
+    assert usable_cores(file) == (cpus if limit is None else min(cpus, limit))
+    assert usable_cores(tmp_path / "none") == cpus

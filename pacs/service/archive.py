@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pacs.cores import usable_cores
 from pacs.pixels.engine import PixelEngine
 from pacs.service.iam import Policies
 from pacs.service.profiles import FULL
@@ -48,7 +49,7 @@ async def open_archive(settings: Settings) -> Archive:
     except BaseException:
         await index.close()
         raise
-    workers = settings.pixel_workers or os.cpu_count() or 1
+    workers = settings.pixel_workers or usable_cores()
     return Archive(settings, index, blobs, stores, Policies(index),
                    PixelEngine(blobs, workers,
                                settings.pixel_cache_bytes // max(settings.server_workers, 1),
