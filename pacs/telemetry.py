@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -31,6 +32,10 @@ INSTANCES = Counter("pacs_instances", "Instances the archive was asked to keep, 
                     "(stored, duplicate, failed)", ["result"])
 CACHE_LOOKUPS = Counter("pacs_cache_lookups", "Cache lookups, by cache and result (hit, "
                         "miss)", ["cache", "result"])
+
+PIXEL_JOBS = Gauge("pacs_pixel_jobs", "Pixel jobs (decoding, encoding, rendering) running in a "
+                   "pixel worker thread, or waiting for one (the pixel work queue)", ["state"],
+                   multiprocess_mode="livesum")
 
 
 def exposition(store_sizes: list[tuple[str, int, int]]) -> bytes:

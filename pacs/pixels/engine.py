@@ -26,6 +26,7 @@ from pacs.pixels.render import (
 )
 from pacs.pixels.source import read_frame, read_header, read_instance
 from pacs.pixels.transcode import frame_need, instance_need, transcode_frame, transcode_instance
+from pacs.telemetry import PIXEL_JOBS
 from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
 
@@ -42,7 +43,8 @@ class PixelEngine:
     def __init__(self, blobs: BlobStore, workers: int, cache_bytes: int, memory_bytes: int,
                  max_rendered_pixels: int) -> None:
         self._blobs = blobs
-        self._limiter = anyio.CapacityLimiter(workers)
+        self._limiter = anyio.CapacityLimiter(workers)  # jobs at once
+        self._threads = anyio.CapacityLimiter(workers)  # their threads: never waited for
         self._memory = MemoryBudget(memory_bytes)
         self._max_rendered_pixels = max_rendered_pixels
         self._depth = workers
@@ -52,8 +54,16 @@ class PixelEngine:
             BoundedCache(HEADERS_KEPT, "pixel headers")
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
-        """`work(*args)` in a pixel worker thread; at most `workers` run at once."""
-        return await anyio.to_thread.run_sync(_guarded, work, *args, limiter=self._limiter)
+        """`work(*args)` in a pixel worker thread; at most `workers` run at once, the others
+        wait (counted as the pixel work queue)."""
+        with PIXEL_JOBS.labels("waiting").track_inprogress():
+            await self._limiter.acquire()
+        try:
+            with PIXEL_JOBS.labels("running").track_inprogress():
+                return await anyio.to_thread.run_sync(_guarded, work, *args,
+                                                      limiter=self._threads)
+        finally:
+            self._limiter.release()
 
     async def _within(self, need: int, work: Callable[..., T], *args: object) -> T:
         """`run(work, *args)` once `need` bytes of the memory budget are free."""
