@@ -88,14 +88,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     stores.add_argument("--data", type=Path, default=Path("pacs-data"),
                         help="data directory (default pacs-data)")
     actions = stores.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="every store with its profile, instances and bytes")
-    create = actions.add_parser("create", help="create a store (and its dataset)")
+    # --data also after the action (`pacs stores list --data DIR`), as every other command
+    data_after = argparse.ArgumentParser(add_help=False)
+    data_after.add_argument("--data", type=Path, default=argparse.SUPPRESS,
+                            help="data directory (default pacs-data)")
+    actions.add_parser("list", parents=[data_after],
+                       help="every store with its profile, instances and bytes")
+    create = actions.add_parser("create", parents=[data_after],
+                                help="create a store (and its dataset)")
     create.add_argument("name", type=_store, metavar="projects/P/locations/L/datasets/D/"
                         "dicomStores/S")
     create.add_argument("--profile", choices=("full", "google"), default="full",
                         help="full: the whole standard; google: the Cloud Healthcare API's "
                              "behaviour and limits (default full)")
-    delete = actions.add_parser("delete", help="delete a store and everything in it")
+    delete = actions.add_parser("delete", parents=[data_after],
+                                help="delete a store and everything in it")
     delete.add_argument("name", type=_store, metavar="projects/P/locations/L/datasets/D/"
                         "dicomStores/S")
     verify = commands.add_parser(

@@ -87,7 +87,8 @@ def requests_counted(base: str) -> float:
                and sample.labels["route"] == "/studies" and sample.labels["method"] == "GET")
 
 
-@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["verify"], ["import", "."]])
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["verify"], ["import", "."],
+                                     ["export", "--all", "out"], ["stores", "list"]])
 def test_a_data_directory_it_cannot_use_is_one_clear_line(tmp_path: Path,
                                                          command: list[str]) -> None:
     """A file given as --data, or an index written by a newer version: one line, no
