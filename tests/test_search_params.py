@@ -433,3 +433,20 @@ def test_google_path_searches_the_same_store(server: LiveServer) -> None:
     response = requests.get(f"{missing}/studies")
     assert response.status_code == 404
     assert response.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_a_study_without_modalities_has_no_empty_modalities_in_study(
+        live_server: LiveServer) -> None:
+    """A computed list with nothing in it is left out: OHIF v3 reads an empty
+    ModalitiesInStudy's Value and its whole study list fails (tests/test_viewer.py)."""
+    ds = pydicom.dcmread(BytesIO(ct_series(1, size=8)[0]))
+    del ds.Modality
+    body = BytesIO()
+    ds.save_as(body)
+    stored = requests.post(f"{live_server.dicomweb}/studies", data=body.getvalue(),
+                           headers={"Content-Type": "application/dicom"})
+    assert stored.status_code == 200
+    [found] = requests.get(f"{live_server.dicomweb}/studies",
+                           params={"includefield": "00080060"}).json()
+    assert "00080061" not in found and "00080060" not in found
+    assert found["00201208"]["Value"] == [1]

@@ -15,6 +15,7 @@ import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 from tests.conftest import LiveServer, run_server
 from tests.dataset_factories import ct_series
@@ -118,6 +119,17 @@ def _browser() -> dict[str, str]:
     return {name: str(path) for name, path in parts.items()}
 
 
+def _without_modality() -> pydicom.Dataset:
+    """An instance with no Modality, as some secondary captures and converted files come:
+    its study's ModalitiesInStudy has no value."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    del ds.Modality
+    ds.PatientName = "Nomodality^Case"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    return ds
+
+
 def test_ohif_lists_filters_and_renders_what_a_client_stored(tmp_path: Path) -> None:
     """The issue's check, in a real browser through `pacs serve --viewer`: the study list
     shows each study with its description, modality and instance count; a patient name typed
@@ -130,18 +142,19 @@ def test_ohif_lists_filters_and_renders_what_a_client_stored(tmp_path: Path) -> 
             12, 128, patient="Nakamura^Aiko", StudyDescription="Chest CT generated")])
         client.store_instances([pydicom.dcmread(get_testdata_file(name, download=False))
                                 for name in ("CT_small.dcm", "MR_small.dcm")])
+        client.store_instances([_without_modality()])
         shutil.rmtree(ARTIFACTS, ignore_errors=True)
         drive = subprocess.run(
             [parts["node"], str(ROOT / "tests" / "viewer" / "drive.js"), "--base", server.base,
              "--playwright", parts["playwright"], "--chromium", parts["chromium"],
-             "--out", str(ARTIFACTS), "--studies", "3", "--filter", "nakam",
+             "--out", str(ARTIFACTS), "--studies", "4", "--filter", "nakam",
              "--open", "Nakamura"],
             capture_output=True, text=True, timeout=300, check=False)
     assert drive.returncode == 0, drive.stderr
     result = json.loads(drive.stdout.splitlines()[-1])
     assert "error" not in result, result
     studies = [row for row in result["studyList"] if "Reset" != row]
-    assert len(studies) == 3, studies
+    assert len(studies) == 4, studies  # the one without a modality included
     [generated] = [row for row in studies if row.startswith("Nakamura, Aiko")]
     assert "Chest CT generated" in generated and " CT " in generated
     assert generated.endswith(" 12")  # its instance count

@@ -131,14 +131,19 @@ def _computed(row: SearchRow, level: Level, links: Links | None,
     if level is Level.STUDY or Level.STUDY in upper:
         values[0x00201206] = {"vr": "IS", "Value": [row.study_series]}
         values[0x00201208] = {"vr": "IS", "Value": [row.study_instances]}
-        values[0x00080061] = _multi("CS", sorted(row.modalities))
-        values[0x00080062] = _multi("UI", sorted(row.sop_classes))
+        # a computed list with no values is left out, not sent empty: OHIF v3 reads an
+        # empty ModalitiesInStudy's missing Value and its whole study list fails
+        if row.modalities:
+            values[0x00080061] = {"vr": "CS", "Value": sorted(row.modalities)}
+        if row.sop_classes:
+            values[0x00080062] = {"vr": "UI", "Value": sorted(row.sop_classes)}
     if level is not Level.STUDY and row.series_uid:
         values[0x00201209] = {"vr": "IS", "Value": [row.series_instances]}
     url: str | None = None
     if level is Level.STUDY:
         url = links.study(row.study_uid) if links else None
-        values[0x00080060] = values[0x00080061]  # Modality asked at study level (OHIF does)
+        if 0x00080061 in values:  # Modality asked at study level (OHIF does)
+            values[0x00080060] = values[0x00080061]
     elif level is Level.SERIES and row.series_uid:
         url = links.series(row.study_uid, row.series_uid) if links else None
     elif row.series_uid and row.sop_uid and links:
@@ -146,7 +151,3 @@ def _computed(row: SearchRow, level: Level, links: Links | None,
     if url is not None:
         values[0x00081190] = {"vr": "UR", "Value": [url]}
     return values
-
-
-def _multi(vr: str, values: list[str]) -> dict[str, Any]:
-    return {"vr": vr, "Value": values} if values else {"vr": vr}

@@ -20,6 +20,7 @@ const BASE = args.base.replace(/\/$/, '');
 const OUT = path.resolve(args.out);
 const TIMEOUT = parseInt(args.timeout || '60000', 10);
 const ROW = 'table tbody tr';
+const FAILED = 'div:has(> * :text("Data Source Connection Error"))';  // OHIF's error dialog
 
 async function rows(page) {
   return page.$$eval(ROW, trs => trs.map(tr => tr.innerText.replace(/\s+/g, ' ').trim())
@@ -27,10 +28,14 @@ async function rows(page) {
 }
 
 async function settle(page, expect) {
-  // the list is filtered by a debounced search: wait until the rows satisfy `expect`
+  // the list is filtered by a debounced search: wait until the rows satisfy `expect`, or
+  // OHIF says its data source failed
   const deadline = Date.now() + TIMEOUT;
   let seen = await rows(page);
   while (!expect(seen) && Date.now() < deadline) {
+    if (await page.locator(FAILED).first().isVisible()) {
+      throw new Error(`OHIF: ${await page.locator(FAILED).first().innerText()}`);
+    }
     await page.waitForTimeout(250);
     seen = await rows(page);
   }
