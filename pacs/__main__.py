@@ -191,24 +191,26 @@ def serve(config: Config, settings: Settings) -> None:
                              "give --auth-tokens or --oidc-issuer, or --allow-unauthenticated "
                              "to let anyone who can reach the port read, store and delete "
                              "everything")
-        print(f"pacs: WARNING: serving {host} without authentication: anyone who can "
-              "reach the port can read, store and delete everything", flush=True)
     _check_port(host, port)
     logs = log_config(config["log_level"], config["log_format"])
-    base = f"http://{host}:{port}"
-    logging.config.dictConfig(logs)
+    logging.config.dictConfig(logs)  # as uvicorn will: what is said before it, said alike
+    log = logging.getLogger("pacs")
+    if not settings.authentication and not _loopback(host):
+        log.warning("serving %s without authentication: anyone who can reach the port can "
+                    "read, store and delete everything", host)
     if config["log_format"] == "json":
-        logging.getLogger("pacs.config").info("effective configuration", extra={"config": {
+        log.info("effective configuration", extra={"config": {
             name: {"value": value, "source": source}
             for name, (value, source) in config.shown().items()}})
     else:
-        print(config.to_toml(), flush=True)
-    print(f"pacs: data in {settings.data_dir.resolve()}", flush=True)
-    print(f"pacs: DICOMweb (default store) at {base}/dicomweb", flush=True)
+        print(config.to_toml(), flush=True)  # a TOML file as it stands, to copy
+    base = f"http://{host}:{port}"
+    log.info("data in %s", settings.data_dir.resolve())
+    log.info("DICOMweb (default store) at %s/dicomweb", base)
     for name in (settings.default_store, *settings.stores):
-        print(f"pacs: Cloud Healthcare API path {base}/v1/{name}/dicomWeb", flush=True)
+        log.info("Cloud Healthcare API path %s/v1/%s/dicomWeb", base, name)
     if settings.viewer_dir is not None:
-        print(f"pacs: OHIF viewer at {base}/viewer/", flush=True)
+        log.info("OHIF viewer at %s/viewer/", base)
     # X-Forwarded-* trust is decided by pacs.http.resource_urls, not by uvicorn, which would
     # otherwise rewrite the scheme and client address before we see who the peer is.
     if workers <= 1:
