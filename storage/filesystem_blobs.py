@@ -16,7 +16,7 @@ from typing import BinaryIO
 from storage.protocols import StagedBlob
 
 
-class _Receiving:
+class Receiving:
     """The staging files this process has open, which its cleanup never removes."""
 
     def __init__(self) -> None:
@@ -39,7 +39,7 @@ class _Receiving:
 class FileStagedBlob:
     """A file being received in the staging directory."""
 
-    def __init__(self, directory: Path, receiving: _Receiving) -> None:
+    def __init__(self, directory: Path, receiving: Receiving) -> None:
         self._path = directory / f"{uuid.uuid4().hex}.part"
         self._receiving = receiving
         receiving.add(self._path)
@@ -97,7 +97,7 @@ class FilesystemBlobStore:
         self._staging = root / "staging"
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._staging.mkdir(parents=True, exist_ok=True)
-        self._receiving = _Receiving()
+        self._receiving = Receiving()
 
     def stage(self) -> FileStagedBlob:
         return FileStagedBlob(self._staging, self._receiving)
@@ -130,8 +130,8 @@ class FilesystemBlobStore:
     def names(self, older_than: float) -> Iterator[str]:
         """Files that are not blobs (a stray `.DS_Store`) are skipped."""
         for path in self._blobs.glob("*/*/*"):
-            if _is_blob_name(path.name) and path.parent == self._path(path.name).parent \
-                    and _age(path) > older_than:
+            if is_blob_name(path.name) and path.parent == self._path(path.name).parent \
+                    and blob_age(path) > older_than:
                 yield path.name
 
     def check(self) -> None:
@@ -150,15 +150,15 @@ class FilesystemBlobStore:
 
     def _leftovers(self, older_than: float) -> list[Path]:
         return [path for path in self._staging.iterdir()
-                if path not in self._receiving and _age(path) > older_than]
+                if path not in self._receiving and blob_age(path) > older_than]
 
     def _path(self, name: str) -> Path:
-        if not _is_blob_name(name):
+        if not is_blob_name(name):
             raise ValueError(f"not a blob name: {name!r}")
         return self._blobs / name[:2] / name[2:4] / name
 
 
-def _age(path: Path) -> float:
+def blob_age(path: Path) -> float:
     """Seconds since the file was last written (infinite once it is gone)."""
     try:
         return time.time() - path.stat().st_mtime
@@ -166,7 +166,8 @@ def _age(path: Path) -> float:
         return float("inf")
 
 
-def _is_blob_name(name: str) -> bool:
+def is_blob_name(name: str) -> bool:
+    """Whether `name` is one a blob store hands out: a UUID4 as 32 hex digits."""
     return len(name) == 32 and all(c in "0123456789abcdef" for c in name)
 
 
