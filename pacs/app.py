@@ -24,6 +24,7 @@ from pacs.pixels.codecs import missing_backends
 from pacs.routes import ROUTES
 from pacs.service.archive import open_archive
 from pacs.service.cleanup import sweep_periodically
+from pacs.service.health import Readiness
 from pacs.settings import Settings
 
 log = logging.getLogger("pacs")
@@ -54,15 +55,18 @@ def create_app(settings: Settings) -> Starlette:
         if archive.read_only:
             log.warning("the data directory %s is on a read-only volume: serving reads, "
                         "refusing writes", settings.data_dir)
-        cleanup = None if archive.read_only else \
-            asyncio.create_task(sweep_periodically(archive))
+        app.state.readiness = readiness = Readiness()
+        await readiness.check(archive)
+        tasks = [asyncio.create_task(readiness.watch(archive, settings.readiness_seconds))]
+        if not archive.read_only:
+            tasks.append(asyncio.create_task(sweep_periodically(archive)))
         try:
             yield
         finally:
-            if cleanup is not None:
-                cleanup.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await cleanup
+                    await task
             await archive.close()
             if app.state.audit is not None:
                 app.state.audit.close()

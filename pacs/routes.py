@@ -18,7 +18,6 @@ from pacs.http.request_metrics import ROUTE_KEY
 from pacs.http.transaction import Handler, Transaction
 from pacs.http.viewer import Viewer
 from pacs.names import ROUTE
-from pacs.service.health import unreachable
 from pacs.service.iam import AUTHENTICATED
 from pacs.service.metrics import store_sizes
 from pacs.telemetry import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
@@ -44,8 +43,9 @@ GOOGLE_STORE = "/{version}" + ROUTE + "/dicomWeb"
 
 async def healthz(request: Request) -> Response:
     """Readiness: 200 while the index and the blob store can be reached, else 503 saying
-    which cannot (a load balancer then sends requests elsewhere)."""
-    problems = await unreachable(request.app.state.archive)
+    which cannot (a load balancer then sends requests elsewhere); answered at once from the
+    last background check (pacs/service/health.py)."""
+    problems = request.app.state.readiness.problems  # the last background check's
     if problems:
         return error_response(503, "not ready: " + "; ".join(problems), "UNAVAILABLE")
     return PlainTextResponse("ok")

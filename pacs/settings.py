@@ -78,6 +78,9 @@ class Settings:
     removal_grace_seconds: float = tunable(
         600.0, "seconds before a deleted instance's blob is removed")
     query_time_limit_seconds: float = tunable(30.0, "seconds one search may run")
+    readiness_seconds: float = tunable(
+        2.0, "seconds between checks that the index and the blob store can be reached "
+        "(/readyz answers the last at once)")
     oidc_jwks_refresh_seconds: float = tunable(
         30.0, "an unknown `kid` refetches the OIDC keys at most this often (seconds)")
     server_workers: int = 1  # worker processes serving (each holds its share of the caches)

@@ -1,5 +1,7 @@
 """Readiness: whether the archive's two seams, the index and the blob store, can be reached
-now (for /healthz and /readyz)."""
+(for /healthz and /readyz). They are checked in the background every few seconds, so a probe
+is answered at once from the last check, never waits on a seam, and a burst of probes never
+reaches a remote database or bucket."""
 
 import anyio
 
@@ -17,9 +19,24 @@ async def unreachable(archive: Archive) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
         problems.append(f"the index cannot be reached ({type(exc).__name__}: {exc})")
     try:
-        # a filesystem check is two stat calls: done at once, not behind a thread hop, so a
-        # probe is answered before anything else the connection carries is parsed
-        archive.blobs.check()
+        with anyio.fail_after(CHECK_SECONDS):  # a remote store's check is a request
+            await anyio.to_thread.run_sync(archive.blobs.check, abandon_on_cancel=True)
     except Exception as exc:  # noqa: BLE001
         problems.append(f"the blob store cannot be reached ({type(exc).__name__}: {exc})")
     return problems
+
+
+class Readiness:
+    """The problems the last check found (empty: ready)."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = ["not checked yet"]
+
+    async def check(self, archive: Archive) -> None:
+        self.problems = await unreachable(archive)
+
+    async def watch(self, archive: Archive, interval: float) -> None:
+        """Check every `interval` seconds, until cancelled."""
+        while True:
+            await anyio.sleep(interval)
+            await self.check(archive)
