@@ -26,6 +26,7 @@ from pacs.logs import log_config
 from pacs.names import StoreName
 from pacs.settings import SETTINGS_VARIABLE, Settings
 from pacs.telemetry import MULTIPROCESS_VARIABLE
+from storage.backends import Placement
 from storage.index.migrations import unknown_applied
 
 
@@ -140,7 +141,7 @@ def _check_data(data: Path) -> None:
     if data.exists() and not data.is_dir():
         raise SystemExit(f"pacs: --data {data} is a file; give a directory (it is created "
                          "if missing)")
-    newer = unknown_applied(Settings(data_dir=data).index_path)
+    newer = unknown_applied(Placement(data).sqlite_path)
     if newer:
         raise SystemExit(f"pacs: {data} was written by a newer version of pacs (it has "
                          f"migrations {', '.join(newer)}); run that version or a later one")

@@ -17,6 +17,7 @@ from pacs.logs import FORMATS, LEVELS
 from pacs.names import StoreName
 from pacs.service.iam import ROLES
 from pacs.settings import HELP, Settings
+from storage.backends import BLOB_STORES, INDEXES, chosen
 
 ENV_PREFIX = "PACS_"
 CONFIG_VARIABLE = "PACS_CONFIG"
@@ -127,6 +128,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", INTEGER, 8080, "port to listen on"),
     Option("data", PATH, Path("pacs-data"),
            "data directory: index and blobs (created if missing)", metavar="DIR"),
+    Option("index", TEXT, "", "the index: postgresql://USER:PASSWORD@HOST/DB shared by "
+           "replicas (default: SQLite in the data directory)", metavar="URL"),
+    Option("blobs", TEXT, "", "the blobs: s3://BUCKET/PREFIX, endpoint and credentials from "
+           "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (default: "
+           "files in the data directory)", metavar="URL"),
     Option("workers", INTEGER, usable_cores(), "worker processes (default: one per usable "
            "core, a container's CPU limit included)"),
     Option("store", LIST, (), "further stores projects/P/locations/L/datasets/D/dicomStores/S "
@@ -239,7 +245,10 @@ class Config:
         """The server's settings; ConfigError for a value that cannot be used."""
         tuned = {option.name: self.values[option.name] for option in OPTIONS
                  if option.group == TUNING}
-        return Settings(data_dir=self["data"], stores=self._stores(),
+        return Settings(data_dir=self["data"],
+                        index_url=self._backend("index", INDEXES, "index"),
+                        blobs_url=self._backend("blobs", BLOB_STORES, "blob store"),
+                        stores=self._stores(),
                         gcs_dir=self["gcs_root"], viewer_dir=self._viewer(),
                         auth_tokens=self._tokens(), admins=self["admin"],
                         cors_origins=self["cors_origin"] or ("*",),
@@ -252,6 +261,14 @@ class Config:
         option = BY_NAME[name]
         return {"flag": option.flag, "environment": option.variable,
                 "file": f"{name} in {self.file}", "default": name}[self.sources[name]]
+
+    def _backend(self, name: str, table: dict[str, Any], what: str) -> str:
+        try:
+            chosen(table, self[name], what)
+        except ValueError as exc:
+            raise ConfigError(f"{self.where(name)}: {exc}") from None
+        url: str = self[name]
+        return url
 
     def _stores(self) -> tuple[str, ...]:
         try:

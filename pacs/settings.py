@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pacs.names import DEFAULT_STORE
+from storage.backends import Placement
 
 SETTINGS_VARIABLE = "PACS_SETTINGS"
 HELP = "help"  # the metadata key of a tunable field's description
@@ -23,6 +24,8 @@ class Settings:
     """Server configuration."""
 
     data_dir: Path = Path("pacs-data")
+    index_url: str = ""  # postgresql://… ("": SQLite in data_dir); storage/backends.py
+    blobs_url: str = ""  # s3://bucket/prefix ("": files in data_dir)
     stores: tuple[str, ...] = ()  # further stores: projects/P/locations/L/datasets/D/dicomStores/S
     default_store: str = str(DEFAULT_STORE)
     cors_origins: tuple[str, ...] = ("*",)  # "*" only while authentication is off
@@ -118,8 +121,10 @@ class Settings:
         return cls(**values)
 
     @property
-    def index_path(self) -> Path:
-        return self.data_dir / "index.sqlite3"
+    def placement(self) -> Placement:
+        """Where the index and blobs are kept, and how the index is read."""
+        return Placement(self.data_dir, self.index_url, self.blobs_url, self.index_readers,
+                         self.query_time_limit_seconds)
 
     @property
     def authentication(self) -> bool:
@@ -131,6 +136,3 @@ class Settings:
         """The directory `gs://` URIs of import and export map to: gs://B/P is <root>/B/P."""
         return self.gcs_dir or self.data_dir / "gcs"
 
-    @property
-    def blob_dir(self) -> Path:
-        return self.data_dir

@@ -28,10 +28,10 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(*args: str, port: int | None = None, env: dict[str, str] | None = None
-           ) -> Iterator[Served]:
+def served(*args: str, port: int | None = None, env: dict[str, str] | None = None,
+           probe: str = "/healthz") -> Iterator[Served]:
     """`pacs serve ARGS --port FREE`, or on `port` set by the caller's ARGS, file or
-    environment; yields once /healthz answers 200; terminates it after, keeping its output."""
+    environment; yields once `probe` answers 200; terminates it after, keeping its output."""
     command = [sys.executable, "-m", "pacs", "serve", *args]
     if port is None:
         port = free_port()
@@ -43,7 +43,7 @@ def served(*args: str, port: int | None = None, env: dict[str, str] | None = Non
         deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{server.base}/healthz", timeout=1).status_code == 200:
+                if requests.get(server.base + probe, timeout=1).status_code == 200:
                     break
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()

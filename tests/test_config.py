@@ -71,6 +71,9 @@ def test_the_printed_configuration_names_each_source_and_hides_secrets(tmp_path:
     ('log_format = "xml"\n', {}, "log_format must be one of text, json, not 'xml'"),
     ('store = ["bad"]\n', {}, "store in "),
     ('auth_tokens = { t = "alice" }\n', {}, "must be a JSON object of tokens to identities"),
+    ('index = "mysql://u:hunter2@db/pacs"\n', {}, "no index is kept at mysql://…: give "
+                                                  "postgresql://…"),
+    ("", {"PACS_BLOBS": "gs://bucket/x"}, "PACS_BLOBS: no blob store is kept at gs://…"),
 ])
 def test_each_mistake_is_one_line(tmp_path: Path, content: str, env: dict[str, str],
                                   message: str) -> None:
@@ -80,6 +83,7 @@ def test_each_mistake_is_one_line(tmp_path: Path, content: str, env: dict[str, s
     assert done.returncode == 1
     assert message in done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("pacs: ")
+    assert "hunter2" not in done.stderr
     assert not (tmp_path / "d").exists()  # refused before anything was opened
 
 

@@ -37,6 +37,7 @@ from pacs.service.export_files import (
     verified_chunks,
 )
 from pacs.service.targets import check_uid
+from storage.backends import Placement
 from storage.protocols import BlobStore
 
 WRITTEN, ALREADY_THERE = "written", "already there"
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             check_uid("study", uid)
     except InvalidArgument as exc:
         raise SystemExit(f"pacs: {exc.message}") from exc
-    if not (args.data / "index.sqlite3").is_file():
+    if not Placement(args.data).sqlite_path.is_file():
         raise SystemExit(f"pacs: {args.data} holds no archive (no index.sqlite3)")
     as_zip = _is_zip(args.dest)
     try:

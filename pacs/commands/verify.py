@@ -9,11 +9,12 @@ from dataclasses import asdict
 from pacs.commands.opened import opened
 from pacs.dicom.pydicom_setup import configure_pydicom
 from pacs.service.verify import VerifyReport, verify
+from storage.backends import Placement
 
 
 def run(args: argparse.Namespace) -> int:
     """Verify the data directory `args.data`; the exit code."""
-    if not (args.data / "index.sqlite3").is_file():
+    if not Placement(args.data).sqlite_path.is_file():
         raise SystemExit(f"pacs: {args.data} holds no archive (no index.sqlite3)")
     configure_pydicom()
     report = asyncio.run(_verify(args))

@@ -2,7 +2,7 @@
 directory and the pixel workers; no other state lives in the server."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pacs.cores import usable_cores
@@ -11,8 +11,7 @@ from pacs.service.iam import Policies
 from pacs.service.profiles import FULL
 from pacs.service.stores import StoreDirectory
 from pacs.settings import Settings
-from storage.filesystem_blobs import FilesystemBlobStore
-from storage.index.sqlite_index import SqliteIndex
+from storage.backends import open_blob_store, open_index
 from storage.protocols import BlobStore, InstanceIndex
 
 
@@ -38,11 +37,11 @@ async def open_archive(settings: Settings) -> Archive:
     for reading: every write is refused with an OSError (EROFS), which each door answers
     clearly; its stores must already exist."""
     read_only = _on_read_only_volume(settings.data_dir)
-    index = SqliteIndex(settings.index_path, readers=settings.index_readers,
-                        read_time_limit=settings.query_time_limit_seconds, read_only=read_only)
+    placement = replace(settings.placement, read_only=read_only)
+    index = open_index(placement)
     try:
         await index.migrate()
-        blobs = FilesystemBlobStore(settings.blob_dir)
+        blobs = open_blob_store(placement)
         stores = StoreDirectory(index, settings.store_cache_seconds)
         for name in (settings.default_store, *settings.stores):
             await (stores.get(name) if read_only else stores.ensure(name, FULL.name))

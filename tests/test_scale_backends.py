@@ -1,0 +1,56 @@
+"""The archive on the storage a deployment outgrows one machine with (issue 15): `pacs serve
+--blobs s3://…` keeps every blob in a real S3 bucket (SeaweedFS), and real clients store,
+search and retrieve through it as through the data directory."""
+
+import io
+import uuid
+from pathlib import Path
+
+import pydicom
+import requests
+from dicomweb_client.api import DICOMwebClient
+
+from tests.dataset_factories import ct_series
+from tests.served_process import served
+from tests.storage import s3_server
+
+
+def test_a_server_on_an_s3_bucket_stores_searches_and_retrieves(tmp_path: Path) -> None:
+    bucket = s3_server.shared()
+    prefix = uuid.uuid4().hex[:12]
+    data = tmp_path / "data"
+    sent = ct_series(5, 64, patient="Bucket^Betty")
+    with served("--data", str(data), "--blobs", f"s3://{s3_server.BUCKET}/{prefix}",
+                "--workers", "2", env=bucket.env) as server:
+        client = DICOMwebClient(f"{server.base}/dicomweb")
+        client.store_instances([pydicom.dcmread(io.BytesIO(b)) for b in sent])
+        [study] = client.search_for_studies(search_filters={"PatientName": "bucket*"})
+        assert study["00201208"]["Value"] == [5]
+        first = pydicom.dcmread(io.BytesIO(sent[0]))
+        url = (f"{server.base}/dicomweb/studies/{first.StudyInstanceUID}/series/"
+               f"{first.SeriesInstanceUID}/instances/{first.SOPInstanceUID}")
+        copy = requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+        assert copy.status_code == 200 and copy.content == sent[0]  # byte for byte
+        frame = client.retrieve_instance_frames(first.StudyInstanceUID,
+                                                first.SeriesInstanceUID,
+                                                first.SOPInstanceUID, [1])[0]
+        assert frame == first.PixelData
+        assert requests.get(f"{url}/rendered", headers={"Accept": "image/png"}).status_code \
+            == 200
+        ready = requests.get(f"{server.base}/readyz")
+        assert ready.status_code == 200
+    in_bucket = set(bucket.blob_store(prefix, tmp_path / "spool").names(older_than=-1))
+    assert len(in_bucket) == 5
+    on_disk = [p for p in (data / "blobs").rglob("*") if p.is_file()] \
+        if (data / "blobs").exists() else []
+    assert on_disk == []  # every blob went to the bucket
+    assert f'blobs = "s3://{s3_server.BUCKET}/{prefix}"' in server.output
+
+
+def test_a_bucket_out_of_reach_makes_the_server_not_ready(tmp_path: Path) -> None:
+    unreachable = {**s3_server.shared().env, "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+    with served("--data", str(tmp_path / "data"), "--blobs", "s3://pacs/x", "--workers", "1",
+                env=unreachable, probe="/livez") as server:
+        down = requests.get(f"{server.base}/readyz")
+        assert down.status_code == 503
+        assert "blob store" in down.json()["error"]["message"]
