@@ -37,6 +37,23 @@ def _store(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _where(parser: argparse.ArgumentParser, after: bool = False) -> argparse.ArgumentParser:
+    """--data, --index and --blobs: where the archive a command works on lives, as pacs serve
+    takes them (their PACS_* variables are the defaults). With `after`, for a subcommand's
+    own options (`pacs stores list --data DIR`): absent unless given."""
+    for flag, default, text in (
+            ("--data", os.environ.get("PACS_DATA", "pacs-data"),
+             "data directory (default pacs-data; $PACS_DATA)"),
+            ("--index", os.environ.get("PACS_INDEX", ""),
+             "postgresql://… (default: SQLite in the data directory; $PACS_INDEX)"),
+            ("--blobs", os.environ.get("PACS_BLOBS", ""),
+             "s3://BUCKET/PREFIX (default: files in the data directory; $PACS_BLOBS)")):
+        parser.add_argument(flag, type=Path if flag == "--data" else str,
+                            default=argparse.SUPPRESS if after else default,
+                            metavar="DIR" if flag == "--data" else "URL", help=text)
+    return parser
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pacs", description="A DICOMweb archive server.")
     parser.add_argument("--version", action="version", version=f"pacs {__version__}")
@@ -55,8 +72,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "some files failed (each is listed with its reason).")
     load.add_argument("paths", type=Path, nargs="+", metavar="PATH",
                       help="a DICOM file, a folder (walked recursively) or a zip file")
-    load.add_argument("--data", type=Path, default=Path("pacs-data"),
-                      help="data directory (default pacs-data; created if missing)")
+    _where(load)
     load.add_argument("--store", type=_store, default=None,
                       help="the store to import into (default: the default store)")
     load.add_argument("--jobs", type=int, default=usable_cores(),
@@ -78,21 +94,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     export.add_argument("--all", action="store_true", help="export every study of the store")
     export.add_argument("dest", type=Path, metavar="DEST",
                         help="a folder (created if missing) or a file ending in .zip")
-    export.add_argument("--data", type=Path, default=Path("pacs-data"),
-                        help="data directory (default pacs-data)")
+    _where(export)
     export.add_argument("--store", type=_store, default=None,
                         help="the store to export from (default: the default store)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     stores = commands.add_parser("stores", help="list, create or delete stores",
                                  description="Manage the stores of a data directory (the "
                                              "server need not be running).")
-    stores.add_argument("--data", type=Path, default=Path("pacs-data"),
-                        help="data directory (default pacs-data)")
     actions = stores.add_subparsers(dest="action", required=True)
-    # --data also after the action (`pacs stores list --data DIR`), as every other command
-    data_after = argparse.ArgumentParser(add_help=False)
-    data_after.add_argument("--data", type=Path, default=argparse.SUPPRESS,
-                            help="data directory (default pacs-data)")
+    _where(stores)
+    data_after = _where(argparse.ArgumentParser(add_help=False), after=True)
     actions.add_parser("list", parents=[data_after],
                        help="every store with its profile, instances and bytes")
     create = actions.add_parser("create", parents=[data_after],
@@ -111,12 +122,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Check every instance's blob (size and SHA-256), blobs no index row "
                     "points at, empty studies and series and staging leftovers. Exit code "
                     "0: healthy (or all repaired); 1: problems remain.")
-    verify.add_argument("--data", type=Path, default=Path("pacs-data"),
-                        help="data directory (default pacs-data)")
     verify.add_argument("--repair", action="store_true",
                         help="index again unreferenced blobs that are valid instances; "
                              "remove rows of missing or corrupt blobs, what cannot be "
                              "stored, empty studies and series, and staging leftovers")
+    _where(verify)
     verify.add_argument("--store", type=_store, default=None,
                         help="the store unreferenced instances are indexed into "
                              "(default: the default store)")

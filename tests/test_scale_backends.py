@@ -3,6 +3,9 @@
 search and retrieve through it as through the data directory."""
 
 import io
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -54,3 +57,29 @@ def test_a_bucket_out_of_reach_makes_the_server_not_ready(tmp_path: Path) -> Non
         down = requests.get(f"{server.base}/readyz")
         assert down.status_code == 503
         assert "blob store" in down.json()["error"]["message"]
+
+
+def test_the_file_commands_work_on_a_bucket(tmp_path: Path) -> None:
+    """pacs import, verify, export and stores take --blobs as pacs serve does."""
+    bucket = s3_server.shared()
+    where = ["--data", str(tmp_path / "data"), "--blobs",
+             f"s3://{s3_server.BUCKET}/{uuid.uuid4().hex[:12]}"]
+    source = tmp_path / "in"
+    source.mkdir()
+    sent = ct_series(3, 16, patient="Bucket^Cli")
+    for number, data in enumerate(sent):
+        (source / f"{number}.dcm").write_bytes(data)
+
+    def pacs(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pacs", *args, *where],
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, **bucket.env})
+    imported = pacs("import", str(source), "--quiet")
+    assert imported.returncode == 0, imported.stderr
+    assert "3 stored" in imported.stdout
+    checked = pacs("verify", "--grace", "0")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert pacs("export", "--all", str(tmp_path / "out")).returncode == 0
+    exported = sorted(p.read_bytes() for p in (tmp_path / "out").rglob("*.dcm"))
+    assert exported == sorted(sent)
+    assert "\t3 instances\t" in pacs("stores", "list").stdout

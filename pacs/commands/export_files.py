@@ -25,7 +25,7 @@ from types import FrameType
 
 import anyio
 
-from pacs.commands.opened import opened
+from pacs.commands.opened import opened, placement
 from pacs.commands.progress import FAILED, Tally
 from pacs.service.errors import DataLoss, InvalidArgument
 from pacs.service.export_files import (
@@ -76,12 +76,11 @@ def run(args: argparse.Namespace) -> int:
             check_uid("study", uid)
     except InvalidArgument as exc:
         raise SystemExit(f"pacs: {exc.message}") from exc
-    if not Placement(args.data).sqlite_path.is_file():
-        raise SystemExit(f"pacs: {args.data} holds no archive (no index.sqlite3)")
+    where = placement(args, existing=True)
     as_zip = _is_zip(args.dest)
     try:
         with _CtrlC() as ctrl_c:
-            tally = asyncio.run(_export(args, as_zip, ctrl_c))
+            tally = asyncio.run(_export(args, where, as_zip, ctrl_c))
     except _Stopped as exc:
         raise SystemExit(f"pacs: {args.dest} was not written: {exc}") from exc
     except KeyboardInterrupt:
@@ -109,8 +108,9 @@ def _is_zip(dest: Path) -> bool:
     return True
 
 
-async def _export(args: argparse.Namespace, as_zip: bool, ctrl_c: _CtrlC) -> Tally:
-    async with opened(args.data, args.store) as (archive, store):
+async def _export(args: argparse.Namespace, where: Placement, as_zip: bool,
+                  ctrl_c: _CtrlC) -> Tally:
+    async with opened(where, args.store) as (archive, store):
         if not as_zip:
             try:
                 args.dest.mkdir(parents=True, exist_ok=True)

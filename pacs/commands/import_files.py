@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from pacs.commands.opened import opened
+from pacs.commands.opened import opened, placement
 from pacs.commands.progress import Tally
 from pacs.commands.upload import uploader
 from pacs.dicom.pydicom_setup import configure_pydicom
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
 @asynccontextmanager
 async def _into_archive(args: argparse.Namespace) -> AsyncIterator[Importer]:
-    async with opened(args.data, args.store) as (archive, store):
+    async with opened(placement(args), args.store) as (archive, store):
         yield lambda source: import_one(archive, store, source)
 
 

@@ -4,7 +4,7 @@ through the same service functions as the Cloud Healthcare API's management meth
 import argparse
 import asyncio
 
-from pacs.commands.opened import opened
+from pacs.commands.opened import opened, placement
 from pacs.service.archive import Archive
 from pacs.service.errors import ArchiveError
 from pacs.service.management import delete_store
@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    async with opened(args.data) as (archive, _):
+    async with opened(placement(args)) as (archive, _):
         await ACTIONS[args.action](archive, args)
 
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 from dataclasses import asdict
 
-from pacs.commands.opened import opened
+from pacs.commands.opened import opened, placement
 from pacs.dicom.pydicom_setup import configure_pydicom
 from pacs.service.verify import VerifyReport, verify
 from storage.backends import Placement
@@ -14,10 +14,9 @@ from storage.backends import Placement
 
 def run(args: argparse.Namespace) -> int:
     """Verify the data directory `args.data`; the exit code."""
-    if not Placement(args.data).sqlite_path.is_file():
-        raise SystemExit(f"pacs: {args.data} holds no archive (no index.sqlite3)")
+    where = placement(args, existing=True)
     configure_pydicom()
-    report = asyncio.run(_verify(args))
+    report = asyncio.run(_verify(args, where))
     if args.json:
         print(json.dumps({**asdict(report), "healthy": report.healthy}, indent=2))
     else:
@@ -25,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.healthy else 1
 
 
-async def _verify(args: argparse.Namespace) -> VerifyReport:
-    async with opened(args.data, args.store) as (archive, store):
+async def _verify(args: argparse.Namespace, where: Placement) -> VerifyReport:
+    async with opened(where, args.store) as (archive, store):
         return await verify(archive, store, repair=args.repair, grace=args.grace,
                             checksums=not args.no_checksums)
 
