@@ -98,6 +98,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     export.add_argument("--store", type=_store, default=None,
                         help="the store to export from (default: the default store)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
+    copy = commands.add_parser(
+        "copy", help="copy an archive into another (e.g. into PostgreSQL and S3)",
+        description="Copy every dataset, store (profile, labels), IAM policy and instance of "
+                    "the archive FROM into the one at --data, --index and --blobs, each "
+                    "instance checked against its recorded SHA-256 and stored with the same "
+                    "checks as STOW. What the target holds already is skipped, so an "
+                    "interrupted copy can be run again. Exit code 0: nothing failed; 1: some "
+                    "instances failed (each is listed with its reason).")
+    copy.add_argument("source", type=Path, metavar="FROM",
+                      help="the data directory to copy (its SQLite index and blobs)")
+    copy.add_argument("--from-index", default="", metavar="URL",
+                      help="the index to copy instead of FROM's (postgresql://…)")
+    copy.add_argument("--from-blobs", default="", metavar="URL",
+                      help="the blobs to copy instead of FROM's (s3://BUCKET/PREFIX)")
+    _where(copy)
+    copy.add_argument("--jobs", type=int, default=usable_cores() * 2,
+                      help="instances copied at once (default: two per core)")
+    copy.add_argument("--quiet", action="store_true", help="no progress bar")
     stores = commands.add_parser("stores", help="list, create or delete stores",
                                  description="Manage the stores of a data directory (the "
                                              "server need not be running).")
@@ -188,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.command == "import" and args.url):
         _check_data(args.data)
     run = {"verify": "pacs.commands.verify", "stores": "pacs.commands.stores",
-           "import": "pacs.commands.import_files", "export": "pacs.commands.export_files"}
+           "import": "pacs.commands.import_files", "export": "pacs.commands.export_files",
+           "copy": "pacs.commands.copy_archive"}
     sys.exit(importlib.import_module(run[args.command]).run(args))
 
 

@@ -4,9 +4,11 @@ search and retrieve through it as through the data directory."""
 
 import io
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pydicom
@@ -83,3 +85,57 @@ def test_the_file_commands_work_on_a_bucket(tmp_path: Path) -> None:
     exported = sorted(p.read_bytes() for p in (tmp_path / "out").rglob("*.dcm"))
     assert exported == sorted(sent)
     assert "\t3 instances\t" in pacs("stores", "list").stdout
+
+
+def test_pacs_copy_moves_an_embedded_archive_into_a_bucket(tmp_path: Path) -> None:
+    """Stores with their profiles and labels, IAM policies and every instance, byte for byte;
+    run again it copies nothing; a damaged source blob is named and not copied."""
+    bucket = s3_server.shared()
+    source, store = tmp_path / "source", "projects/p/locations/l/datasets/d/dicomStores/g"
+    target = ["--data", str(tmp_path / "target"), "--blobs",
+              f"s3://{s3_server.BUCKET}/{uuid.uuid4().hex[:12]}"]
+
+    def pacs(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pacs", *args], capture_output=True,
+                              text=True, timeout=120, check=False,
+                              env={**os.environ, **bucket.env})
+    files = tmp_path / "files"
+    files.mkdir()
+    sent = ct_series(4, 16, patient="Copy^Carl")
+    for number, data in enumerate(sent):
+        (files / f"{number}.dcm").write_bytes(data)
+    assert pacs("stores", "create", store, "--profile", "google", "--data",
+                str(source)).returncode == 0
+    assert pacs("import", str(files / "0.dcm"), str(files / "1.dcm"), "--data", str(source),
+                "--quiet").returncode == 0
+    assert pacs("import", str(files / "2.dcm"), str(files / "3.dcm"), "--data", str(source),
+                "--store", store, "--quiet").returncode == 0
+    policy = '{"version": 1, "bindings": [{"role": "roles/healthcare.dicomViewer", ' \
+             '"members": ["user:ann@example.com"]}]}'
+    with closing(sqlite3.connect(source / "index.sqlite3")) as conn, conn:
+        conn.execute("INSERT INTO policies (resource, body) VALUES (?, ?)", (store, policy))
+
+    copied = pacs("copy", str(source), *target, "--quiet")
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert "4 files: 4 stored, 0 already stored, 0 failed" in copied.stdout
+    listed = pacs("stores", "list", *target).stdout
+    assert f"{store}\tgoogle\t2 instances" in listed
+    assert pacs("export", "--all", str(tmp_path / "out"), "--store", store, *target
+                ).returncode == 0
+    assert sorted(p.read_bytes() for p in (tmp_path / "out").rglob("*.dcm")) == \
+        sorted(sent[2:])
+    with closing(sqlite3.connect(tmp_path / "target" / "index.sqlite3")) as conn:
+        assert conn.execute("SELECT body FROM policies WHERE resource = ?",
+                            (store,)).fetchone() == (policy,)
+
+    again = pacs("copy", str(source), *target, "--quiet")
+    assert "4 files: 0 stored, 4 already stored, 0 failed" in again.stdout
+
+    damaged = next(p for p in (source / "blobs").rglob("*") if p.is_file())
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"!")
+    fresh = ["--data", str(tmp_path / "fresh"), "--blobs",
+             f"s3://{s3_server.BUCKET}/{uuid.uuid4().hex[:12]}"]
+    partly = pacs("copy", str(source), *fresh, "--quiet")
+    assert partly.returncode == 1
+    assert "3 stored, 0 already stored, 1 failed" in partly.stdout
+    assert "SHA-256 differs from the one recorded at ingest" in partly.stderr
