@@ -139,7 +139,7 @@ async def test_cleanup_spares_what_a_store_is_receiving(archive: Archive) -> Non
     orphan_stage.write(b"an instance never indexed")
     orphan = archive.blobs.commit(orphan_stage)
     # a staged file left by another process (one that died) is not this process's to keep
-    other = FilesystemBlobStore(archive.settings.blob_dir).stage()
+    other = FilesystemBlobStore(archive.settings.data_dir).stage()
     other.write(b"left by a crash")
     other.close()
     report = await sweep(archive)
@@ -289,7 +289,7 @@ async def test_a_store_cancelled_while_its_row_commits_keeps_its_blob(tmp_path: 
         holder = subprocess.Popen(  # another process's turn at writing the index
             [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a'); "
              "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
-             str(settings.index_path) + ".writer"], stdin=subprocess.PIPE,
+             str(settings.placement.sqlite_path) + ".writer"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True)
         try:
             assert holder.stdout is not None and holder.stdout.readline() == "held\n"
