@@ -32,6 +32,10 @@ def test_counters_move_as_requests_are_made(live_server: LiveServer) -> None:
     files = ct_series(3, size=8, patient="METRICS^ME")
     for data in (*files, files[0], b"not dicom"):
         requests.post(f"{root}/studies", data=data, headers={"Content-Type": DICOM})
+    wrong_type = (b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n")
+    assert requests.post(f"{root}/studies", data=wrong_type, headers={
+        "Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}
+        ).status_code == 409  # a part failed before it was staged: counted all the same
     assert requests.get(f"{root}/studies").status_code == 200
     assert requests.get(f"{root}/studies/1.2.3/metadata").status_code == 404
     after = scrape(base)
@@ -40,7 +44,7 @@ def test_counters_move_as_requests_are_made(live_server: LiveServer) -> None:
     def count(name: str, **labels: str) -> float:
         return moved[(name, tuple(sorted(labels.items())))]
     assert count("pacs_http_requests_total", route="/studies", method="POST", status="200") == 4
-    assert count("pacs_http_requests_total", route="/studies", method="POST", status="409") == 1
+    assert count("pacs_http_requests_total", route="/studies", method="POST", status="409") == 2
     assert count("pacs_http_requests_total", route="/studies/{study}/metadata", method="GET",
                  status="404") == 1
     assert count("pacs_http_request_duration_seconds_count", route="/studies",
@@ -49,7 +53,7 @@ def test_counters_move_as_requests_are_made(live_server: LiveServer) -> None:
     assert count("pacs_http_response_bytes_total", route="/studies") > 0
     assert count("pacs_instances_total", result="stored") == 3
     assert count("pacs_instances_total", result="duplicate") == 1
-    assert count("pacs_instances_total", result="failed") == 1
+    assert count("pacs_instances_total", result="failed") == 2
     assert after[("pacs_store_instances", (("store", STORE),))] == 3
     assert after[("pacs_store_blob_bytes", (("store", STORE),))] == sum(map(len, files))
 

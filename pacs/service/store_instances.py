@@ -82,16 +82,14 @@ async def store_staged(archive: Archive, store: StoreContext, staged: StagedBlob
                        outcome: StoreOutcome, options: StoreOptions = StoreOptions()) -> None:
     """Store the complete Part 10 blob `staged` in `store` as `options` say, recording the
     result in `outcome`. `staged` is consumed: committed, or discarded."""
-    try:
-        committed = await commit_staged(archive, store, staged, outcome, options)
-        if committed is not None:
-            await index_committed(archive, store, committed, outcome, options)
-    finally:
-        count(outcome)
+    committed = await commit_staged(archive, store, staged, outcome, options)
+    if committed is not None:
+        await index_committed(archive, store, committed, outcome, options)
 
 
 def count(outcome: StoreOutcome) -> None:
-    """Count the instance's fate for Prometheus, once it is settled."""
+    """Count the fate of an instance a client asked to keep, once it is settled (the STOW
+    transaction counts each of its instances, whatever failed it)."""
     INSTANCES.labels("duplicate" if outcome.duplicate else
                      "stored" if outcome.stored else "failed").inc()
 

@@ -84,7 +84,11 @@ async def store_instances(request: Request) -> Response:
     receiver = (MetadataReceiver(archive, store, options, part_type)
                 if part_type in METADATA_TYPES
                 else _Receiver(archive, store, options))
-    await receiver.receive(events)
+    try:
+        await receiver.receive(events)
+    finally:  # each instance once, whatever failed it: parsing, staging or storing
+        for outcome in receiver.results:
+            count(outcome)
     results = receiver.results
     body = response_dataset(links_of(request), study, results, store.profile.failure_reason)
     status = _status(results, store.profile.partial_store_status,
@@ -275,7 +279,6 @@ class _Receiver:
             outcome.fail(PROCESSING_FAILURE, "the instance could not be stored because of "
                          "an error in the server; it was logged")
         finally:
-            count(outcome)
             indexed.set()
             self._slots.release()
 
