@@ -104,9 +104,14 @@ class BlobStore(Protocol):
         ...
 
 
+class QueryTimeout(RuntimeError):
+    """A read of an index ran past its configured time limit and was interrupted (every
+    implementation raises this one class)."""
+
+
 class InstanceIndex(Protocol):
     """Stores, studies, series and instances with what Search and Retrieve need. Every
-    method is a coroutine; a read may raise QueryTimeout-like errors of its implementation
+    method is a coroutine; a read may raise QueryTimeout
     when it runs past the configured limit."""
 
     async def migrate(self) -> list[str]:

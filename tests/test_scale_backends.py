@@ -7,26 +7,32 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from contextlib import closing
 from pathlib import Path
 
 import pydicom
+import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 
 from tests.dataset_factories import ct_series
 from tests.served_process import served
-from tests.storage import s3_server
+from tests.storage import postgres_server, s3_server
 
 
-def test_a_server_on_an_s3_bucket_stores_searches_and_retrieves(tmp_path: Path) -> None:
+@pytest.mark.parametrize("index", ["sqlite", "postgresql"])
+def test_a_server_on_an_s3_bucket_stores_searches_and_retrieves(tmp_path: Path,
+                                                                 index: str) -> None:
+    """Two workers on a bucket, with the embedded index or PostgreSQL's."""
     bucket = s3_server.shared()
     prefix = uuid.uuid4().hex[:12]
     data = tmp_path / "data"
     sent = ct_series(5, 64, patient="Bucket^Betty")
+    indexed = ["--index", postgres_server.index_dsn(tmp_path)] if index == "postgresql" else []
     with served("--data", str(data), "--blobs", f"s3://{s3_server.BUCKET}/{prefix}",
-                "--workers", "2", env=bucket.env) as server:
+                *indexed, "--workers", "2", env=bucket.env) as server:
         client = DICOMwebClient(f"{server.base}/dicomweb")
         client.store_instances([pydicom.dcmread(io.BytesIO(b)) for b in sent])
         [study] = client.search_for_studies(search_filters={"PatientName": "bucket*"})
@@ -50,6 +56,31 @@ def test_a_server_on_an_s3_bucket_stores_searches_and_retrieves(tmp_path: Path) 
         if (data / "blobs").exists() else []
     assert on_disk == []  # every blob went to the bucket
     assert f'blobs = "s3://{s3_server.BUCKET}/{prefix}"' in server.output
+    if index == "postgresql":
+        assert not (data / "index.sqlite3").exists()  # the index is PostgreSQL's alone
+
+
+def test_a_database_out_of_reach_is_503_not_500(tmp_path: Path) -> None:
+    """A PostgreSQL index that stops answering: /readyz says so, and a search answers 503
+    UNAVAILABLE (the client may try again), never 500."""
+    cluster = postgres_server.start_server()
+    try:
+        with served("--data", str(tmp_path / "data"), "--index",
+                    postgres_server.index_dsn(tmp_path, cluster), "--workers", "1",
+                    "--readiness-seconds", "0.2", probe="/livez") as server:
+            root = f"{server.base}/dicomweb"
+            assert requests.get(f"{root}/studies").status_code == 204
+            cluster.stop()
+            searched = requests.get(f"{root}/studies")
+            assert searched.status_code == 503, searched.text
+            assert searched.json()["error"]["status"] == "UNAVAILABLE"
+            deadline = time.monotonic() + 10
+            while requests.get(f"{server.base}/readyz").status_code != 503:
+                assert time.monotonic() < deadline, "readiness never saw the index go"
+                time.sleep(0.1)
+            assert "index" in requests.get(f"{server.base}/readyz").json()["error"]["message"]
+    finally:
+        cluster.stop()
 
 
 def test_a_bucket_out_of_reach_makes_the_server_not_ready(tmp_path: Path) -> None:

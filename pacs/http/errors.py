@@ -22,7 +22,7 @@ from pacs.service.errors import (
     TooLarge,
     Unavailable,
 )
-from storage.index.connection import QueryTimeout
+from storage.protocols import QueryTimeout
 
 log = logging.getLogger("pacs")
 
@@ -48,6 +48,10 @@ _STORAGE_FAULTS = {
     errno.EROFS: (503, "UNAVAILABLE", "the archive's storage is read-only"),
     errno.EACCES: (503, "UNAVAILABLE", "the archive's storage cannot be written"),
     errno.EIO: (503, "UNAVAILABLE", "the archive's storage failed to read or write"),
+    # a remote index (PostgreSQL) or blob store that is down or unreachable
+    errno.ECONNREFUSED: (503, "UNAVAILABLE", "the archive's storage cannot be reached"),
+    errno.ECONNRESET: (503, "UNAVAILABLE", "the archive's storage connection failed"),
+    errno.ETIMEDOUT: (503, "UNAVAILABLE", "the archive's storage did not answer"),
 }
 
 

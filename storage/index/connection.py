@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from storage.protocols import QueryTimeout
+
 T = TypeVar("T")
 _PROGRESS_STEPS = 10_000
 GROUP_MAX = 256  # grouped writes in one transaction at most
@@ -37,10 +39,6 @@ class _Grouped:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
-
-
-class QueryTimeout(RuntimeError):
-    """A read ran past the configured time limit and was interrupted."""
 
 
 # SQLite's primary result codes for a file that cannot be written, as the OSError the

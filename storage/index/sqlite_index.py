@@ -14,9 +14,16 @@ from storage.index import resources
 from storage.index.attributes import COLUMNS, FOLDED_COLUMNS, column_value
 from storage.index.connection import Connections, casefold, transaction
 from storage.index.migrations import migrate, pending
-from storage.index.query_builder import build_search
+from storage.index.query_builder import (
+    SCOPE_FROM,
+    SCOPE_ORDER,
+    SQLITE,
+    build_search,
+    scope,
+    search_row,
+)
 from storage.levels import SERIES_TAGS, STUDY_TAGS
-from storage.query import Level, Query, SearchResult, SearchRow
+from storage.query import Level, Query, SearchResult
 from storage.rows import (
     AddOutcome,
     DatasetRow,
@@ -35,9 +42,6 @@ _FOLDED = [(tag, column.split(".")[1]) for tag, column in FOLDED_COLUMNS.items()
 _SERIES_COLUMNS = [(tag, col.split(".")[1]) for tag, (lvl, col) in COLUMNS.items()
                    if lvl is Level.SERIES]
 T = TypeVar("T")
-_SCOPE_FROM = ("instances i JOIN series se ON se.pk = i.series_pk "
-               "JOIN studies st ON st.pk = i.study_pk")
-_SCOPE_ORDER = "ORDER BY se.series_number, se.pk, i.instance_number, i.pk"
 _MATCH_BATCH = 500  # blob names per IN (...) list, well under SQLite's 32,766 parameters
 
 
@@ -143,45 +147,48 @@ class SqliteIndex:
             return undone.outcome, None
 
     async def search(self, store_id: int, query: Query) -> SearchResult:
-        sql, params = build_search(store_id, query)
+        sql, params = build_search(SQLITE, store_id, query)
 
         def run(conn: sqlite3.Connection) -> SearchResult:
             rows = conn.execute(sql, params).fetchall()
-            return SearchResult([_search_row(r) for r in rows[:query.limit]],
+            return SearchResult([search_row(r) for r in rows[:query.limit]],
                                 len(rows) > query.limit)
         return await self._db.read(run)
 
     async def locate(self, store_id: int, study: str, series: str | None = None,
                      instance: str | None = None) -> list[InstanceLocation]:
-        where, params = _scope(store_id, study, series, instance)
+        params = SQLITE.params()
+        where = scope(params, store_id, study, series, instance)
 
         def run(conn: sqlite3.Connection) -> list[InstanceLocation]:
             rows = conn.execute(
                 "SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, "
                 "i.transfer_syntax_uid, i.blob_name, i.blob_size, i.frames, i.bulk, "
                 "i.storage_class "
-                f"FROM {_SCOPE_FROM} WHERE {where} {_SCOPE_ORDER}", params).fetchall()
+                f"FROM {SCOPE_FROM} WHERE {where} {SCOPE_ORDER}", params.values).fetchall()
             return [InstanceLocation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7].encode(),
                                      r[8].encode(), r[9]) for r in rows]
         return await self._db.read(run)
 
     async def metadata(self, store_id: int, study: str, series: str | None = None,
                        instance: str | None = None) -> list[InstanceMetadata]:
-        where, params = _scope(store_id, study, series, instance)
+        params = SQLITE.params()
+        where = scope(params, store_id, study, series, instance)
 
         def run(conn: sqlite3.Connection) -> list[InstanceMetadata]:
             rows = conn.execute(f"SELECT st.study_uid, se.series_uid, i.sop_uid, "
-                                f"CAST(i.metadata AS BLOB), i.blob_name FROM {_SCOPE_FROM} "
-                                f"WHERE {where} {_SCOPE_ORDER}", params)
+                                f"CAST(i.metadata AS BLOB), i.blob_name FROM {SCOPE_FROM} "
+                                f"WHERE {where} {SCOPE_ORDER}", params.values)
             return list(map(InstanceMetadata._make, rows))
         return await self._db.read(run)
 
     async def delete(self, store_id: int, study: str, series: str | None = None,
                      instance: str | None = None) -> list[str] | None:
-        where, params = _scope(store_id, study, series, instance)
+        params = SQLITE.params()
+        where = scope(params, store_id, study, series, instance)
 
         def run(conn: sqlite3.Connection) -> list[str] | None:
-            return transaction(conn, lambda c: _delete(c, where, params))
+            return transaction(conn, lambda c: _delete(c, where, params.values))
         return await self._db.write(run)
 
     async def metrics(self, store_id: int, study: str | None = None,
@@ -197,7 +204,7 @@ class SqliteIndex:
             row = conn.execute(
                 "SELECT count(DISTINCT i.study_pk), count(DISTINCT i.series_pk), count(*), "
                 "coalesce(sum(i.blob_size), 0), coalesce(sum(length(i.metadata) + "
-                f"length(i.frames) + length(i.bulk)), 0) FROM {_SCOPE_FROM} "
+                f"length(i.frames) + length(i.bulk)), 0) FROM {SCOPE_FROM} "
                 f"WHERE {' AND '.join(where)}", params).fetchone()
             return Metrics(*row)
         return await self._db.read(run)
@@ -230,7 +237,7 @@ class SqliteIndex:
         def run(conn: sqlite3.Connection) -> list[StoredInstance]:
             return list(map(StoredInstance._make, conn.execute(
                 f"SELECT i.pk, st.store_id, st.study_uid, se.series_uid, i.sop_uid, "
-                f"i.blob_name, i.blob_size, i.sha256 FROM {_SCOPE_FROM} WHERE i.pk > ? "
+                f"i.blob_name, i.blob_size, i.sha256 FROM {SCOPE_FROM} WHERE i.pk > ? "
                 "ORDER BY i.pk LIMIT ?", (after, limit))))
         return await self._db.read(run)
 
@@ -277,20 +284,6 @@ class SqliteIndex:
 
     async def close(self) -> None:
         self._db.close()
-
-
-def _scope(store_id: int, study: str, series: str | None,
-           instance: str | None) -> tuple[str, list[object]]:
-    # the store is named on the study: the plan starts from (store_id, study_uid) and reads
-    # only that study's instances, never the store's whole (store_id, sop_uid) index
-    where, params = ["st.store_id = ?", "st.study_uid = ?"], [store_id, study]
-    if series is not None:
-        where.append("se.series_uid = ?")
-        params.append(series)
-    if instance is not None:
-        where.append("i.sop_uid = ?")
-        params.append(instance)
-    return " AND ".join(where), params
 
 
 def _subset(attributes: dict[str, Any], tags: frozenset[int]) -> str:
@@ -364,7 +357,7 @@ def _replace(conn: sqlite3.Connection, store_id: int, record: InstanceRecord, bl
 
 
 def _delete(conn: sqlite3.Connection, where: str, params: list[object]) -> list[str] | None:
-    rows = conn.execute(f"SELECT i.pk, i.blob_name, i.series_pk, i.study_pk FROM {_SCOPE_FROM} "
+    rows = conn.execute(f"SELECT i.pk, i.blob_name, i.series_pk, i.study_pk FROM {SCOPE_FROM} "
                         f"WHERE {where}", params).fetchall()
     if not rows:
         return None
@@ -383,14 +376,3 @@ def _delete(conn: sqlite3.Connection, where: str, params: list[object]) -> list[
     names = [r[1] for r in rows]
     resources.queue_removals(conn, names)
     return names
-
-
-def _search_row(r: tuple[Any, ...]) -> SearchRow:
-    return SearchRow(
-        study_uid=r[0], series_uid=r[1], sop_uid=r[2],
-        study_attrs=r[3].encode(), series_attrs=None if r[4] is None else r[4].encode(),
-        instance_attrs=None if r[5] is None else r[5].encode(),
-        study_series=r[6], study_instances=r[7], series_instances=r[8],
-        modalities=tuple(r[9].split(",")) if r[9] else (),
-        sop_classes=tuple(r[10].split(",")) if r[10] else (),
-    )

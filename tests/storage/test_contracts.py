@@ -20,15 +20,18 @@ from storage.index.sqlite_index import SqliteIndex
 from storage.protocols import BlobStore, InstanceIndex, StagedBlob
 from storage.query import Level, Match, MatchKind, Query, SearchRow
 from storage.rows import AddOutcome, InstanceRecord, Metrics, Span
+from tests.storage import postgres_server, s3_server
 
 BlobFactory = Callable[[Path], BlobStore]
 IndexFactory = Callable[[Path], InstanceIndex]
-BLOB_FACTORIES: list[BlobFactory] = [lambda path: FilesystemBlobStore(path / "blobs")]
+BLOB_FACTORIES: list[BlobFactory] = [lambda path: FilesystemBlobStore(path / "blobs"),
+                                     s3_server.blob_store]
 INDEX_FACTORIES: list[IndexFactory] = [
-    lambda path: SqliteIndex(path / "index.sqlite", readers=2, read_time_limit=10.0)]
+    lambda path: SqliteIndex(path / "index.sqlite", readers=2, read_time_limit=10.0),
+    postgres_server.postgres_index]
 
 
-@pytest.fixture(params=BLOB_FACTORIES, ids=["filesystem"])
+@pytest.fixture(params=BLOB_FACTORIES, ids=["filesystem", "s3"])
 def blob_factory(request: pytest.FixtureRequest) -> BlobFactory:
     factory: BlobFactory = request.param
     return factory
@@ -39,7 +42,7 @@ def blob_store(blob_factory: BlobFactory, tmp_path: Path) -> BlobStore:
     return blob_factory(tmp_path)
 
 
-@pytest.fixture(params=INDEX_FACTORIES, ids=["sqlite"])
+@pytest.fixture(params=INDEX_FACTORIES, ids=["sqlite", "postgresql"])
 def index_factory(request: pytest.FixtureRequest) -> IndexFactory:
     factory: IndexFactory = request.param
     return factory

@@ -1,0 +1,1 @@
+"""The PostgreSQL InstanceIndex (asyncpg): one database shared by any number of replicas."""
