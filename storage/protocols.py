@@ -275,6 +275,10 @@ class InstanceIndex(Protocol):
         to finish)."""
         ...
 
+    async def queued_removals(self) -> int:
+        """How many blob removals are queued, due or not (a count: it claims none)."""
+        ...
+
     async def removals_done(self, blob_names: Sequence[str]) -> None:
         """Forget the queued removals of `blob_names` (their blobs are gone)."""
         ...

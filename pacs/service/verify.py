@@ -77,7 +77,7 @@ async def verify(archive: Archive, store: StoreContext, *, repair: bool, grace: 
         report.findings.append(Finding("staging", f"{staged} staged blobs",
                                        "left by interrupted uploads",
                                        "removed" if repair else ""))
-    report.queued_removals = len(await archive.index.due_removals(0, 1_000_000))
+    report.queued_removals = await archive.index.queued_removals()
     return report
 
 

@@ -274,6 +274,10 @@ class SqliteIndex:
                 "LIMIT ?", (time.time() - older_than, limit))]
         return await self._db.read(run)
 
+    async def queued_removals(self) -> int:
+        return await self._db.read(
+            lambda conn: int(conn.execute("SELECT count(*) FROM blob_removals").fetchone()[0]))
+
     async def removals_done(self, blob_names: Sequence[str]) -> None:
         names = list(blob_names)
 

@@ -217,6 +217,11 @@ class PostgresIndex:
             return await self._db.write(lambda conn: _parents_astray(conn, True))
         return await self._db.read(lambda conn: _parents_astray(conn, False))
 
+    async def queued_removals(self) -> int:
+        count = await self._db.read(
+            lambda conn: conn.fetchval("SELECT count(*) FROM blob_removals"))
+        return int(count)
+
     async def due_removals(self, older_than: float, limit: int) -> list[str]:
         """Claims them too, FOR UPDATE SKIP LOCKED: other replicas draining the queue at the
         same time take other rows, and leave these to this index for `claim_seconds`

@@ -525,6 +525,7 @@ async def test_removals_wait_their_grace_and_come_oldest_first(index: InstanceIn
     names = [(await add(index, store, record("1.2.3", "1.2.3.1", f"1.2.3.1.{n}")))[1]
              for n in range(3)]
     assert await index.due_removals(0, 10) == []
+    assert await index.queued_removals() == 0
     await index.delete(store, "1.2.3", "1.2.3.1", "1.2.3.1.0")
     await asyncio.sleep(0.05)
     await index.delete(store, "1.2.3")
@@ -532,8 +533,10 @@ async def test_removals_wait_their_grace_and_come_oldest_first(index: InstanceIn
     assert (await index.due_removals(0, 10))[0] == names[0]
     assert sorted(await index.due_removals(0, 10)) == sorted(names)
     assert await index.due_removals(0, 1) == [names[0]]
+    assert await index.queued_removals() == 3  # counted, whoever has claimed them
     await index.removals_done(names[:1])
     assert sorted(await index.due_removals(0, 10)) == sorted(names[1:])
+    assert await index.queued_removals() == 2
     assert await index.referenced(names) == set(names[1:])
 
 
