@@ -6,7 +6,7 @@ Blocking or not: BlobStore and StagedBlob methods block (disk or network I/O); c
 them in a worker thread. InstanceIndex methods are coroutines and never block the loop.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, Protocol
 
 from storage.query import Query, SearchResult
@@ -281,6 +281,13 @@ class InstanceIndex(Protocol):
 
     async def removals_done(self, blob_names: Sequence[str]) -> None:
         """Forget the queued removals of `blob_names` (their blobs are gone)."""
+        ...
+
+    async def on_resources_changed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the event loop) whenever a dataset, store or IAM policy has
+        changed through any index of the same database, and whenever changes may have been
+        missed, where the database can tell (PostgreSQL's LISTEN/NOTIFY); an index that
+        cannot (SQLite) never calls it, and its callers keep their caches' time limits."""
         ...
 
     async def close(self) -> None:

@@ -170,3 +170,23 @@ def test_pacs_copy_moves_an_embedded_archive_into_a_bucket(tmp_path: Path) -> No
     assert partly.returncode == 1
     assert "3 stored, 0 already stored, 1 failed" in partly.stdout
     assert "SHA-256 differs from the one recorded at ingest" in partly.stderr
+
+
+def test_a_store_deleted_through_one_replica_is_gone_from_the_others_at_once(
+        tmp_path: Path) -> None:
+    """Replicas cache store rows (here for a minute); PostgreSQL tells every replica when
+    stores change, so the other replica forgets a deleted store at once, not a minute later."""
+    index = postgres_server.index_dsn(tmp_path)
+    name = "projects/p/locations/l/datasets/d/dicomStores/gone"
+    common = ["--index", index, "--store", name, "--store-cache-seconds", "60",
+              "--workers", "1"]
+    with served("--data", str(tmp_path / "a"), *common) as first, \
+            served("--data", str(tmp_path / "b"), *common) as second:
+        on_second = f"{second.base}/v1/{name}/dicomWeb/studies"
+        assert requests.get(on_second).status_code == 204  # the store is cached there now
+        assert requests.delete(f"{first.base}/v1/{name}").status_code == 200
+        deadline = time.monotonic() + 10
+        while (answer := requests.get(on_second)).status_code != 404:
+            assert time.monotonic() < deadline, "the other replica still serves the store"
+            time.sleep(0.05)
+        assert answer.json()["error"]["status"] == "NOT_FOUND"

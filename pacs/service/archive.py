@@ -45,11 +45,17 @@ async def open_archive(settings: Settings) -> Archive:
         stores = StoreDirectory(index, settings.store_cache_seconds)
         for name in (settings.default_store, *settings.stores):
             await (stores.get(name) if read_only else stores.ensure(name, FULL.name))
+        policies = Policies(index)
+
+        def changed() -> None:  # by any replica: read stores and policies again from now on
+            stores.forget_all()
+            policies.forget_all()
+        await index.on_resources_changed(changed)
     except BaseException:
         await index.close()
         raise
     workers = settings.pixel_workers or usable_cores()
-    return Archive(settings, index, blobs, stores, Policies(index),
+    return Archive(settings, index, blobs, stores, policies,
                    PixelEngine(blobs, workers,
                                settings.pixel_cache_bytes // max(settings.server_workers, 1),
                                settings.max_pixel_memory_bytes // max(settings.server_workers, 1),

@@ -89,6 +89,10 @@ class Policies:
         self._known[resource] = (policy, time.monotonic() + POLICY_TTL)
         return policy
 
+    def forget_all(self) -> None:
+        """Stop remembering every policy (one changed, through another replica perhaps)."""
+        self._known.clear()
+
     async def set(self, resource: str, policy: Any) -> dict[str, Any]:
         """Replace the policy; ABORTED if its etag is not the current one (read-modify-write),
         INVALID_ARGUMENT for an unknown role or a malformed member."""

@@ -1,6 +1,7 @@
 """The store context every operation takes: which store, by id and name, with its profile;
 resolved once per request through a short-lived cache (stores can be deleted, by another
-process too, so a remembered store is looked up again after `ttl` seconds)."""
+process too, so a remembered store is looked up again after `ttl` seconds, or at once when
+the index says stores changed)."""
 
 import time
 from dataclasses import dataclass
@@ -48,6 +49,10 @@ class StoreDirectory:
     def forget(self, name: str) -> None:
         """Stop remembering store `name` (this process deleted it)."""
         self._known.pop(name, None)
+
+    def forget_all(self) -> None:
+        """Stop remembering every store (one changed, through another replica perhaps)."""
+        self._known.clear()
 
     @staticmethod
     def _context(row: StoreRow) -> StoreContext:

@@ -286,6 +286,10 @@ class SqliteIndex:
                              [(name,) for name in names])
         await self._db.write_grouped(run)
 
+    async def on_resources_changed(self, callback: Callable[[], None]) -> None:
+        """SQLite cannot say: its processes share one machine, and their caches' time
+        limits keep them within seconds of each other."""
+
     async def close(self) -> None:
         self._db.close()
 

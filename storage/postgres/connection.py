@@ -10,6 +10,7 @@ An unreachable or failing server is reported as the OSError the InstanceIndex Pr
 promises (`as_os_error`)."""
 
 import asyncio
+import contextlib
 import errno
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from storage.protocols import QueryTimeout
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 10.0
+LISTEN_RETRY_S = 1.0  # a listener that lost its connection connects again after this
 RETRIES = 5  # runs of a write transaction that keeps losing deadlocks
 LOCK_TIMEOUT_MS = BUSY_TIMEOUT_MS  # a write waits for a lock as long as SQLite's does
 
@@ -80,6 +82,8 @@ class Pools:
         self._time_limit = read_time_limit
         self._pools: tuple[asyncpg.Pool, asyncpg.Pool] | None = None
         self._opening = asyncio.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self._listening: asyncio.Task[None] | None = None
 
     async def _open(self) -> tuple[asyncpg.Pool, asyncpg.Pool]:
         async with self._opening:
@@ -145,8 +149,44 @@ class Pools:
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # no such database, …
             raise OSError(errno.EIO, f"the index's database refused: {exc}") from exc
 
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call `callback` at each notification on `channel`, and each time the listener
+        (re)connects, since what was notified meanwhile is lost: a connection of its own,
+        connected again after LISTEN_RETRY_S whenever it ends, until close()."""
+        self._callbacks.append(callback)
+        if self._listening is None:
+            self._listening = asyncio.create_task(self._listen(channel))
+
+    async def _listen(self, channel: str) -> None:
+        while True:
+            with contextlib.suppress(OSError, asyncio.TimeoutError, asyncpg.PostgresError,
+                                     asyncpg.InterfaceError):
+                await self._listen_once(channel)
+            await asyncio.sleep(LISTEN_RETRY_S)
+
+    async def _listen_once(self, channel: str) -> None:
+        """Listen on one connection until it ends."""
+        conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
+        ended = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _: ended.set())
+            await conn.add_listener(channel, lambda *_: self._notified())
+            self._notified()
+            await ended.wait()
+        finally:
+            await conn.close(timeout=CONNECT_TIMEOUT_S)
+
+    def _notified(self) -> None:
+        for callback in self._callbacks:
+            callback()
+
     async def close(self) -> None:
-        """Close both pools (waiting for the work under way)."""
+        """Close both pools (waiting for the work under way) and the listener."""
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+            self._listening = None
         if self._pools is not None:
             for pool in self._pools:
                 await pool.close()

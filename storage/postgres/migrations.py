@@ -217,8 +217,27 @@ async def _initial(conn: asyncpg.Connection) -> None:
     await conn.execute(casefold_function(icu is not None))
 
 
+RESOURCES_CHANNEL = "pacs_resources"  # notified, at commit, of changed datasets, stores, policies
+
+
+async def _notify_resource_changes(conn: asyncpg.Connection) -> None:
+    """Triggers that tell every listening replica a dataset, store or policy changed, so
+    their caches of those read them again at once."""
+    await conn.execute(f"""
+CREATE FUNCTION pacs_resources_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('{RESOURCES_CHANNEL}', TG_TABLE_NAME);
+  RETURN NULL;
+END $$""")
+    for table in ("datasets", "stores", "policies"):
+        await conn.execute(f"CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE "
+                           f"ON {table} FOR EACH STATEMENT "
+                           "EXECUTE FUNCTION pacs_resources_changed()")
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[asyncpg.Connection], Awaitable[None]]], ...] = (
     ("0001_initial", _initial),
+    ("0002_notify_resource_changes", _notify_resource_changes),
 )
 
 

@@ -22,7 +22,7 @@ from storage.levels import SERIES_TAGS, STUDY_TAGS
 from storage.postgres import resources
 from storage.postgres.connection import Pools
 from storage.postgres.dialect import POSTGRES
-from storage.postgres.migrations import REFUSED, migrate
+from storage.postgres.migrations import REFUSED, RESOURCES_CHANNEL, migrate
 from storage.postgres.resources import NOW, queue_removals
 from storage.query import Level, Query, SearchResult
 from storage.rows import (
@@ -238,6 +238,9 @@ class PostgresIndex:
     async def removals_done(self, blob_names: Sequence[str]) -> None:
         await self._db.write(lambda conn: conn.execute(
             "DELETE FROM blob_removals WHERE blob_name = ANY($1::text[])", list(blob_names)))
+
+    async def on_resources_changed(self, callback: Callable[[], None]) -> None:
+        await self._db.listen(RESOURCES_CHANNEL, callback)
 
     async def close(self) -> None:
         await self._db.close()
