@@ -102,3 +102,27 @@ def indexed_instances(root: str) -> list[str]:
         found += page
         if not page:
             return found
+
+
+class ClientThreads:
+    """`count` client threads, each running `client(seed + n)` until the block ends (the
+    subclass's `client` loops while `self.stop` is not set)."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        self.stop = threading.Event()
+        self._threads = [threading.Thread(target=self.client, args=(seed + n,), daemon=True)
+                         for n in range(count)]
+
+    def client(self, seed: int) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> "ClientThreads":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout=120)
+        assert not any(t.is_alive() for t in self._threads), "a client did not stop"

@@ -29,7 +29,14 @@ import requests
 
 from pacs.settings import Settings
 from tests.conftest import run_server
-from tests.stow_ledger import DICOM, Ledger, indexed_instances, new_instances, stow
+from tests.stow_ledger import (
+    DICOM,
+    ClientThreads,
+    Ledger,
+    indexed_instances,
+    new_instances,
+    stow,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -45,34 +52,24 @@ AS_STORED = {"Accept": f"{DICOM}; transfer-syntax=*"}
 ORPHAN_GRACE = Settings().orphan_grace_seconds  # what `pacs serve` sweeps unreferenced blobs after
 
 
-class Traffic:
+class Traffic(ClientThreads):
     """CLIENTS threads sending STOWs until stopped; every answer goes into the ledger."""
 
     def __init__(self, root: str, ledger: Ledger, seed: int) -> None:
         self._root = root
         self._ledger = ledger
-        self._stop = threading.Event()
         self._errors: list[BaseException] = []
-        self._threads = [threading.Thread(target=self._client, args=(seed + n,), daemon=True)
-                         for n in range(CLIENTS)]
-
-    def __enter__(self) -> "Traffic":
-        for thread in self._threads:
-            thread.start()
-        return self
+        super().__init__(CLIENTS, seed)
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
-        assert not any(t.is_alive() for t in self._threads), "a client did not stop"
+        super().__exit__(*exc)
         assert not self._errors, self._errors
 
-    def _client(self, seed: int) -> None:
+    def client(self, seed: int) -> None:
         rng = random.Random(seed)
         try:
             with requests.Session() as session:
-                while not self._stop.is_set():
+                while not self.stop.is_set():
                     instances = new_instances(1 if rng.random() < 0.5
                                               else rng.randint(2, MAX_PARTS))
                     self._ledger.about_to_send(instances)
@@ -80,7 +77,7 @@ class Traffic:
                         response = stow(session, self._root, instances)
                     except requests.RequestException:
                         self._ledger.failed()
-                        self._stop.wait(0.02)
+                        self.stop.wait(0.02)
                         continue
                     self._ledger.answered(instances, response)
         except BaseException as exc:  # noqa: B036 - reported by __exit__

@@ -24,7 +24,15 @@ import requests
 
 from tests.served_process import free_port
 from tests.storage import postgres_server, s3_server
-from tests.stow_ledger import DICOM, Ledger, Sent, indexed_instances, new_instances, stow
+from tests.stow_ledger import (
+    DICOM,
+    ClientThreads,
+    Ledger,
+    Sent,
+    indexed_instances,
+    new_instances,
+    stow,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -89,35 +97,22 @@ class Deletes:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class Clients:
+class Clients(ClientThreads):
     """CLIENTS threads, each call to a replica chosen at random."""
 
     def __init__(self, replicas: list[Replica], ledger: Ledger, deletes: Deletes,
                  seed: int) -> None:
         self._replicas, self._ledger, self._deletes = replicas, ledger, deletes
-        self._stop = threading.Event()
         self.errors: list[str] = []
         self.calls: dict[str, int] = {}
-        self._threads = [threading.Thread(target=self._client, args=(seed + n,), daemon=True)
-                         for n in range(CLIENTS)]
+        super().__init__(CLIENTS, seed)
 
-    def __enter__(self) -> "Clients":
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=120)
-        assert not any(t.is_alive() for t in self._threads), "a client did not stop"
-
-    def _client(self, seed: int) -> None:
+    def client(self, seed: int) -> None:
         rng = random.Random(seed)
         actions = [(0.55, self._store), (0.2, self._retrieve), (0.1, self._search),
                    (0.1, self._delete), (0.05, self._manage)]
         with requests.Session() as session:
-            while not self._stop.is_set():
+            while not self.stop.is_set():
                 root = rng.choice(self._replicas).base
                 pick, action = rng.random(), actions[-1][1]
                 for share, candidate in actions:
@@ -129,7 +124,7 @@ class Clients:
                     action(session, root, rng)
                 except requests.RequestException:
                     self._ledger.failed()  # a replica being killed or restarting
-                    self._stop.wait(0.02)
+                    self.stop.wait(0.02)
                 except Exception as exc:  # noqa: BLE001 - reported by the test
                     self.errors.append(f"{action.__name__}: {exc!r}")
                 self.calls[action.__name__] = self.calls.get(action.__name__, 0) + 1
