@@ -10,6 +10,7 @@ from pacs.dicom.pixel_data import PIXEL_ELEMENTS
 from pacs.pixels.description import PixelDescription, PixelError, describe, pixel_element
 from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
+from storage.spans import read_spans
 
 
 def read_header(blobs: BlobStore, item: InstanceLocation) -> tuple[Dataset, str | None]:
@@ -34,8 +35,7 @@ def read_frame(blobs: BlobStore, item: InstanceLocation, number: int) -> bytes:
     frames = item.frames
     if not frames:
         return _frame_by_parsing(blobs, item, number)
-    return b"".join(blobs.read(item.blob_name, span.offset, span.length)
-                    for span in frames[number - 1])
+    return b"".join(read_spans(blobs, item.blob_name, frames[number - 1]))
 
 
 def _frame_by_parsing(blobs: BlobStore, item: InstanceLocation, number: int) -> bytes:

@@ -25,6 +25,7 @@ from pacs.service.links import Links
 from pacs.service.stores import StoreContext
 from pacs.service.targets import Target
 from storage.rows import InstanceLocation, Span
+from storage.spans import read_spans
 
 log = logging.getLogger("pacs")
 
@@ -90,11 +91,12 @@ async def read_small(archive: Archive, item: InstanceLocation,
         return None
 
     def read() -> tuple[list[bytes], list[str]]:
+        spans = [span for piece in pieces for span in piece]
+        parts = iter(read_spans(archive.blobs, item.blob_name, spans))  # few reads
         out: list[bytes] = []
-        for spans in pieces:
-            data = b"".join(archive.blobs.read(item.blob_name, s.offset, s.length)
-                            for s in spans)
-            wanted = sum(s.length for s in spans)
+        for piece in pieces:
+            data = b"".join(next(parts) for _ in piece)
+            wanted = sum(s.length for s in piece)
             if len(data) < wanted:
                 return [], [_shortfall(item, len(data), wanted)]
             out.append(data)
