@@ -4,6 +4,7 @@ With several workers this process only supervises them, so it never imports what
 workers need (pydicom, numpy, the codecs: some 50 MB of every process that does)."""
 
 import argparse
+import asyncio
 import atexit
 import errno
 import importlib
@@ -26,7 +27,7 @@ from pacs.logs import log_config
 from pacs.names import StoreName
 from pacs.settings import SETTINGS_VARIABLE, Settings
 from pacs.telemetry import MULTIPROCESS_VARIABLE
-from storage.backends import Placement
+from storage.backends import Placement, open_index
 from storage.index.migrations import unknown_applied
 
 
@@ -164,15 +165,29 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _check_data(data: Path) -> None:
-    """SystemExit with one line for a data directory this version cannot use."""
+def _check_archive(where: Placement) -> None:
+    """SystemExit with one line for a data directory or an index this version cannot use."""
+    data = where.data_dir
     if data.exists() and not data.is_dir():
         raise SystemExit(f"pacs: --data {data} is a file; give a directory (it is created "
                          "if missing)")
-    newer = unknown_applied(Placement(data).sqlite_path)
+    try:  # the embedded index's file is read as it is, so that checking creates nothing
+        newer = asyncio.run(_newer_migrations(where)) if where.index_url \
+            else unknown_applied(where.sqlite_path)
+    except (OSError, ValueError):
+        return  # cannot be reached or opened here: opening it says why, in its place
     if newer:
-        raise SystemExit(f"pacs: {data} was written by a newer version of pacs (it has "
+        what = "the index" if where.index_url else str(data)
+        raise SystemExit(f"pacs: {what} was written by a newer version of pacs (it has "
                          f"migrations {', '.join(newer)}); run that version or a later one")
+
+
+async def _newer_migrations(where: Placement) -> list[str]:
+    index = open_index(where)
+    try:
+        return await index.newer_migrations()
+    finally:
+        await index.close()
 
 
 def _check_port(host: str, port: int) -> None:
@@ -204,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         serve(config, settings)
         return
     if not (args.command == "import" and args.url):
-        _check_data(args.data)
+        _check_archive(Placement(args.data, args.index, args.blobs))
     run = {"verify": "pacs.commands.verify", "stores": "pacs.commands.stores",
            "import": "pacs.commands.import_files", "export": "pacs.commands.export_files",
            "copy": "pacs.commands.copy_archive"}
@@ -214,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
 def serve(config: Config, settings: Settings) -> None:
     """Run uvicorn: in this process with one worker, else as the supervisor of several."""
     host, port, workers = config["host"], config["port"], config["workers"]
-    _check_data(settings.data_dir)
+    _check_archive(settings.placement)
     if not settings.authentication and not _loopback(host):
         if not config["allow_unauthenticated"]:
             raise SystemExit(f"pacs: refusing to serve {host} without authentication: "

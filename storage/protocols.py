@@ -119,6 +119,12 @@ class InstanceIndex(Protocol):
         call from several processes at once."""
         ...
 
+    async def newer_migrations(self) -> list[str]:
+        """The migrations recorded that this version does not know (a newer version of pacs
+        wrote the index; this one must not use it); empty when none, or no schema yet.
+        Raises OSError if the index cannot be reached."""
+        ...
+
     async def ensure_store(self, name: str, profile: str) -> StoreRow:
         """The store `name`, created with `profile` (and its dataset) if it does not exist
         (an existing store keeps its profile)."""

@@ -2,6 +2,7 @@
 --blobs s3://…` keeps every blob in a real S3 bucket (SeaweedFS), and real clients store,
 search and retrieve through it as through the data directory."""
 
+import asyncio
 import io
 import os
 import sqlite3
@@ -190,3 +191,32 @@ def test_a_store_deleted_through_one_replica_is_gone_from_the_others_at_once(
             assert time.monotonic() < deadline, "the other replica still serves the store"
             time.sleep(0.05)
         assert answer.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_an_index_written_by_a_newer_version_is_one_line(tmp_path: Path) -> None:
+    """As for a data directory: pacs refuses, before anything is opened, a PostgreSQL index
+    that a later version has migrated further than it knows."""
+    dsn = postgres_server.index_dsn(tmp_path)
+    created = subprocess.run([sys.executable, "-m", "pacs", "stores", "list", "--data",
+                              str(tmp_path / "data"), "--index", dsn], capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert created.returncode == 0, created.stderr  # the schema exists, this version's
+
+    async def from_the_future() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn.split("?")[0], server_settings={
+            "search_path": dsn.split("search_path=")[1]})
+        try:
+            await conn.execute("INSERT INTO migrations VALUES ('9999_from_the_future', '')")
+        finally:
+            await conn.close()
+    asyncio.run(from_the_future())
+    for command in (["serve", "--port", "1"], ["verify"], ["stores", "list"]):
+        done = subprocess.run([sys.executable, "-m", "pacs", *command, "--data",
+                               str(tmp_path / "data"), "--index", dsn], capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr == ("pacs: the index was written by a newer version of pacs (it "
+                               "has migrations 9999_from_the_future); run that version or a "
+                               "later one\n")

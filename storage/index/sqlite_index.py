@@ -13,7 +13,7 @@ import orjson
 from storage.index import resources
 from storage.index.attributes import COLUMNS, FOLDED_COLUMNS, column_value
 from storage.index.connection import Connections, casefold, transaction
-from storage.index.migrations import migrate, pending
+from storage.index.migrations import migrate, pending, unknown_applied
 from storage.index.query_builder import (
     SCOPE_FROM,
     SCOPE_ORDER,
@@ -64,6 +64,9 @@ class SqliteIndex:
             raise OSError(errno.EROFS, f"the index is read-only and needs migrations "
                           f"{', '.join(needed)}; open it once writable")
         return []
+
+    async def newer_migrations(self) -> list[str]:
+        return unknown_applied(self._path)
 
     async def ensure_store(self, name: str, profile: str) -> StoreRow:
         def run(conn: sqlite3.Connection) -> StoreRow:

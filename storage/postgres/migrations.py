@@ -241,6 +241,15 @@ MIGRATIONS: tuple[tuple[str, Callable[[asyncpg.Connection], Awaitable[None]]], .
 )
 
 
+async def newer_migrations(conn: asyncpg.Connection) -> list[str]:
+    """The migrations recorded that this version does not know; none without a schema."""
+    if await conn.fetchval("SELECT to_regclass('migrations')") is None:
+        return []
+    known = {name for name, _ in MIGRATIONS}
+    return [row[0] for row in await conn.fetch("SELECT name FROM migrations ORDER BY name")
+            if row[0] not in known]
+
+
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply the migrations not yet recorded, in the caller's transaction and under the
     advisory lock it holds until its end; their names."""

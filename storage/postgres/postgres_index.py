@@ -22,7 +22,7 @@ from storage.levels import SERIES_TAGS, STUDY_TAGS
 from storage.postgres import resources
 from storage.postgres.connection import Pools
 from storage.postgres.dialect import POSTGRES
-from storage.postgres.migrations import REFUSED, RESOURCES_CHANNEL, migrate
+from storage.postgres.migrations import REFUSED, RESOURCES_CHANNEL, migrate, newer_migrations
 from storage.postgres.resources import NOW, queue_removals
 from storage.query import Level, Query, SearchResult
 from storage.rows import (
@@ -60,6 +60,9 @@ class PostgresIndex:
 
     async def migrate(self) -> list[str]:
         return await self._db.write(migrate)
+
+    async def newer_migrations(self) -> list[str]:
+        return await self._db.read(newer_migrations)
 
     async def ensure_store(self, name: str, profile: str) -> StoreRow:
         return await self._db.write(lambda conn: resources.ensure_store(conn, name, profile))
