@@ -152,11 +152,21 @@ async def instance_syntax(archive: Archive, item: InstanceLocation, asked: str) 
     limit = archive.settings.max_transcode_bytes
     reason = transcode_refusal(stored, asked, desc) or (
         f"it has {item.blob_size} bytes; instances of at most {limit} are transcoded"
-        if item.blob_size > limit else None)
+        if item.blob_size > limit else None) or decoded_refusal(desc, desc.frames, limit)
     if reason:
         raise CannotTranscode(f"instance {item.sop_uid} cannot be sent in transfer syntax "
                               f"{asked}: {reason}")
     return asked
+
+
+def decoded_refusal(desc: PixelDescription, frames: int, limit: int) -> str | None:
+    """Why `frames` frames cannot be decoded to transcode them (their decoded pixels would
+    pass `limit` bytes: a small compressed file may claim a huge image), or None."""
+    size = desc.frame_bytes * frames
+    if size <= limit:
+        return None
+    return (f"decoded, {frames} frame{'s' if frames > 1 else ''} would take {size} bytes; "
+            f"at most {limit} are decoded to transcode")
 
 
 def check_frames(item: InstanceLocation, desc: PixelDescription | None,

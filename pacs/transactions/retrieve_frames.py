@@ -31,7 +31,14 @@ from pacs.pixels.engine import PixelEngine
 from pacs.pixels.transcode import transcode_refusal
 from pacs.service.archive import Archive
 from pacs.service.errors import InvalidArgument
-from pacs.service.retrieve import check_frames, check_stored, locate, read_small, stream
+from pacs.service.retrieve import (
+    check_frames,
+    check_stored,
+    decoded_refusal,
+    locate,
+    read_small,
+    stream,
+)
 from storage.rows import InstanceLocation, Span
 
 OFFERS = tuple(Offer(True, media_type) for media_type in (*FRAME_SYNTAXES, PNG))
@@ -69,15 +76,18 @@ def _as_stored_target(rep: Representation, stored: str) -> bool:
     return target == AS_STORED or (target != PNG and same_frame_bytes(stored, target))
 
 
-def frame_refusal(rep: Representation, stored: str,
-                  desc: PixelDescription | None) -> str | None:
-    """Why frames of this instance cannot go out as `rep`, or None."""
+def frame_refusal(rep: Representation, stored: str, desc: PixelDescription | None,
+                  limit: int) -> str | None:
+    """Why frames of this instance cannot go out as `rep`, or None; a frame is decoded only
+    if it takes at most `limit` bytes decoded."""
     target = target_syntax(rep, stored)
     if target == AS_STORED:
         return None
     if target != PNG and target not in FRAME_SYNTAXES[rep.media_type]:
         return f"{rep.media_type} cannot carry transfer syntax {target}"
-    return transcode_refusal(stored, target, desc)
+    return transcode_refusal(stored, target, desc) or (
+        None if desc is None or same_frame_bytes(stored, target)
+        else decoded_refusal(desc, 1, limit))
 
 
 async def retrieve_frames(request: Request) -> Response:
@@ -102,7 +112,8 @@ async def retrieve_frames(request: Request) -> Response:
     choice = negotiate(accept, OFFERS, available,
                        lambda rep: f"transfer syntax {rep.transfer_syntax} is not used on the "
                        "web (PS3.18 8.7.3)" if rep.transfer_syntax in refused
-                       else frame_refusal(rep, stored, desc))
+                       else frame_refusal(rep, stored, desc,
+                                          archive.settings.max_transcode_bytes))
     target = target_syntax(choice, stored)
     if target == AS_STORED and not spans:
         target = EXPLICIT_VR_LITTLE_ENDIAN  # a deflated dataset: frames exist only inflated
