@@ -52,6 +52,7 @@ from benchmarks.scale_data import (
     study_plan,
 )
 from benchmarks.timing import percentile, run_pool, summarise
+from storage.backends import Placement
 
 REPO = Path(__file__).resolve().parents[1]
 DEEP_OFFSET = 500_000  # or half the archive, when it holds fewer than a million
@@ -142,7 +143,7 @@ class Started:
 
 
 @contextmanager
-def pacs_serve(data_dir: Path, log_path: Path) -> Iterator[Started]:
+def pacs_serve(where: Placement, log_path: Path) -> Iterator[Started]:
     """`python -m pacs serve` on DIR, timed from spawn to /healthz 200, to the first answer
     of /studies?limit=1, and until its processes go idle. `servers.pacs_server` polls
     /healthz every 0.2 s: too coarse to time this."""
@@ -160,7 +161,9 @@ def pacs_serve(data_dir: Path, log_path: Path) -> Iterator[Started]:
         "--port",
         str(port),
         "--data",
-        str(data_dir),
+        str(where.data_dir),
+        *(["--index", where.index_url] if where.index_url else []),
+        *(["--blobs", where.blobs_url] if where.blobs_url else []),
     ]
     start = time.perf_counter()
     with log_path.open("wb") as log:
@@ -348,6 +351,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         required=True,
         help="the archive to fill (continued if a previous run filled part)",
     )
+    parser.add_argument("--index", default="", metavar="URL",
+                        help="fill a PostgreSQL index (postgresql://…) instead of the data "
+                             "directory's SQLite; the empty baseline stays embedded")
+    parser.add_argument("--blobs", default="", metavar="URL",
+                        help="keep the blobs in s3://BUCKET/PREFIX instead (AWS_* variables)")
     parser.add_argument("--out", type=Path, help="write the JSON document here too")
     parser.add_argument("--repeats", type=int, default=30, help="timed requests per query")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests per query")
@@ -381,6 +389,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="of the random study picks")
     args = parser.parse_args(argv)
     args.checkpoints = sorted({*args.checkpoints, args.instances})
+    args.placement = Placement(args.data, args.index, args.blobs)
     if args.checkpoints[0] < STUDY_SIZE or args.checkpoints[-1] > args.instances:
         parser.error(f"checkpoints must lie between {STUDY_SIZE} and --instances")
     return args
@@ -425,11 +434,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"server logs in {logs}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="pacs-scale-empty-") as empty:
         print("empty archive:", file=sys.stderr)
-        with pacs_serve(Path(empty), logs / "server-empty.log") as server:
+        with pacs_serve(Placement(Path(empty)), logs / "server-empty.log") as server:
             stow = asyncio.run(measure_stow(server.base_url, args.stow_instances))
         document["empty"] = {"ready": server.ready, "stow": stow}
     for checkpoint in args.checkpoints:
-        have = loaded_counts(args.data / "index.sqlite3")
+        have = loaded_counts(args.placement)
         held = sum(min(have.get(p.uid, 0), STUDY_SIZE) for p in plans)
         if held > checkpoint:
             print(f"skipping {checkpoint:,}: the archive already holds {held:,}", file=sys.stderr)
@@ -446,7 +455,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
         loaded = load(
-            args.data,
+            args.placement,
             work,
             args.processes,
             args.concurrency,
@@ -492,7 +501,7 @@ def measure(
     whole = plans[: checkpoint // STUDY_SIZE]  # studies with every series complete
     deep_offset = min(DEEP_OFFSET, checkpoint // 2)
     load_average = [os.getloadavg()[0]]  # the machine's other work, which the figures share
-    with pacs_serve(args.data, logs / f"server-{checkpoint}.log") as server:
+    with pacs_serve(args.placement, logs / f"server-{checkpoint}.log") as server:
         print(f"  ready: {server.ready}", file=sys.stderr, flush=True)
         # STOW first: both are done before the server's first cleanup sweep (a minute after
         # start, see Settings.cleanup_delay_seconds) unless the budget runs long.

@@ -16,7 +16,6 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, timedelta
 from multiprocessing.queues import Queue
-from pathlib import Path
 from queue import Empty
 
 import anyio
@@ -40,6 +39,8 @@ from pacs.service.staging import stage_all
 from pacs.service.store_instances import StoreOutcome, store_staged
 from pacs.service.stores import StoreContext
 from pacs.settings import Settings
+from storage.backends import Placement, open_index
+from storage.query import Level, Query
 
 SERIES_SIZES = (55, 40, 20, 10)  # instances per series of every study
 STUDY_SIZE = sum(SERIES_SIZES)  # 125: 8,000 studies make a million instances
@@ -287,12 +288,32 @@ def _header(study: StudyPlan, series: SeriesPlan) -> Dataset:
     return ds
 
 
-def loaded_counts(index_path: Path) -> dict[str, int]:
-    """Instances per study UID in the archive's index (read-only; empty if it has none)."""
-    if not index_path.exists():
+def loaded_counts(where: Placement) -> dict[str, int]:
+    """Instances per study UID in the archive's index (empty if it has none); an embedded
+    index is read as it is, without opening the archive."""
+    if where.index_url:
+        return asyncio.run(_counted(where))
+    if not where.sqlite_path.exists():
         return {}
-    with closing(sqlite3.connect(f"{index_path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+    uri = f"{where.sqlite_path.resolve().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as conn:
         return dict(conn.execute("SELECT study_uid, n_instances FROM studies"))
+
+
+async def _counted(where: Placement) -> dict[str, int]:
+    index = open_index(where)
+    try:
+        await index.migrate()
+        store = await index.ensure_store(Settings().default_store, "full")
+        counts: dict[str, int] = {}
+        while True:
+            page = await index.search(store.id, Query(Level.STUDY, limit=10_000,
+                                                      offset=len(counts)))
+            counts.update((row.study_uid, row.study_instances) for row in page.rows)
+            if not page.more:
+                return counts
+    finally:
+        await index.close()
 
 
 @dataclass(frozen=True)
@@ -313,7 +334,7 @@ Message = tuple[str, int | str]  # ("stored", count), ("locked", 1), ("done", 0)
 
 
 def load(
-    data_dir: Path,
+    where: Placement,
     work: list[tuple[int, int]],
     processes: int,
     concurrency: int,
@@ -330,7 +351,7 @@ def load(
     workers = [
         context.Process(
             target=_worker,
-            args=(data_dir, work[p::processes], concurrency, niceness, progress),
+            args=(where, work[p::processes], concurrency, niceness, progress),
             daemon=True,
         )
         for p in range(processes)
@@ -368,7 +389,7 @@ def load(
 
 
 def _worker(
-    data_dir: Path,
+    where: Placement,
     work: list[tuple[int, int]],
     concurrency: int,
     niceness: int,
@@ -378,7 +399,7 @@ def _worker(
     os.nice(niceness)
     configure_pydicom()
     try:
-        asyncio.run(_fill(data_dir, work, concurrency, progress))
+        asyncio.run(_fill(where, work, concurrency, progress))
     except BaseException as exc:
         progress.put(("failed", f"{type(exc).__name__}: {exc}"))
         raise
@@ -386,9 +407,10 @@ def _worker(
 
 
 async def _fill(
-    data_dir: Path, work: list[tuple[int, int]], concurrency: int, progress: Queue[Message]
+    where: Placement, work: list[tuple[int, int]], concurrency: int, progress: Queue[Message]
 ) -> None:
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=where.data_dir, index_url=where.index_url,
+                        blobs_url=where.blobs_url)
     archive = await open_archive(settings)
     try:
         store = await archive.stores.get(settings.default_store)
