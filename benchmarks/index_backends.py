@@ -1,5 +1,5 @@
 """Instance adds and study searches of the SQLite and the PostgreSQL index, through the
-InstanceIndex Protocol, on this machine: `python -m tests.storage.index_bench [INSTANCES
+InstanceIndex Protocol, on this machine: `python -m benchmarks.index_backends [INSTANCES
 SEARCHES]` (defaults 10,000 and 1,000). Instances come 5 to a study in 2 series, added 16
 at a time (as a STOW's parts and concurrent requests arrive); the searches alternate a
 PatientName prefix (`mül*`) and a one-month StudyDate range, one at a time, a page of 100.

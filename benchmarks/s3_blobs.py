@@ -1,5 +1,5 @@
 """Ranged reads and big commits of the S3 blob store against a disposable SeaweedFS on this
-machine, beside the filesystem store: `python -m tests.storage.s3_bench [READ_MB COMMIT_MB]`
+machine, beside the filesystem store: `python -m benchmarks.s3_blobs [READ_MB COMMIT_MB]`
 (defaults 100 and 1000; sizes in 10^6 bytes)."""
 
 import os
