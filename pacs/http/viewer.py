@@ -83,8 +83,12 @@ class Viewer:
             root = self.public_url.rstrip("/") + "/dicomweb" if self.public_url else ""
             return Response(app_config(root), media_type="text/javascript",
                             headers={"Cache-Control": _FRESH})
-        file = (self.root / path).resolve()
-        if not file.is_relative_to(self.root) or not file.is_file():
+        try:
+            file = (self.root / path).resolve()
+            found = file.is_relative_to(self.root) and file.is_file()
+        except (ValueError, OSError):  # a NUL byte, a name too long: no file of the build
+            found = False
+        if not found:
             file = self.root / "index.html"  # the viewer's own routes
         fresh = file.suffix in (".html", ".json")
         headers = {"Cache-Control": _FRESH if fresh else _IMMUTABLE}
