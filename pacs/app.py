@@ -25,6 +25,7 @@ from pacs.routes import ROUTES
 from pacs.service.archive import open_archive
 from pacs.service.cleanup import sweep_periodically
 from pacs.service.health import Readiness
+from pacs.service.job_runner import run_jobs
 from pacs.settings import Settings
 
 log = logging.getLogger("pacs")
@@ -59,7 +60,8 @@ def create_app(settings: Settings) -> Starlette:
         await readiness.check(archive)
         tasks = [asyncio.create_task(readiness.watch(archive, settings.readiness_seconds))]
         if not archive.read_only:
-            tasks.append(asyncio.create_task(sweep_periodically(archive)))
+            tasks += [asyncio.create_task(sweep_periodically(archive)),
+                      asyncio.create_task(run_jobs(archive))]
         try:
             yield
         finally:

@@ -81,6 +81,11 @@ class Settings:
     removal_grace_seconds: float = tunable(
         600.0, "seconds before a deleted instance's blob is removed")
     query_time_limit_seconds: float = tunable(30.0, "seconds one search may run")
+    job_lease_seconds: float = tunable(
+        30.0, "seconds a long-running operation's job stays with a server that has stopped "
+        "saving its progress (it died) before another server takes it over")
+    job_poll_seconds: float = tunable(
+        2.0, "seconds between looks for jobs that another server started")
     readiness_seconds: float = tunable(
         2.0, "seconds between checks that the index and the blob store can be reached "
         "(/readyz answers the last at once)")

@@ -16,6 +16,7 @@ from storage.rows import (
     InstanceLocation,
     InstanceMetadata,
     InstanceRecord,
+    JobRow,
     Metrics,
     OperationRow,
     StoredInstance,
@@ -190,8 +191,28 @@ class InstanceIndex(Protocol):
         """Set (replace) the IAM policy (JSON) of `resource`."""
         ...
 
-    async def add_operation(self, dataset: str, body: str) -> OperationRow:
-        """Record a long-running operation of `dataset` (its JSON `body`) under a new id."""
+    async def add_operation(self, dataset: str, body: str,
+                            job: str | None = None) -> OperationRow:
+        """Record a long-running operation of `dataset` (its JSON `body`) under a new id;
+        with a `job` (its work, as JSON), the operation waits to be claimed and run."""
+        ...
+
+    async def claim_job(self, lease_seconds: float) -> JobRow | None:
+        """Claim the oldest unfinished job that no index holds, or whose holder has not
+        saved it for `lease_seconds` (it died or stalled); None if there is none. Each job
+        is held by one index at a time, whatever the number of processes or replicas."""
+        ...
+
+    async def save_job(self, operation: int, body: str, job: str | None) -> bool | None:
+        """Record the progress of a job this index holds and renew its claim: the
+        operation's `body`, and the `job` (None: finished, and the claim let go). Whether a
+        cancel has been requested, or None if the job is no longer this index's (its claim
+        lapsed and another took it, or the operation was deleted): the caller stops."""
+        ...
+
+    async def cancel_job(self, dataset: str, operation: int) -> None:
+        """Ask the unfinished job of the operation to stop (its holder learns it at its next
+        save); nothing if the operation has finished or does not exist."""
         ...
 
     async def get_operation(self, dataset: str, operation: int) -> OperationRow | None:
@@ -264,9 +285,10 @@ class InstanceIndex(Protocol):
         """The SHA-256 of the instance stored under `sop_uid`, or None if there is none."""
         ...
 
-    async def instances_after(self, after: int, limit: int) -> list[StoredInstance]:
-        """Up to `limit` instance rows of every store with a `pk` above `after`, in `pk`
-        order (a walk over the whole index, a page at a time)."""
+    async def instances_after(self, after: int, limit: int,
+                              store_id: int | None = None) -> list[StoredInstance]:
+        """Up to `limit` instance rows of every store (or of store `store_id`) with a `pk`
+        above `after`, in `pk` order (a walk over the whole index, a page at a time)."""
         ...
 
     async def parents_astray(self, repair: bool) -> tuple[int, int]:

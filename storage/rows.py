@@ -61,6 +61,19 @@ class OperationRow:
     body: str
 
 
+@dataclass(frozen=True)
+class JobRow:
+    """The unfinished work of a long-running operation, claimed by one index: its operation's
+    `body` as last saved, the `job` (what to do and how far it got, as JSON), and how many
+    times it has been claimed (more than once: a claimer died or stalled)."""
+
+    id: int
+    dataset: str
+    body: str
+    job: str
+    claims: int
+
+
 class AddOutcome(Enum):
     """What adding an instance did (the caller maps it to a PS3.18 STOW result)."""
 

@@ -1,13 +1,16 @@
-"""`pacs serve` as a subprocess on a free loopback port, as an operator starts it."""
+"""`pacs serve` as a subprocess on a free loopback port, as an operator starts it; a replica
+of several that a test kills and starts again."""
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
@@ -53,3 +56,48 @@ def served(*args: str, port: int | None = None, env: dict[str, str] | None = Non
     finally:
         process.terminate()
         server.output = process.communicate(timeout=30)[0]
+
+
+@dataclass
+class Replica:
+    """One `pacs serve` (a single worker) with its own data directory for staging."""
+
+    number: int
+    port: int
+    args: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *extra: str) -> None:
+        assert self.log is not None
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pacs", "serve", "--port", str(self.port), *self.args,
+                 *extra], stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"replica {self.number} did not start"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the replica's whole process group, as a lost machine."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)

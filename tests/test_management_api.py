@@ -3,6 +3,7 @@
 locations and projects, as a program written for Google calls them."""
 
 import json
+import time
 from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
@@ -204,32 +205,42 @@ def test_import_and_export_through_gs_uris(healthcare: Any, live_server: LiveSer
     for path, data in files.items():
         (bucket / path).parent.mkdir(parents=True, exist_ok=True)
         (bucket / path).write_bytes(data)
-    done = stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/in/**.dcm"},
-                                           "blobStorageSettings": {"blobStorageClass": "COLDLINE"}}
-                          ).execute()
-    assert done["done"] is True and done["metadata"]["counter"] == {"success": "3"}
+    started = stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/in/**.dcm"},
+                                              "blobStorageSettings": {"blobStorageClass":
+                                                                      "COLDLINE"}}).execute()
+    assert list(started) == ["name"]  # as Google answers: the operation to poll
+    assert started["name"].startswith(f"{LOCATION}/datasets/x/operations/")
+    done = finished(healthcare, started)
+    assert done["metadata"]["counter"] == {"success": "3"} and "error" not in done
     assert done["metadata"]["apiMethodName"].endswith("DicomService.ImportDicomData")
-    again = stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/in/**"}}
-                           ).execute()
+    assert done["response"]["@type"].endswith("ImportDicomDataResponse")
+    again = finished(healthcare, stores.import_(name=name, body={
+        "gcsSource": {"uri": "gs://bucket/in/**"}}).execute())
     assert again["metadata"]["counter"] == {"success": "3", "failure": "1"}
+    assert again["error"]["code"] == 3 and "response" not in again
     assert again["error"]["details"][0]["metadata"]["uri"] == "gs://bucket/in/notes.txt"
     assert stores.getDICOMStoreMetrics(name=name).execute()["instanceCount"] == "3"
-    one = stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/in/?.dcm"}}
-                         ).execute()
+    one = finished(healthcare, stores.import_(name=name, body={
+        "gcsSource": {"uri": "gs://bucket/in/?.dcm"}}).execute())
     assert one["metadata"]["counter"] == {"success": "2"}
-    assert _error(stores.import_(name=name, body={"gcsSource": {"uri": "gs://bucket/none"}})
-                  )["code"] == 400
+    nothing = finished(healthcare, stores.import_(name=name, body={
+        "gcsSource": {"uri": "gs://bucket/none"}}).execute())
+    assert nothing["error"]["code"] == 3 and "no file matches" in nothing["error"]["message"]
     assert _error(stores.import_(name=name, body={"gcsSource": {"uri": "/etc/passwd"}})
                   )["code"] == 400
+    assert _error(stores.import_(name=name, body={
+        "gcsSource": {"uri": "gs://bucket/in/**"},
+        "blobStorageSettings": {"blobStorageClass": "FROZEN"}}))["code"] == 400
     for escape in ("gs://bucket//etc/passwd", "gs://bucket/a//tmp", "gs://bucket/../x"):
         # an empty segment made the rest absolute: an import walked /, an export wrote there
         assert _error(stores.import_(name=name, body={"gcsSource": {"uri": escape}})
                       )["code"] == 400
         assert _error(stores.export(name=name, body={"gcsDestination": {"uriPrefix": escape}})
                       )["code"] == 400
-    exported = stores.export(name=name, body={"gcsDestination": {"uriPrefix": "gs://bucket/out"}}
-                             ).execute()
+    exported = finished(healthcare, stores.export(name=name, body={
+        "gcsDestination": {"uriPrefix": "gs://bucket/out"}}).execute())
     assert exported["metadata"]["counter"] == {"success": "3"}
+    assert exported["response"]["@type"].endswith("ExportDicomDataResponse")
     written = {p.read_bytes() for p in (bucket / "out").rglob("*.dcm")}
     assert written == {files["in/a.dcm"], files["in/b.dcm"], files["in/sub/c.dcm"]}
     ct = pydicom.dcmread(BytesIO(files["in/a.dcm"]))
@@ -239,6 +250,17 @@ def test_import_and_export_through_gs_uris(healthcare: Any, live_server: LiveSer
         resource=f"{name}/dicomWeb/studies/{ct.StudyInstanceUID}/series/"
                  f"{ct.SeriesInstanceUID}/instances/{ct.SOPInstanceUID}").execute()
     assert info["blobStorageInfo"]["storageClass"] == "COLDLINE"
+
+
+def finished(healthcare: Any, operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation polled until done, as Google's samples poll (a few seconds at most)."""
+    for _ in range(300):
+        polled: dict[str, Any] = healthcare.datasets().operations().get(
+            name=operation["name"]).execute()
+        if polled.get("done"):
+            return polled
+        time.sleep(0.05)
+    raise AssertionError(f"operation {operation['name']} not done: {polled}")
 
 
 def test_dicomweb_through_the_discovery_client(healthcare: Any,

@@ -9,7 +9,6 @@ The kill moments come from a seed that is printed; PACS_REPLICA_SEED repeats the
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.served_process import free_port
+from tests.served_process import Replica, free_port
 from tests.storage import postgres_server, s3_server
 from tests.stow_ledger import (
     DICOM,
@@ -41,51 +40,6 @@ CLIENTS = 6
 AS_STORED = {"Accept": f"{DICOM}; transfer-syntax=*"}
 DATASETS = "/v1/projects/local/locations/local/datasets"
 STORE = f"{DATASETS}/default/dicomStores/default"
-
-
-@dataclass
-class Replica:
-    """One `pacs serve` (a single worker) with its own data directory for staging."""
-
-    number: int
-    port: int
-    args: list[str]
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-    log: Path | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, *extra: str) -> None:
-        assert self.log is not None
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pacs", "serve", "--port", str(self.port), *self.args,
-                 *extra], stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"replica {self.number} did not start"
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        """SIGKILL the replica's whole process group, as a lost machine."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 @dataclass

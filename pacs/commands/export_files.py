@@ -11,7 +11,6 @@ already, and a stored member is copied at disk speed (zip64 where an instance ne
 
 import argparse
 import asyncio
-import hashlib
 import os
 import signal
 import time
@@ -34,7 +33,7 @@ from pacs.service.export_files import (
     chunks,
     select_studies,
     study_items,
-    verified_chunks,
+    write_file,
 )
 from pacs.service.targets import check_uid
 from storage.backends import Placement
@@ -156,32 +155,7 @@ async def _write_all(items: list[ExportItem], write: Callable[[ExportItem], str]
 
 
 def _write_file(blobs: BlobStore, root: Path, item: ExportItem) -> str:
-    """Write the instance under `root` unless its file there holds its bytes already:
-    under a temporary name, on disk before it is renamed into place."""
-    path = root / item.path
-    if _holds(path, item):
-        return ALREADY_THERE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    try:
-        with temp.open("xb") as file:
-            for data in verified_chunks(blobs, item):
-                file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return WRITTEN
-
-
-def _holds(path: Path, item: ExportItem) -> bool:
-    """Whether `path` is a file of the instance's size and SHA-256."""
-    if not path.is_file() or path.stat().st_size != item.size:
-        return False
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest() == item.sha256
+    return WRITTEN if write_file(blobs, root, item) else ALREADY_THERE
 
 
 @contextmanager

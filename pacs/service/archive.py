@@ -1,8 +1,9 @@
 """The archive every door opens once: settings, the index, the blob store, the store
 directory and the pixel workers; no other state lives in the server."""
 
+import asyncio
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pacs.cores import usable_cores
@@ -26,6 +27,8 @@ class Archive:
     policies: Policies
     pixels: PixelEngine
     read_only: bool = False  # the data directory is on a read-only volume: reads only
+    # set when this process starts a job, so that its runner claims it at once
+    jobs_waiting: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
 
     async def close(self) -> None:
         await self.index.close()

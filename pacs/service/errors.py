@@ -3,6 +3,13 @@ google/rpc/code.proto), which every door maps to its own answer in one place."""
 
 from typing import ClassVar
 
+# google.rpc.Code's numbers, which an Operation's `error.code` carries (code.proto)
+RPC_CODES = {"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3,
+             "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5, "ALREADY_EXISTS": 6,
+             "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
+             "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13,
+             "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16}
+
 
 class ArchiveError(Exception):
     """A request the archive refuses; `code` is its google.rpc.Code name."""
@@ -36,6 +43,12 @@ class PermissionDenied(ArchiveError):
     """The caller may not do this to this resource (or it may not exist)."""
 
     code = "PERMISSION_DENIED"
+
+
+class Cancelled(ArchiveError):
+    """A long-running operation stopped because its caller asked it to (spec 2.5)."""
+
+    code = "CANCELLED"
 
 
 class Aborted(ArchiveError):

@@ -4,8 +4,11 @@ bytes are checked against the size and SHA-256 recorded at ingest, so that a dam
 is reported, never passed off as its instance."""
 
 import hashlib
+import os
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pacs.service.archive import Archive
 from pacs.service.errors import DataLoss
@@ -116,3 +119,33 @@ def check(blobs: BlobStore, item: ExportItem) -> None:
     through once; blocking)."""
     for _ in verified_chunks(blobs, item):
         pass
+
+
+def write_file(blobs: BlobStore, root: Path, item: ExportItem) -> bool:
+    """Write the instance at `root / item.path` unless the file there holds its bytes
+    already: under a temporary name, on disk before it is renamed into place (blocking);
+    whether it wrote it."""
+    path = root / item.path
+    if _holds(path, item):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+    try:
+        with temp.open("xb") as file:
+            for data in verified_chunks(blobs, item):
+                file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _holds(path: Path, item: ExportItem) -> bool:
+    """Whether `path` is a file of the instance's size and SHA-256."""
+    if not path.is_file() or path.stat().st_size != item.size:
+        return False
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest() == item.sha256

@@ -77,18 +77,28 @@ async def record_operation(archive: Archive, dataset: str, method: str,
                            response: dict[str, Any], version: str,
                            counter: dict[str, str] | None = None) -> dict[str, Any]:
     """A long-running operation of `dataset` that has already finished with `response`
-    (this archive does the work before answering), kept for clients to poll (spec 2.5)."""
-    now = _now()
-    operation = {
-        "metadata": {"@type": f"type.googleapis.com/google.cloud.healthcare.{version}"
-                              ".OperationMetadata",
-                     "apiMethodName": method, "createTime": now, "endTime": now,
-                     "counter": counter or {}},
-        "done": True,
-        "response": response,
-    }
+    (done before answering), kept for clients to poll (spec 2.5)."""
+    operation = finished(running_operation(method, version), response=response)
+    operation["metadata"]["counter"] = counter or {}
     return operation_json(await archive.index.add_operation(dataset, orjson.dumps(operation)
                                                             .decode()))
+
+
+def running_operation(method: str, version: str) -> dict[str, Any]:
+    """An Operation's body (without its name) as it starts: OperationMetadata alone."""
+    return {"metadata": {"@type": f"type.googleapis.com/google.cloud.healthcare.{version}"
+                                  ".OperationMetadata",
+                         "apiMethodName": method, "createTime": _now(), "counter": {}}}
+
+
+def finished(operation: dict[str, Any], *, response: dict[str, Any] | None = None,
+             error: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`operation` done, with its `response` or its `error` (a google.rpc.Status)."""
+    operation["metadata"]["endTime"] = _now()
+    operation["metadata"]["counter"].pop("pending", None)
+    operation["done"] = True
+    operation.update({"response": response} if error is None else {"error": error})
+    return operation
 
 
 async def get_dataset(archive: Archive, name: str) -> dict[str, Any]:
@@ -263,9 +273,12 @@ def _operation_id(text: str) -> int | None:
 
 
 async def cancel_operation(archive: Archive, dataset: str, operation: str) -> dict[str, Any]:
-    """Google's best-effort cancel (spec 2.5): every operation here has finished before it is
-    answered, so there is nothing left to stop; Empty, or NotFound."""
-    await get_operation(archive, dataset, operation)
+    """Google's best-effort cancel (spec 2.5): a job still running stops at its next unit of
+    work with error code 1 (CANCELLED), keeping what it did; a finished operation is left as
+    it is. Empty, or NotFound."""
+    found = await get_operation(archive, dataset, operation)
+    if not found.get("done"):
+        await archive.index.cancel_job(dataset, int(found["name"].rsplit("/", 1)[1]))
     return {}
 
 

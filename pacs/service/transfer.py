@@ -2,10 +2,12 @@
 `dicomStores.import` and `dicomStores.export` do them, with Cloud Storage played by a local
 directory: `gs://BUCKET/PATH` is `<gcs_root>/BUCKET/PATH` (the `--gcs-root` setting).
 
-Import takes Google's wildcards (`*` within one path segment, `**` across segments, `?` one
-character), skips instances already stored with the same content, and counts successes and
-failures in its operation; export writes `{study}/{series}/{instance}.dcm` under the prefix,
-overwriting what is there."""
+Both are jobs (`pacs/service/jobs.py`): the request is checked and answered with the
+operation's name, and the work runs after it, resumable from its saved state. Import takes
+Google's wildcards (`*` within one path segment, `**` across segments, `?` one character),
+skips instances already stored with the same content, and counts successes and failures in
+its operation; export writes `{study}/{series}/{instance}.dcm` under the prefix, overwriting
+what is there."""
 
 import re
 from pathlib import Path
@@ -14,16 +16,15 @@ from typing import Any
 import anyio
 
 from pacs.service.archive import Archive
-from pacs.service.errors import InvalidArgument
-from pacs.service.management import record_operation
-from pacs.service.retrieve import locate
+from pacs.service.errors import DataLoss, InvalidArgument
+from pacs.service.export_files import ExportItem, write_file
+from pacs.service.jobs import Job, PartlyFailed, start_job
 from pacs.service.store_instances import StoreOptions, storage_class, store_file
 from pacs.service.stores import StoreContext
-from pacs.service.targets import Target
-from storage.query import Level, Query
 
 _GS = re.compile(r"gs://([a-z0-9][a-z0-9._-]{1,221}[a-z0-9])(?:/(.*))?")
 PAGE = 1000  # instances listed at once for an export
+MAX_DETAILS = 100  # failed files an import's error names
 
 
 def local_path(gcs_root: Path, uri: str) -> tuple[Path, str]:
@@ -61,69 +62,119 @@ def _matching(bucket: Path, path: str) -> list[Path]:
                   if p.is_file() and pattern.fullmatch(p.relative_to(bucket).as_posix()))
 
 
-async def import_files(archive: Archive, store: StoreContext, body: dict[str, Any],
+async def start_import(archive: Archive, store: StoreContext, body: dict[str, Any],
                        version: str) -> dict[str, Any]:
-    """Store every file the source URI names; the finished operation, with its counters."""
-    uri = str((body.get("gcsSource") or {}).get("uri") or "")
+    """Check the request and start the import; the operation's name."""
+    local_path(archive.settings.gcs_root, _source(body))
+    storage_class(_storage_class(body))
+    return await start_job(archive, store, "import", f"google.cloud.healthcare.{version}.dicom."
+                           "DicomService.ImportDicomData", body, version)
+
+
+async def run_import(archive: Archive, job: Job) -> dict[str, Any]:
+    """Store every file the source URI names, in path order from where the job got to; each
+    file's outcome is counted (a file stored already with the same bytes is a success)."""
+    store = await archive.stores.get(job.work["store"])
+    uri = _source(job.request)
     bucket, path = local_path(archive.settings.gcs_root, uri)
     files = await anyio.to_thread.run_sync(_matching, bucket, path)
     if not files:
         raise InvalidArgument(f"no file matches {uri[:200]!r}")
-    options = StoreOptions(storage_class=storage_class(
-        (body.get("blobStorageSettings") or {}).get("blobStorageClass")))
-    failures: list[dict[str, Any]] = []
-    for file in files:
-        outcome = await store_file(archive, store, file, options)
-        if not outcome.stored:
-            failures.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                             "reason": outcome.detail,
-                             "metadata": {"uri": f"gs://{bucket.name}/"
-                                                 f"{file.relative_to(bucket).as_posix()}"}})
-    counter = {"success": str(len(files) - len(failures)),
-               **({"failure": str(len(failures))} if failures else {})}
-    error = {"error": {"code": 3, "message": f"{len(failures)} of {len(files)} files could not "
-                       "be imported", "details": failures}} if failures else {}
-    operation = await record_operation(
-        archive, store.name.split("/dicomStores/")[0],
-        f"google.cloud.healthcare.{version}.dicom.DicomService.ImportDicomData",
-        {"@type": f"type.googleapis.com/google.cloud.healthcare.{version}.dicom."
-                  "ImportDicomDataResponse"}, version, counter)
-    if error:
-        operation.pop("response", None)
-        operation.update(error)
-    return operation
+    options = StoreOptions(storage_class=storage_class(_storage_class(job.request)))
+    state = job.state
+    cursor, success, failure = (state.setdefault(key, 0) for key in ("cursor", "success",
+                                                                       "failure"))
+    failures: list[dict[str, Any]] = state.setdefault("failures", [])
+    for file in files[cursor:]:
+        job.check()
+        try:
+            outcome = await store_file(archive, store, file, options)
+            reason = None if outcome.stored else outcome.detail
+        except OSError as exc:  # gone or unreadable since it was listed
+            reason = f"cannot read it: {exc.strerror or exc}"
+        if reason is None:
+            success += 1
+        else:
+            failure += 1
+            if len(failures) < MAX_DETAILS:
+                failures.append(_failed(reason, f"gs://{bucket.name}/"
+                                                f"{file.relative_to(bucket).as_posix()}"))
+        cursor += 1
+        state.update(cursor=cursor, success=success, failure=failure)
+        job.count(success=success, failure=failure, pending=len(files) - cursor)
+    if failure:
+        raise PartlyFailed(_failed_message(failure, len(files), "files", "imported"), failures)
+    return {"@type": f"type.googleapis.com/google.cloud.healthcare.{job.work['version']}.dicom."
+                     "ImportDicomDataResponse"}
 
 
-async def export_files(archive: Archive, store: StoreContext, body: dict[str, Any],
+def _failed(reason: str, what: str) -> dict[str, Any]:
+    """One failed item of an operation's error details."""
+    return {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+            "metadata": {"uri": what}}
+
+
+def _failed_message(failed: int, total: int, items: str, done: str) -> str:
+    listed = f" (the first {MAX_DETAILS} are listed)" if failed > MAX_DETAILS else ""
+    return f"{failed} of {total} {items} could not be {done}{listed}"
+
+
+def _source(body: dict[str, Any]) -> str:
+    return str(_member(body, "gcsSource", "uri") or "")
+
+
+def _storage_class(body: dict[str, Any]) -> str | None:
+    value = _member(body, "blobStorageSettings", "blobStorageClass")
+    return None if value is None else str(value)
+
+
+def _member(body: dict[str, Any], section: str, name: str) -> object:
+    """`body[section][name]`, or None where the body has no such object."""
+    found = body.get(section)
+    return found.get(name) if isinstance(found, dict) else None
+
+
+async def start_export(archive: Archive, store: StoreContext, body: dict[str, Any],
                        version: str) -> dict[str, Any]:
-    """Write every instance of the store under the destination prefix as Part 10 files."""
-    uri = str((body.get("gcsDestination") or {}).get("uriPrefix") or "")
-    bucket, prefix = local_path(archive.settings.gcs_root, uri)
-    target_dir = bucket / prefix
-    written = 0
-    offset = 0
-    while True:
-        page = await archive.index.search(store.id, Query(Level.INSTANCE, limit=PAGE,
-                                                         offset=offset))
-        for row in page.rows:
-            assert row.series_uid is not None and row.sop_uid is not None
-            [item] = await locate(archive, store, Target(row.study_uid, row.series_uid,
-                                                         row.sop_uid))
-            data = await anyio.to_thread.run_sync(archive.blobs.read, item.blob_name, 0,
-                                                  item.blob_size)
-            destination = target_dir / row.study_uid / row.series_uid / f"{row.sop_uid}.dcm"
-            await anyio.to_thread.run_sync(_write, destination, data)
-            written += 1
-        if not page.more:
-            break
-        offset += PAGE
-    return await record_operation(
-        archive, store.name.split("/dicomStores/")[0],
-        f"google.cloud.healthcare.{version}.dicom.DicomService.ExportDicomData",
-        {"@type": f"type.googleapis.com/google.cloud.healthcare.{version}.dicom."
-                  "ExportDicomDataResponse"}, version, {"success": str(written)})
+    """Check the request and start the export; the operation's name."""
+    local_path(archive.settings.gcs_root, _destination(body))
+    return await start_job(archive, store, "export", f"google.cloud.healthcare.{version}.dicom."
+                           "DicomService.ExportDicomData", body, version)
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+async def run_export(archive: Archive, job: Job) -> dict[str, Any]:
+    """Write every instance of the store under the destination prefix as its Part 10 file,
+    byte for byte as stored (and checked against its SHA-256), in the order they were
+    stored from where the job got to; a file already there is overwritten."""
+    store = await archive.stores.get(job.work["store"])
+    bucket, prefix = local_path(archive.settings.gcs_root, _destination(job.request))
+    root = bucket / prefix
+    state = job.state
+    after, success, failure = (state.setdefault(key, 0) for key in ("after", "success",
+                                                                      "failure"))
+    failures: list[dict[str, Any]] = state.setdefault("failures", [])
+    while page := await archive.index.instances_after(after, PAGE, store.id):
+        for row in page:
+            job.check()
+            item = ExportItem(row.study_uid, row.series_uid, row.sop_uid, row.blob_name,
+                              row.blob_size, row.sha256)
+            try:
+                await anyio.to_thread.run_sync(write_file, archive.blobs, root, item)
+                success += 1
+            except (DataLoss, OSError) as exc:  # a damaged blob; a full or read-only disk
+                failure += 1
+                if len(failures) < MAX_DETAILS:
+                    failures.append(_failed(str(exc), f"/studies/{item.study_uid}/series/"
+                                            f"{item.series_uid}/instances/{item.sop_uid}"))
+            after = row.pk
+            state.update(after=after, success=success, failure=failure)
+            job.count(success=success, failure=failure)
+    if failure:
+        raise PartlyFailed(_failed_message(failure, success + failure, "instances",
+                                           "exported"), failures)
+    return {"@type": f"type.googleapis.com/google.cloud.healthcare.{job.work['version']}.dicom."
+                     "ExportDicomDataResponse"}
+
+
+def _destination(body: dict[str, Any]) -> str:
+    return str(_member(body, "gcsDestination", "uriPrefix") or "")

@@ -193,14 +193,14 @@ async def storage_info(request: Request) -> dict[str, Any]:
 async def import_files(request: Request) -> dict[str, Any]:
     archive = archive_of(request)
     store = await archive.stores.get(_name(request, *STORE))
-    return await transfer.import_files(archive, store, await _body(request),
+    return await transfer.start_import(archive, store, await _body(request),
                                        request.path_params["version"])
 
 
 async def export_files(request: Request) -> dict[str, Any]:
     archive = archive_of(request)
     store = await archive.stores.get(_name(request, *STORE))
-    return await transfer.export_files(archive, store, await _body(request),
+    return await transfer.start_export(archive, store, await _body(request),
                                        request.path_params["version"])
 
 

@@ -160,6 +160,17 @@ CREATE INDEX instances_study_order ON instances (study_pk, series_pk, instance_n
 CREATE TABLE blob_removals (blob_name TEXT PRIMARY KEY, queued_at REAL NOT NULL);
 CREATE INDEX blob_removals_queued ON blob_removals (queued_at);
 """),
+    # Operations whose work runs after the request that started it: the job (JSON), who
+    # holds it and since when (a holder that dies stops renewing, and another takes over),
+    # and whether a cancel was asked for.
+    ("0011_operation_jobs", """
+ALTER TABLE operations ADD COLUMN job TEXT;
+ALTER TABLE operations ADD COLUMN claimed_by TEXT;
+ALTER TABLE operations ADD COLUMN claimed_at REAL;
+ALTER TABLE operations ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE operations ADD COLUMN cancel INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX operations_jobs ON operations (id) WHERE job IS NOT NULL;
+"""),
 )
 
 

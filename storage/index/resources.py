@@ -8,7 +8,7 @@ import sqlite3
 import time
 from datetime import UTC, datetime
 
-from storage.rows import DatasetRow, OperationRow, StoreRow
+from storage.rows import DatasetRow, JobRow, OperationRow, StoreRow
 
 _STORE = "SELECT id, name, profile, config FROM stores"
 _DATASET = "SELECT name, time_zone, created_at FROM datasets"
@@ -107,10 +107,40 @@ def queue_removals(conn: sqlite3.Connection, names: list[str]) -> None:
                      [(name, now) for name in names])
 
 
-def add_operation(conn: sqlite3.Connection, dataset: str, body: str) -> OperationRow:
-    cursor = conn.execute("INSERT INTO operations (dataset, body) VALUES (?, ?)",
-                          (dataset, body))
+def add_operation(conn: sqlite3.Connection, dataset: str, body: str,
+                  job: str | None) -> OperationRow:
+    cursor = conn.execute("INSERT INTO operations (dataset, body, job) VALUES (?, ?, ?)",
+                          (dataset, body, job))
     return OperationRow(int(cursor.lastrowid or 0), dataset, body)
+
+
+def claim_job(conn: sqlite3.Connection, claimer: str, lease_seconds: float) -> JobRow | None:
+    now = time.time()
+    row = conn.execute("SELECT id, dataset, body, job, claims + 1 FROM operations "
+                       "WHERE job IS NOT NULL AND (claimed_by IS NULL OR claimed_at < ?) "
+                       "ORDER BY id LIMIT 1", (now - lease_seconds,)).fetchone()
+    if row is None:
+        return None
+    conn.execute("UPDATE operations SET claimed_by = ?, claimed_at = ?, claims = claims + 1 "
+                 "WHERE id = ?", (claimer, now, row[0]))
+    return JobRow(*row)
+
+
+def save_job(conn: sqlite3.Connection, claimer: str, operation: int, body: str,
+             job: str | None) -> bool | None:
+    row = conn.execute("SELECT cancel FROM operations WHERE id = ? AND claimed_by = ?",
+                       (operation, claimer)).fetchone()
+    if row is None:
+        return None
+    conn.execute("UPDATE operations SET body = ?, job = ?, claimed_at = ?, claimed_by = "
+                 "CASE WHEN ? IS NULL THEN NULL ELSE claimed_by END WHERE id = ?",
+                 (body, job, time.time(), job, operation))
+    return bool(row[0])
+
+
+def cancel_job(conn: sqlite3.Connection, dataset: str, operation: int) -> None:
+    conn.execute("UPDATE operations SET cancel = 1 WHERE dataset = ? AND id = ? AND "
+                 "job IS NOT NULL", (dataset, operation))
 
 
 def get_operation(conn: sqlite3.Connection, dataset: str,

@@ -3,6 +3,7 @@
 import errno
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from storage.rows import (
     InstanceLocation,
     InstanceMetadata,
     InstanceRecord,
+    JobRow,
     Metrics,
     OperationRow,
     StoredInstance,
@@ -54,6 +56,7 @@ class SqliteIndex:
         self._path = path
         self._db = Connections(path, readers, read_time_limit, read_only)
         self._read_only = read_only
+        self._claimer = uuid.uuid4().hex  # names the jobs this index holds
 
     async def migrate(self) -> list[str]:
         """Bring the schema up to date (called once at startup); a read-only index must be
@@ -120,8 +123,18 @@ class SqliteIndex:
     async def set_policy(self, resource: str, body: str) -> None:
         await self._change(resources.set_policy, resource, body)
 
-    async def add_operation(self, dataset: str, body: str) -> OperationRow:
-        return await self._change(resources.add_operation, dataset, body)
+    async def add_operation(self, dataset: str, body: str,
+                            job: str | None = None) -> OperationRow:
+        return await self._change(resources.add_operation, dataset, body, job)
+
+    async def claim_job(self, lease_seconds: float) -> JobRow | None:
+        return await self._change(resources.claim_job, self._claimer, lease_seconds)
+
+    async def save_job(self, operation: int, body: str, job: str | None) -> bool | None:
+        return await self._change(resources.save_job, self._claimer, operation, body, job)
+
+    async def cancel_job(self, dataset: str, operation: int) -> None:
+        await self._change(resources.cancel_job, dataset, operation)
 
     async def get_operation(self, dataset: str, operation: int) -> OperationRow | None:
         return await self._db.read(
@@ -236,12 +249,15 @@ class SqliteIndex:
             return None if row is None else str(row[0])
         return await self._db.read(run)
 
-    async def instances_after(self, after: int, limit: int) -> list[StoredInstance]:
+    async def instances_after(self, after: int, limit: int,
+                              store_id: int | None = None) -> list[StoredInstance]:
+        of_store = "" if store_id is None else f" AND i.store_id = {int(store_id)}"
+
         def run(conn: sqlite3.Connection) -> list[StoredInstance]:
             return list(map(StoredInstance._make, conn.execute(
                 f"SELECT i.pk, st.store_id, st.study_uid, se.series_uid, i.sop_uid, "
-                f"i.blob_name, i.blob_size, i.sha256 FROM {SCOPE_FROM} WHERE i.pk > ? "
-                "ORDER BY i.pk LIMIT ?", (after, limit))))
+                f"i.blob_name, i.blob_size, i.sha256 FROM {SCOPE_FROM} WHERE i.pk > ?"
+                f"{of_store} ORDER BY i.pk LIMIT ?", (after, limit))))
         return await self._db.read(run)
 
     async def parents_astray(self, repair: bool) -> tuple[int, int]:

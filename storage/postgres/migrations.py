@@ -235,9 +235,23 @@ END $$""")
                            "EXECUTE FUNCTION pacs_resources_changed()")
 
 
+async def _operation_jobs(conn: asyncpg.Connection) -> None:
+    """Operations whose work runs after the request that started it: the job (JSON), who
+    holds it and since when (the database's clock; a holder that dies stops renewing, and
+    another replica takes over), and whether a cancel was asked for."""
+    await conn.execute(f"""
+ALTER TABLE operations ADD COLUMN job text;
+ALTER TABLE operations ADD COLUMN claimed_by {_T};
+ALTER TABLE operations ADD COLUMN claimed_at double precision;
+ALTER TABLE operations ADD COLUMN claims integer NOT NULL DEFAULT 0;
+ALTER TABLE operations ADD COLUMN cancel boolean NOT NULL DEFAULT false;
+CREATE INDEX operations_jobs ON operations (id) WHERE job IS NOT NULL;""")
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[asyncpg.Connection], Awaitable[None]]], ...] = (
     ("0001_initial", _initial),
     ("0002_notify_resource_changes", _notify_resource_changes),
+    ("0003_operation_jobs", _operation_jobs),
 )
 
 

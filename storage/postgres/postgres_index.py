@@ -31,6 +31,7 @@ from storage.rows import (
     InstanceLocation,
     InstanceMetadata,
     InstanceRecord,
+    JobRow,
     Metrics,
     OperationRow,
     StoredInstance,
@@ -55,7 +56,7 @@ class PostgresIndex:
     def __init__(self, dsn: str, *, readers: int = 4, writers: int = 4,
                  read_time_limit: float = 30.0, claim_seconds: float = 600.0) -> None:
         self._db = Pools(dsn, readers, writers, read_time_limit)
-        self._claimer = uuid.uuid4().hex  # names this index's claims on queued removals
+        self._claimer = uuid.uuid4().hex  # names its claims on removals and jobs
         self._claim_seconds = claim_seconds
 
     async def migrate(self) -> list[str]:
@@ -108,8 +109,18 @@ class PostgresIndex:
     async def set_policy(self, resource: str, body: str) -> None:
         await self._change(resources.set_policy, resource, body)
 
-    async def add_operation(self, dataset: str, body: str) -> OperationRow:
-        return await self._change(resources.add_operation, dataset, body)
+    async def add_operation(self, dataset: str, body: str,
+                            job: str | None = None) -> OperationRow:
+        return await self._change(resources.add_operation, dataset, body, job)
+
+    async def claim_job(self, lease_seconds: float) -> JobRow | None:
+        return await self._change(resources.claim_job, self._claimer, lease_seconds)
+
+    async def save_job(self, operation: int, body: str, job: str | None) -> bool | None:
+        return await self._change(resources.save_job, self._claimer, operation, body, job)
+
+    async def cancel_job(self, dataset: str, operation: int) -> None:
+        await self._change(resources.cancel_job, dataset, operation)
 
     async def get_operation(self, dataset: str, operation: int) -> OperationRow | None:
         return await self._db.read(
@@ -208,11 +219,13 @@ class PostgresIndex:
             store_id, sop_uid))
         return sha256
 
-    async def instances_after(self, after: int, limit: int) -> list[StoredInstance]:
+    async def instances_after(self, after: int, limit: int,
+                              store_id: int | None = None) -> list[StoredInstance]:
+        of_store = "" if store_id is None else f" AND i.store_id = {int(store_id)}"
         rows = await self._db.read(lambda conn: conn.fetch(
             "SELECT i.pk, st.store_id, st.study_uid, se.series_uid, i.sop_uid, i.blob_name, "
-            f"i.blob_size, i.sha256 FROM {SCOPE_FROM} WHERE i.pk > $1 ORDER BY i.pk LIMIT $2",
-            after, limit))
+            f"i.blob_size, i.sha256 FROM {SCOPE_FROM} WHERE i.pk > $1{of_store} "
+            "ORDER BY i.pk LIMIT $2", after, limit))
         return [StoredInstance(*r) for r in rows]
 
     async def parents_astray(self, repair: bool) -> tuple[int, int]:

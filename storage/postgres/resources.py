@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from storage.rows import DatasetRow, OperationRow, StoreRow
+from storage.rows import DatasetRow, JobRow, OperationRow, StoreRow
 
 _STORE = "SELECT id, name, profile, config FROM stores"
 _DATASET = "SELECT name, time_zone, created_at FROM datasets"
@@ -132,10 +132,36 @@ async def queue_removals(conn: asyncpg.Connection, names: list[str]) -> None:
                        f"unnest($1::text[]), {NOW} ON CONFLICT DO NOTHING", names)
 
 
-async def add_operation(conn: asyncpg.Connection, dataset: str, body: str) -> OperationRow:
-    operation = await conn.fetchval("INSERT INTO operations (dataset, body) VALUES ($1, $2) "
-                                    "RETURNING id", dataset, body)
+async def add_operation(conn: asyncpg.Connection, dataset: str, body: str,
+                        job: str | None) -> OperationRow:
+    operation = await conn.fetchval("INSERT INTO operations (dataset, body, job) "
+                                    "VALUES ($1, $2, $3) RETURNING id", dataset, body, job)
     return OperationRow(operation, dataset, body)
+
+
+async def claim_job(conn: asyncpg.Connection, claimer: str,
+                    lease_seconds: float) -> JobRow | None:
+    """FOR UPDATE SKIP LOCKED: replicas claiming at the same moment take different jobs."""
+    row = await conn.fetchrow(
+        f"UPDATE operations SET claimed_by = $1, claimed_at = {NOW}, claims = claims + 1 "
+        "WHERE id = (SELECT id FROM operations WHERE job IS NOT NULL AND (claimed_by IS NULL "
+        f"OR claimed_at < {NOW} - $2) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+        "RETURNING id, dataset, body, job, claims", claimer, float(lease_seconds))
+    return None if row is None else JobRow(*row)
+
+
+async def save_job(conn: asyncpg.Connection, claimer: str, operation: int, body: str,
+                   job: str | None) -> bool | None:
+    cancel: bool | None = await conn.fetchval(
+        f"UPDATE operations SET body = $3, job = $4, claimed_at = {NOW}, claimed_by = "
+        "CASE WHEN $4::text IS NULL THEN NULL ELSE claimed_by END "
+        "WHERE id = $1 AND claimed_by = $2 RETURNING cancel", operation, claimer, body, job)
+    return cancel
+
+
+async def cancel_job(conn: asyncpg.Connection, dataset: str, operation: int) -> None:
+    await conn.execute("UPDATE operations SET cancel = true WHERE dataset = $1 AND id = $2 "
+                       "AND job IS NOT NULL", dataset, operation)
 
 
 async def get_operation(conn: asyncpg.Connection, dataset: str,

@@ -19,7 +19,7 @@ from storage.filesystem_blobs import FilesystemBlobStore
 from storage.index.sqlite_index import SqliteIndex
 from storage.protocols import BlobStore, InstanceIndex, StagedBlob
 from storage.query import Level, Match, MatchKind, Query, SearchRow
-from storage.rows import AddOutcome, InstanceRecord, Metrics, Span
+from storage.rows import AddOutcome, InstanceRecord, JobRow, Metrics, Span
 from tests.storage import postgres_server, s3_server
 
 BlobFactory = Callable[[Path], BlobStore]
@@ -562,6 +562,8 @@ async def test_instances_are_walked_in_pages_and_parents_astray_found(
         b"1.2.3.%d.1" % store).hexdigest()
     assert await index.stored_sha256(other, f"1.2.3.{store}.1") is None
     assert len(await index.instances_after(0, 100)) == 6
+    of_other = await index.instances_after(walked[0].pk, 100, other)
+    assert [r.sop_uid for r in of_other] == [f"1.2.3.{other}.{n}" for n in range(3)]
 
 
 async def test_referenced(index: InstanceIndex, store: int, corpus: Corpus) -> None:
@@ -643,6 +645,56 @@ async def test_operations_are_kept_per_dataset(index: InstanceIndex) -> None:
     assert await index.get_operation(f"{LOC}/datasets/other", ops[1].id) is None
     listed = await index.list_operations(f"{LOC}/datasets/d", ops[0].id, 10)
     assert [op.body for op in listed] == ['{"n": 1}', '{"n": 2}']
+
+
+async def test_a_job_is_held_by_one_index_until_its_claim_lapses(
+        index_factory: IndexFactory, tmp_path: Path) -> None:
+    """Two indexes over one storage, as two replicas: the job is the claimer's while it
+    saves; once it stops (it died), the other takes the job over with its last progress,
+    and the first's saves are refused from then on. A finished job is never claimed."""
+    first, second = index_factory(tmp_path), index_factory(tmp_path)
+    await first.migrate()
+    dataset = f"{LOC}/datasets/d"
+    try:
+        finished = await first.add_operation(dataset, '{"done": true}')
+        op = await first.add_operation(dataset, '{"n": 0}', '{"cursor": 0}')
+        assert await first.claim_job(60) == JobRow(op.id, dataset, '{"n": 0}', '{"cursor": 0}',
+                                                   1)
+        assert await second.claim_job(60) is None
+        assert await first.claim_job(60) is None  # its holder runs it once at a time too
+        assert await first.save_job(op.id, '{"n": 1}', '{"cursor": 1}') is False
+        await asyncio.sleep(0.3)
+        assert await second.claim_job(0.2) == JobRow(op.id, dataset, '{"n": 1}',
+                                                     '{"cursor": 1}', 2)
+        assert await first.save_job(op.id, '{"n": 9}', '{"cursor": 9}') is None
+        await second.cancel_job(f"{LOC}/datasets/other", op.id)  # not that dataset's
+        assert await second.save_job(op.id, '{"n": 2}', '{"cursor": 2}') is False
+        await first.cancel_job(dataset, op.id)
+        assert await second.save_job(op.id, '{"n": 3}', None) is True
+        saved = await first.get_operation(dataset, op.id)
+        assert saved is not None and saved.body == '{"n": 3}'
+        await first.cancel_job(dataset, finished.id)  # finished: nothing to stop
+        await asyncio.sleep(0.3)
+        assert await first.claim_job(0.2) is None and await second.claim_job(0.2) is None
+        assert await second.save_job(op.id, "{}", None) is None  # let go when it finished
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_jobs_claimed_at_once_go_one_to_each(index_factory: IndexFactory,
+                                                  tmp_path: Path) -> None:
+    indexes = [index_factory(tmp_path) for _ in range(3)]
+    await indexes[0].migrate()
+    try:
+        ops = [await indexes[0].add_operation(f"{LOC}/datasets/d", "{}", f'{{"j": {i}}}')
+               for i in range(12)]
+        claimed = await asyncio.gather(*(index.claim_job(60) for index in indexes * 5))
+        ids = [job.id for job in claimed if job is not None]
+        assert sorted(ids) == [op.id for op in ops]
+    finally:
+        for index in indexes:
+            await index.close()
 
 
 async def test_metrics_count_and_size_a_store_study_and_series(index: InstanceIndex,
