@@ -203,11 +203,14 @@ class InstanceIndex(Protocol):
         is held by one index at a time, whatever the number of processes or replicas."""
         ...
 
-    async def save_job(self, operation: int, body: str, job: str | None) -> bool | None:
+    async def save_job(self, operation: int, body: str, job: str | None,
+                       release: bool = False) -> bool | None:
         """Record the progress of a job this index holds and renew its claim: the
-        operation's `body`, and the `job` (None: finished, and the claim let go). Whether a
-        cancel has been requested, or None if the job is no longer this index's (its claim
-        lapsed and another took it, or the operation was deleted): the caller stops."""
+        operation's `body`, and the `job` (None: finished). A finished job's claim is let go,
+        and so is one saved with `release` (its holder is stopping: any index may claim it
+        at once). Whether a cancel has been requested, or None if the job is no longer this
+        index's (its claim lapsed and another took it, or the operation was deleted): the
+        caller stops."""
         ...
 
     async def cancel_job(self, dataset: str, operation: int) -> None:

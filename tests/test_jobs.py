@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 DATASET = "/v1/projects/local/locations/local/datasets/default"
 STORE = f"{DATASET}/dicomStores/default"
 FILES = 600
-FAST_LEASE = ["--job-lease-seconds", "1.5", "--job-poll-seconds", "0.3"]
+POLL = ["--job-poll-seconds", "0.3"]
 
 
 @pytest.fixture(params=["embedded", "postgresql+s3"])
@@ -39,10 +39,12 @@ def placement(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[list[str]
 
 
 @pytest.fixture
-def two_servers(tmp_path: Path, placement: tuple[list[str], dict[str, str]]
-                ) -> Iterator[list[Replica]]:
+def two_servers(request: pytest.FixtureRequest, tmp_path: Path,
+                placement: tuple[list[str], dict[str, str]]) -> Iterator[list[Replica]]:
+    """Two servers on one archive, with the job lease `request.param` (seconds)."""
     args, env = placement
-    shared = [*args, "--gcs-root", str(tmp_path / "gcs"), "--workers", "1", *FAST_LEASE]
+    shared = [*args, "--gcs-root", str(tmp_path / "gcs"), "--workers", "1", *POLL,
+              "--job-lease-seconds", str(request.param)]
     servers = []
     try:
         for number in range(2):
@@ -88,8 +90,13 @@ def stored_count(base: str) -> int:
     return int(answer.json().get("instanceCount", 0))
 
 
-def test_an_import_outlives_the_server_running_it(tmp_path: Path,
-                                                  two_servers: list[Replica]) -> None:
+@pytest.mark.parametrize(("two_servers", "end"), [(1.5, "killed"), (600, "stopped")],
+                         indirect=["two_servers"], ids=["SIGKILL", "SIGTERM"])
+def test_an_import_outlives_the_server_running_it(tmp_path: Path, two_servers: list[Replica],
+                                                  end: str) -> None:
+    """Killed, the server's job is taken over once its lease (1.5 s here) lapses; stopped,
+    it hands the job over on its way out, and the other takes it at once (the lease is ten
+    minutes here)."""
     files = new_instances(FILES)
     bucket_of(files, tmp_path / "gcs")
     first, second = two_servers
@@ -102,13 +109,16 @@ def test_an_import_outlives_the_server_running_it(tmp_path: Path,
     holder = next(s for s in two_servers
                   if s.log and f"operation {name}: running here" in s.log.read_text())
     other = second if holder is first else first
-    holder.kill()
-    done = polled(other.base, name, lambda op: op.get("done"))
+    holder.kill() if end == "killed" else holder.stop()
+    done = polled(other.base, name, lambda op: op.get("done"), seconds=60)
     assert "error" not in done, done
     assert done["metadata"]["counter"] == {"success": str(FILES)}
     assert other.log is not None and f"operation {name}: taken over (claim 2)" in \
         other.log.read_text()
     assert stored_count(other.base) == FILES
+    assert holder.log is not None
+    assert (f"operation {name}: handed over on the way out" in holder.log.read_text()) == (
+        end == "stopped")
     for sent in files[::97]:
         answer = requests.get(f"{other.base}/dicomweb{sent.path}", timeout=30, headers={
             "Accept": "application/dicom; transfer-syntax=*"})

@@ -1,10 +1,10 @@
 """The job runner of every server process: it claims waiting jobs from the index, one at a
 time, runs each with its kind's work, and saves the job's progress (which renews its claim)
-every third of `job_lease_seconds`. A process that dies stops renewing; once the lease has
-lapsed, another process or replica claims the job and carries it on from its last saved
-state. Each kind's work is idempotent, so whatever the dead process did after its last save
-is done again harmlessly. A cancel asked for through any replica is learnt at the next save.
-"""
+every second, or every third of `job_lease_seconds` if that is shorter. A process that dies
+stops renewing; once the lease has lapsed, another process or replica claims the job and
+carries it on from its last saved state; a process that stops hands its job over at once.
+Each kind's work is idempotent, so whatever the dead process did after its last save is
+done again harmlessly. A cancel asked for through any replica is learnt at the next save."""
 
 import asyncio
 import contextlib
@@ -25,6 +25,7 @@ log = logging.getLogger("pacs")
 Work = Callable[[Archive, Job], Awaitable[dict[str, Any]]]
 # each kind of job, and the work that does it (returning the operation's response)
 KINDS: dict[str, Work] = {"import": transfer.run_import, "export": transfer.run_export}
+SAVE_SECONDS = 1.0  # at most this long between saves of a running job's progress
 MAX_CLAIMS = 5  # a job whose runners kept dying (or failing unexpectedly) is given up then
 
 
@@ -61,7 +62,8 @@ async def run_job(archive: Archive, row: JobRow) -> None:
         operation = await work
     except asyncio.CancelledError:
         if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-            raise  # the server is stopping: the job is left to lapse and be resumed
+            await _let_go(archive, job)  # the server is stopping
+            raise
         return  # lost the claim: whoever holds the job now finishes it
     except Exception:
         log.exception("operation %s failed unexpectedly; it will be tried again once its "
@@ -97,10 +99,11 @@ async def _outcome(archive: Archive, job: Job, claims: int) -> dict[str, Any]:
 
 
 async def _keep_claim(archive: Archive, job: Job, work: "asyncio.Task[Any]") -> None:
-    """Save the job's progress every third of the lease; a refused save means the job is
-    no longer this process's, and its work is stopped."""
+    """Save the job's progress every second (or third of the lease, if shorter), for
+    clients polling its counters; a refused save means the job is no longer this
+    process's, and its work is stopped."""
     while True:
-        await asyncio.sleep(archive.settings.job_lease_seconds / 3)
+        await asyncio.sleep(min(archive.settings.job_lease_seconds / 3, SAVE_SECONDS))
         try:
             cancel = await archive.index.save_job(job.id, _json(job.operation),
                                                   _json(job.work))
@@ -113,6 +116,20 @@ async def _keep_claim(archive: Archive, job: Job, work: "asyncio.Task[Any]") -> 
             work.cancel()
             return
         job.cancelled = job.cancelled or cancel
+
+
+async def _let_go(archive: Archive, job: Job) -> None:
+    """Save the job's progress and let it go, so that another server (or this one, started
+    again) resumes it at once instead of after the lease; a job that cannot be saved now
+    is resumed once its lease lapses."""
+    try:
+        await archive.index.save_job(job.id, _json(job.operation), _json(job.work),
+                                     release=True)
+    except Exception as exc:
+        log.warning("operation %s: could not be handed over on the way out (%s); it is "
+                    "resumed once its lease lapses", job.name, exc)
+    else:
+        log.info("operation %s: handed over on the way out", job.name)
 
 
 def _status(message: str, code: str, details: list[dict[str, Any]] | None = None

@@ -127,14 +127,14 @@ def claim_job(conn: sqlite3.Connection, claimer: str, lease_seconds: float) -> J
 
 
 def save_job(conn: sqlite3.Connection, claimer: str, operation: int, body: str,
-             job: str | None) -> bool | None:
+             job: str | None, release: bool) -> bool | None:
     row = conn.execute("SELECT cancel FROM operations WHERE id = ? AND claimed_by = ?",
                        (operation, claimer)).fetchone()
     if row is None:
         return None
-    conn.execute("UPDATE operations SET body = ?, job = ?, claimed_at = ?, claimed_by = "
-                 "CASE WHEN ? IS NULL THEN NULL ELSE claimed_by END WHERE id = ?",
-                 (body, job, time.time(), job, operation))
+    conn.execute("UPDATE operations SET body = ?, job = ?, claimed_at = ?, claimed_by = ? "
+                 "WHERE id = ?", (body, job, time.time(),
+                                  None if job is None or release else claimer, operation))
     return bool(row[0])
 
 

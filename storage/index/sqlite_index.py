@@ -130,8 +130,10 @@ class SqliteIndex:
     async def claim_job(self, lease_seconds: float) -> JobRow | None:
         return await self._change(resources.claim_job, self._claimer, lease_seconds)
 
-    async def save_job(self, operation: int, body: str, job: str | None) -> bool | None:
-        return await self._change(resources.save_job, self._claimer, operation, body, job)
+    async def save_job(self, operation: int, body: str, job: str | None,
+                       release: bool = False) -> bool | None:
+        return await self._change(resources.save_job, self._claimer, operation, body, job,
+                                  release)
 
     async def cancel_job(self, dataset: str, operation: int) -> None:
         await self._change(resources.cancel_job, dataset, operation)

@@ -151,11 +151,11 @@ async def claim_job(conn: asyncpg.Connection, claimer: str,
 
 
 async def save_job(conn: asyncpg.Connection, claimer: str, operation: int, body: str,
-                   job: str | None) -> bool | None:
+                   job: str | None, release: bool) -> bool | None:
     cancel: bool | None = await conn.fetchval(
-        f"UPDATE operations SET body = $3, job = $4, claimed_at = {NOW}, claimed_by = "
-        "CASE WHEN $4::text IS NULL THEN NULL ELSE claimed_by END "
-        "WHERE id = $1 AND claimed_by = $2 RETURNING cancel", operation, claimer, body, job)
+        f"UPDATE operations SET body = $3, job = $4, claimed_at = {NOW}, claimed_by = $5 "
+        "WHERE id = $1 AND claimed_by = $2 RETURNING cancel", operation, claimer, body, job,
+        None if job is None or release else claimer)
     return cancel
 
 

@@ -668,7 +668,11 @@ async def test_a_job_is_held_by_one_index_until_its_claim_lapses(
                                                      '{"cursor": 1}', 2)
         assert await first.save_job(op.id, '{"n": 9}', '{"cursor": 9}') is None
         await second.cancel_job(f"{LOC}/datasets/other", op.id)  # not that dataset's
-        assert await second.save_job(op.id, '{"n": 2}', '{"cursor": 2}') is False
+        assert await second.save_job(op.id, '{"n": 2}', '{"cursor": 2}', release=True) is False
+        assert await first.claim_job(60) == JobRow(op.id, dataset, '{"n": 2}',
+                                                   '{"cursor": 2}', 3)  # let go: at once
+        assert await first.save_job(op.id, '{"n": 2}', '{"cursor": 2}', release=True) is False
+        assert await second.claim_job(60) is not None
         await first.cancel_job(dataset, op.id)
         assert await second.save_job(op.id, '{"n": 3}', None) is True
         saved = await first.get_operation(dataset, op.id)
