@@ -237,8 +237,12 @@ def test_import_and_export_through_gs_uris(healthcare: Any, live_server: LiveSer
                       )["code"] == 400
         assert _error(stores.export(name=name, body={"gcsDestination": {"uriPrefix": escape}})
                       )["code"] == 400
-    exported = finished(healthcare, stores.export(name=name, body={
-        "gcsDestination": {"uriPrefix": "gs://bucket/out"}}).execute())
+    refused = _error(stores.export(name=name, body={"gcsDestination": {
+        "uriPrefix": "gs://bucket/png", "mimeType": "image/png"}}))
+    assert refused["code"] == 400 and "image/png" in refused["message"]
+    exported = finished(healthcare, stores.export(name=name, body={"gcsDestination": {
+        "uriPrefix": "gs://bucket/out", "mimeType": "application/dicom; transfer-syntax=*"}}
+    ).execute())
     assert exported["metadata"]["counter"] == {"success": "3"}
     assert exported["response"]["@type"].endswith("ExportDicomDataResponse")
     written = {p.read_bytes() for p in (bucket / "out").rglob("*.dcm")}

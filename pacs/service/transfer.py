@@ -25,6 +25,7 @@ from pacs.service.stores import StoreContext
 _GS = re.compile(r"gs://([a-z0-9][a-z0-9._-]{1,221}[a-z0-9])(?:/(.*))?")
 PAGE = 1000  # instances listed at once for an export
 MAX_DETAILS = 100  # failed files an import's error names
+AS_STORED = ("", "application/dicom;transfer-syntax=*")  # export mimeTypes, spaces removed
 
 
 def local_path(gcs_root: Path, uri: str) -> tuple[Path, str]:
@@ -136,8 +137,14 @@ def _member(body: dict[str, Any], section: str, name: str) -> object:
 
 async def start_export(archive: Archive, store: StoreContext, body: dict[str, Any],
                        version: str) -> dict[str, Any]:
-    """Check the request and start the export; the operation's name."""
+    """Check the request and start the export; the operation's name. Instances are written
+    as stored: a `mimeType` asking for anything else (another transfer syntax, JPEG or PNG
+    files, which Google can write) is refused rather than ignored."""
     local_path(archive.settings.gcs_root, _destination(body))
+    mime_type = str(_member(body, "gcsDestination", "mimeType") or "")
+    if "".join(mime_type.split()).lower() not in AS_STORED:
+        raise InvalidArgument(f"exporting as {mime_type[:100]!r} is not supported here: only "
+                              "the files as stored (application/dicom; transfer-syntax=*)")
     return await start_job(archive, store, "export", f"google.cloud.healthcare.{version}.dicom."
                            "DicomService.ExportDicomData", body, version)
 
