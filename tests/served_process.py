@@ -101,3 +101,15 @@ class Replica:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running(replicas: list[Replica]) -> Iterator[list[Replica]]:
+    """Start each replica in turn; kill them all at the end, however it ends."""
+    try:
+        for replica in replicas:
+            replica.start()
+        yield replicas
+    finally:
+        for replica in replicas:
+            replica.kill()

@@ -19,7 +19,7 @@ import requests
 import yaml
 
 from benchmarks.replicas import nginx
-from tests.served_process import Replica, free_port
+from tests.served_process import Replica, free_port, running
 from tests.storage import postgres_server, s3_server
 from tests.stow_ledger import DICOM, new_instances
 
@@ -99,33 +99,27 @@ def test_replicas_with_its_environment_serve_through_nginx(tmp_path: Path) -> No
                 for n in range(len(REPLICAS))]
     token = {"Authorization": "Bearer " + next(iter(json.loads(
         files[ENV["PACS_AUTH_TOKENS"]].read_text())))}
-    try:
-        for replica in replicas:
-            replica.start()
-        with nginx([r.port for r in replicas], tmp_path) as port:
-            base = f"http://127.0.0.1:{port}"
-            [sent] = new_instances(1)
-            stow = {"Content-Type": DICOM, "Accept": "application/dicom+json"}
-            assert requests.post(f"{base}/dicomweb/studies", data=sent.data, headers=stow,
-                                 timeout=30).status_code == 401
-            stored = requests.post(f"{base}/dicomweb/studies", data=sent.data, timeout=30,
-                                   headers={**stow, **token})
-            assert stored.status_code == 200, stored.text
-            url = stored.json()["00081190"]["Value"][0]
-            assert url.startswith(f"{base}/dicomweb/studies/")  # as nginx forwarded the host
-            found = requests.get(f"{base}/dicomweb/instances", headers=token, timeout=30)
-            assert [i["00080018"]["Value"] for i in found.json()] == [[sent.sop]]
-            exported = requests.post(f"{base}{STORE}:export", headers=token, timeout=30,
-                                     json={"gcsDestination": {"uriPrefix": "gs://out/x"}})
-            assert exported.status_code == 200, exported.text
-            deadline = time.monotonic() + 30
-            while not (done := requests.get(f"{base}/v1/{exported.json()['name']}",
-                                            headers=token, timeout=30).json()).get("done"):
-                assert time.monotonic() < deadline, done
-                time.sleep(0.1)
-            assert done["metadata"]["counter"] == {"success": "1"}, done
-            assert (tmp_path / "gcs" / "out" / "x" / sent.study / sent.series /
-                    f"{sent.sop}.dcm").read_bytes() == sent.data
-    finally:
-        for replica in replicas:
-            replica.kill()
+    with running(replicas), nginx([r.port for r in replicas], tmp_path) as port:
+        base = f"http://127.0.0.1:{port}"
+        [sent] = new_instances(1)
+        stow = {"Content-Type": DICOM, "Accept": "application/dicom+json"}
+        assert requests.post(f"{base}/dicomweb/studies", data=sent.data, headers=stow,
+                             timeout=30).status_code == 401
+        stored = requests.post(f"{base}/dicomweb/studies", data=sent.data, timeout=30,
+                               headers={**stow, **token})
+        assert stored.status_code == 200, stored.text
+        url = stored.json()["00081190"]["Value"][0]
+        assert url.startswith(f"{base}/dicomweb/studies/")  # as nginx forwarded the host
+        found = requests.get(f"{base}/dicomweb/instances", headers=token, timeout=30)
+        assert [i["00080018"]["Value"] for i in found.json()] == [[sent.sop]]
+        exported = requests.post(f"{base}{STORE}:export", headers=token, timeout=30,
+                                 json={"gcsDestination": {"uriPrefix": "gs://out/x"}})
+        assert exported.status_code == 200, exported.text
+        deadline = time.monotonic() + 30
+        while not (done := requests.get(f"{base}/v1/{exported.json()['name']}",
+                                        headers=token, timeout=30).json()).get("done"):
+            assert time.monotonic() < deadline, done
+            time.sleep(0.1)
+        assert done["metadata"]["counter"] == {"success": "1"}, done
+        assert (tmp_path / "gcs" / "out" / "x" / sent.study / sent.series /
+                f"{sent.sop}.dcm").read_bytes() == sent.data

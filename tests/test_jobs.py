@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.served_process import Replica, free_port
+from tests.served_process import Replica, free_port, running
 from tests.storage import postgres_server, s3_server
 from tests.stow_ledger import Sent, new_instances
 
@@ -45,18 +45,10 @@ def two_servers(request: pytest.FixtureRequest, tmp_path: Path,
     args, env = placement
     shared = [*args, "--gcs-root", str(tmp_path / "gcs"), "--workers", "1", *POLL,
               "--job-lease-seconds", str(request.param)]
-    servers = []
-    try:
-        for number in range(2):
-            data = ["--data", str(tmp_path / f"data{number}")] if "--index" in args else []
-            server = Replica(number, free_port(), [*shared, *data], env,
-                             log=tmp_path / f"server{number}.log")
-            server.start()
-            servers.append(server)
+    data = [["--data", str(tmp_path / f"data{n}")] if "--index" in args else [] for n in (0, 1)]
+    with running([Replica(n, free_port(), [*shared, *data[n]], env,
+                          log=tmp_path / f"server{n}.log") for n in (0, 1)]) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.kill()
 
 
 def bucket_of(files: list[Sent], root: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.served_process import Replica, free_port
+from tests.served_process import Replica, free_port, running
 from tests.storage import postgres_server, s3_server
 from tests.stow_ledger import (
     DICOM,
@@ -147,19 +147,11 @@ def replicas(tmp_path: Path) -> Iterator[list[Replica]]:
     blobs = f"s3://{s3_server.BUCKET}/{uuid.uuid4().hex[:12]}"
     index = postgres_server.index_dsn(tmp_path)
     env = {**os.environ, **bucket.env}
-    started = []
-    try:
-        for number in range(REPLICAS):
-            data = tmp_path / f"replica{number}"
-            replica = Replica(number, free_port(), ["--data", str(data), "--index", index,
-                                                    "--blobs", blobs, "--workers", "1"], env)
-            replica.log = tmp_path / f"replica{number}.log"
-            replica.start()
-            started.append(replica)
+    with running([Replica(n, free_port(), ["--data", str(tmp_path / f"replica{n}"), "--index",
+                                           index, "--blobs", blobs, "--workers", "1"], env,
+                          log=tmp_path / f"replica{n}.log") for n in range(REPLICAS)]
+                 ) as started:
         yield started
-    finally:
-        for replica in started:
-            replica.kill()
 
 
 @pytest.mark.parametrize("seconds", [
