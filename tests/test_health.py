@@ -29,7 +29,8 @@ def _soon(url: str, status: int) -> requests.Response:
         time.sleep(0.05)
 
 
-def test_readiness_follows_the_blob_store_and_liveness_does_not(server: LiveServer) -> None:
+def test_readiness_follows_the_blob_store_and_liveness_does_not(
+        server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
     base = server.base
     for probe in ("/healthz", "/readyz", "/livez"):
         assert requests.get(base + probe).status_code == 200
@@ -45,6 +46,10 @@ def test_readiness_follows_the_blob_store_and_liveness_does_not(server: LiveServ
     finally:
         blobs.with_name("blobs-away").rename(blobs)
     assert _soon(base + "/healthz", 200).status_code == 200
+    # the operator reads each change once in the log, not once per check
+    changes = [r.getMessage() for r in caplog.records if "ready" in r.getMessage()]
+    assert len(changes) == 2 and "blob store" in changes[0], changes
+    assert changes[0].startswith("not ready: ") and changes[1].startswith("ready again")
 
 
 def test_readiness_follows_the_index(server: LiveServer) -> None:

@@ -3,10 +3,13 @@
 is answered at once from the last check, never waits on a seam, and a burst of probes never
 reaches a remote database or bucket."""
 
+import logging
+
 import anyio
 
 from pacs.service.archive import Archive
 
+log = logging.getLogger("pacs")
 CHECK_SECONDS = 5.0  # a seam that takes longer to answer is not ready
 
 
@@ -33,7 +36,12 @@ class Readiness:
         self.problems: list[str] = ["not checked yet"]
 
     async def check(self, archive: Archive) -> None:
-        self.problems = await unreachable(archive)
+        """Check now; a change between ready and not (or in why not) is logged once."""
+        before, self.problems = self.problems, await unreachable(archive)
+        if self.problems and self.problems != before:
+            log.warning("not ready: %s", "; ".join(self.problems))
+        elif before and not self.problems and before != ["not checked yet"]:
+            log.warning("ready again: the index and the blob store can be reached")
 
     async def watch(self, archive: Archive, interval: float) -> None:
         """Check every `interval` seconds, until cancelled."""
