@@ -47,7 +47,9 @@ class Settings:
                                       "request bytes buffered before a write to staging")
     stores_per_request: int = tunable(
         4, "complete parts of one STOW stored while the next arrive")
-    read_chunk_bytes: int = tunable(1024 * 1024, "blob bytes per read when streaming a retrieve")
+    read_chunk_bytes: int = tunable(
+        0, "blob bytes per read when streaming a retrieve (0: the blob store's own, 1 MiB "
+        "from files, 4 MiB per S3 GET)")
     max_frames_per_request: int = tunable(10_000, "frames one retrieve may name")
     max_transcode_bytes: int = tunable(
         1024**3, "bytes of an instance transcoded whole (Google: 1 GB)")

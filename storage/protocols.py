@@ -61,6 +61,10 @@ class BlobStore(Protocol):
     """Immutable blobs under names never reused, so a name always means the same bytes.
     Blocking: run every method in a worker thread."""
 
+    # Bytes per read that stream this store's blobs well: a read is a request to a remote
+    # store, so fewer, bigger ones serve a whole blob faster there.
+    read_size: int
+
     def stage(self) -> StagedBlob:
         """A new, empty staged blob of this store."""
         ...

@@ -30,6 +30,11 @@ class Archive:
     # set when this process starts a job, so that its runner claims it at once
     jobs_waiting: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
 
+    @property
+    def read_bytes(self) -> int:
+        """Blob bytes per read when streaming: as configured, else the blob store's own."""
+        return self.settings.read_chunk_bytes or self.blobs.read_size
+
     async def close(self) -> None:
         await self.index.close()
 

@@ -83,11 +83,10 @@ async def check_stored(archive: Archive, wanted: Sequence[tuple[InstanceLocation
 async def read_small(archive: Archive, item: InstanceLocation,
                      pieces: Sequence[Sequence[Span]]) -> list[bytes] | None:
     """The stored bytes of each piece (a frame's fragments), all read in one worker-thread
-    hop, when together they are at most `read_chunk_bytes` (a viewer's frames); None when
+    hop, when together they are at most a read's worth (a viewer's frames); None when
     larger, to be checked and streamed instead. DataLoss, logged once, if the blob falls
     short."""
-    if sum(span.length for spans in pieces for span in spans) > \
-            archive.settings.read_chunk_bytes:
+    if sum(span.length for spans in pieces for span in spans) > archive.read_bytes:
         return None
 
     def read() -> tuple[list[bytes], list[str]]:
@@ -125,7 +124,7 @@ def _lost(missing: list[str]) -> None:
 async def stream(archive: Archive, item: InstanceLocation, spans: Sequence[Span]
                  ) -> AsyncIterator[bytes]:
     """The stored bytes of `spans` of an instance's blob, read in worker threads."""
-    chunk = archive.settings.read_chunk_bytes
+    chunk = archive.read_bytes
     for span in spans:
         offset, end = span.offset, span.offset + span.length
         while offset < end:

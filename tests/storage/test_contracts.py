@@ -107,6 +107,14 @@ def test_stage_commit_and_read(blob_store: BlobStore) -> None:
     assert blob_store.read(name, end, 5) == b"" == blob_store.read(name, end + 1000, 5)
 
 
+def test_a_read_of_read_size_bytes_is_served_whole(blob_store: BlobStore) -> None:
+    """`read_size` is what a streamed retrieve reads at once: a real size, and a read of
+    that many bytes from a bigger blob gets them all."""
+    assert isinstance(blob_store.read_size, int) and 64 * 1024 <= blob_store.read_size
+    name = put(blob_store, bytes(blob_store.read_size + 10))
+    assert len(blob_store.read(name, 5, blob_store.read_size)) == blob_store.read_size
+
+
 def test_names_are_never_reused(blob_store: BlobStore) -> None:
     """Identical bytes committed again, even after a delete, get a new name."""
     names = [put(blob_store, b"same bytes") for _ in range(5)]
