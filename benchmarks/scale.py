@@ -1,14 +1,16 @@
 """Scale benchmark: is the archive as fast at a million instances as when empty?
 
     python -m benchmarks.scale --instances N [--checkpoints A,B,...] --data DIR
-                               [--out results.json] [--repeats 30] [--processes 2]
+                               [--index URL [--no-fill]] [--out results.json]
+                               [--repeats 30] [--processes 2]
 
 Fills DIR through the server's own ingest code (`benchmarks.scale_data`), continuing whatever
 a previous run left there, up to each checkpoint in turn. At each checkpoint it starts
 `python -m pacs serve` on DIR and measures the time to ready, OHIF's searches and metadata
 requests at concurrency 1 (p50/p95 over random studies), and the rate of HTTP STOW; a fresh
-empty archive gives the baseline. Progress goes to stderr; a markdown table and then the JSON
-document go to stdout.
+empty archive gives the baseline. With --no-fill it loads nothing and measures the index as
+it stands (`benchmarks.bulk_load` fills a PostgreSQL index far faster). Progress goes to
+stderr; a markdown table and then the JSON document go to stdout.
 """
 
 from __future__ import annotations
@@ -354,6 +356,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--index", default="", metavar="URL",
                         help="fill a PostgreSQL index (postgresql://…) instead of the data "
                              "directory's SQLite; the empty baseline stays embedded")
+    parser.add_argument("--no-fill", action="store_true",
+                        help="measure the index as it stands, at --instances, loading nothing "
+                             "(one filled by python -m benchmarks.bulk_load, say)")
     parser.add_argument("--blobs", default="", metavar="URL",
                         help="keep the blobs in s3://BUCKET/PREFIX instead (AWS_* variables)")
     parser.add_argument("--out", type=Path, help="write the JSON document here too")
@@ -392,6 +397,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.placement = Placement(args.data, args.index, args.blobs)
     if args.checkpoints[0] < STUDY_SIZE or args.checkpoints[-1] > args.instances:
         parser.error(f"checkpoints must lie between {STUDY_SIZE} and --instances")
+    if args.no_fill and len(args.checkpoints) > 1:
+        parser.error("--no-fill measures at --instances only: no --checkpoints")
     return args
 
 
@@ -417,6 +424,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "concurrency_per_process": args.concurrency,
             "nice": args.loader_nice,
             "instances_per_study": STUDY_SIZE,
+            "no_fill": args.no_fill,
         },
         "requests": {
             "repeats": args.repeats,
@@ -438,22 +446,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stow = asyncio.run(measure_stow(server.base_url, args.stow_instances))
         document["empty"] = {"ready": server.ready, "stow": stow}
     for checkpoint in args.checkpoints:
-        have = loaded_counts(args.placement)
-        held = sum(min(have.get(p.uid, 0), STUDY_SIZE) for p in plans)
-        if held > checkpoint:
-            print(f"skipping {checkpoint:,}: the archive already holds {held:,}", file=sys.stderr)
+        work = [] if args.no_fill else missing(args.placement, checkpoint, plans)
+        if work is None:
             continue
-        work = [
-            (index, want)
-            for index, want in enumerate(study_counts(checkpoint))
-            if have.get(plans[index].uid, 0) < want
-        ]
-        print(
-            f"checkpoint {checkpoint:,}: loading {sum(w for _, w in work):,} instances "
-            f"({held:,} held)",
-            file=sys.stderr,
-            flush=True,
-        )
         loaded = load(
             args.placement,
             work,
@@ -472,6 +467,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         document["checkpoints"].append(figures)
         write(document, args.out)  # so far: a later failure keeps what was measured
     return document
+
+
+def missing(
+    where: Placement, checkpoint: int, plans: list[StudyPlan]
+) -> list[tuple[int, int]] | None:
+    """What to load for the archive to hold `checkpoint` instances: (study, instances) to
+    reach; None if it holds more already."""
+    have = loaded_counts(where)
+    held = sum(min(have.get(p.uid, 0), STUDY_SIZE) for p in plans)
+    if held > checkpoint:
+        print(f"skipping {checkpoint:,}: the archive already holds {held:,}", file=sys.stderr)
+        return None
+    work = [
+        (index, want)
+        for index, want in enumerate(study_counts(checkpoint))
+        if have.get(plans[index].uid, 0) < want
+    ]
+    print(
+        f"checkpoint {checkpoint:,}: loading {sum(w for _, w in work):,} instances "
+        f"({held:,} held)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return work
 
 
 def write(document: dict[str, Any], out: Path | None) -> None:
