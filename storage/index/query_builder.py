@@ -38,6 +38,7 @@ class Dialect:
     fold: Callable[[str], str]  # an expression case folded as Python's str.casefold does
     json_value: Callable[[str, int, str], str]  # (JSON column, tag, VR) → its first value
     exact_wildcard: Callable[[str, str, Params], str]  # (expr, C.2.2.2.3 pattern) → clause
+    folded_like: Callable[[str, str, Params], str]  # the same over case-folded text
     distinct_values: Callable[[str], str]  # aggregate: the distinct values, comma-joined
 
     def params(self) -> Params:
@@ -50,6 +51,11 @@ def like_pattern(pattern: str) -> str:
     ESCAPE '\\'."""
     return "".join({"*": "%", "?": "_", "%": "\\%", "_": "\\_", "\\": "\\\\"}.get(c, c)
                    for c in pattern)
+
+
+def like(expr: str, pattern: str, params: Params) -> str:
+    """`expr` LIKE the C.2.2.2.3 pattern."""
+    return f"{expr} LIKE {params(like_pattern(pattern))} ESCAPE '\\'"
 
 
 def _sqlite_json_value(column: str, tag: int, vr: str) -> str:
@@ -67,6 +73,7 @@ SQLITE = Dialect(
     fold=lambda expr: f"casefold({expr})",  # connection.casefold, registered on each connection
     json_value=_sqlite_json_value,
     exact_wildcard=_sqlite_glob,
+    folded_like=like,  # LIKE ignores ASCII case, and both sides are folded already
     distinct_values=lambda expr: f"group_concat(DISTINCT {expr})",
 )
 
@@ -201,7 +208,7 @@ def _wildcard(dialect: Dialect, expr: str, match: Match, params: Params) -> str:
     folded) by LIKE; codes and the rest exactly (the dialect's case-sensitive match)."""
     pattern = match.values[0]
     if match.vr in CASE_INSENSITIVE_WILDCARD_VRS:
-        return f"{expr} LIKE {params(like_pattern(pattern))} ESCAPE '\\'"
+        return dialect.folded_like(expr, pattern, params)
     return dialect.exact_wildcard(expr, pattern, params)
 
 

@@ -1,7 +1,9 @@
 """How PostgreSQL spells what the shared query builder (`storage/index/query_builder.py`)
 leaves to each dialect."""
 
-from storage.index.query_builder import Dialect, Params, like_pattern
+import re
+
+from storage.index.query_builder import Dialect, Params, like
 from storage.query import NUMERIC_VRS
 
 # DS and IS syntax (PS3.5 6.2): only such text is read as a number, as SQLite's numeric
@@ -19,15 +21,22 @@ def _json_value(column: str, tag: int, vr: str) -> str:
     return f'({text} COLLATE "C")'
 
 
-def _exact_wildcard(expr: str, pattern: str, params: Params) -> str:
-    """LIKE is case-sensitive here (SQLite needs GLOB for that)."""
-    return f"{expr} LIKE {params(like_pattern(pattern))} ESCAPE '\\'"
+def _folded_like(expr: str, pattern: str, params: Params) -> str:
+    """LIKE over folded text. A pattern with three literal characters in a row may use a
+    trigram index (migrations 0004); a shorter one is kept from it (`|| ''` is no indexed
+    expression): its trigrams would select nothing, and a generic plan would read the whole
+    index, where walking the studies in order stops at the page's last match."""
+    return like(expr if _TRIGRAM.search(pattern) else f"({expr} || '')", pattern, params)
+
+
+_TRIGRAM = re.compile(r"[^*?]{3}")
 
 
 POSTGRES = Dialect(
     placeholder=lambda n: f"${n}",
     fold=lambda expr: f"pacs_casefold({expr})",  # migrations.casefold_function
     json_value=_json_value,
-    exact_wildcard=_exact_wildcard,
+    exact_wildcard=like,  # LIKE is case-sensitive here (SQLite needs GLOB for that)
+    folded_like=_folded_like,
     distinct_values=lambda expr: f"string_agg(DISTINCT {expr}, ',')",
 )

@@ -6,6 +6,7 @@ The tables are SQLite's (storage/index/migrations.py) as they stand after its mi
 with every text column compared byte by byte (the "C" collation, as SQLite compares), so
 that ordering, ranges and LIKE prefixes (which can then use the indexes) agree."""
 
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from functools import cache
 
 import asyncpg
 
+log = logging.getLogger(__name__)
 # pg_advisory_xact_lock's key for migrations: ASCII "pacs-mig", as one bigint.
 MIGRATION_LOCK = int.from_bytes(b"pacs-mig", "big")
 
@@ -248,10 +250,42 @@ ALTER TABLE operations ADD COLUMN cancel boolean NOT NULL DEFAULT false;
 CREATE INDEX operations_jobs ON operations (id) WHERE job IS NOT NULL;""")
 
 
+# What OHIF's study list filters as `*typed text*` (../shared/specs/ohif-as-client.md),
+# case folded as the searches fold it.
+TRIGRAM_INDEXED = {"patient_name": "patient_name_folded",
+                   "patient_id": "pacs_casefold(patient_id)",
+                   "accession_number": "pacs_casefold(accession_number)",
+                   "study_description": "pacs_casefold(study_description)"}
+
+
+async def _trigram_indexes(conn: asyncpg.Connection) -> None:
+    """Trigram indexes (pg_trgm, shipped with PostgreSQL) for the study list's `*text*`
+    filters: chosen at 10 million instances, where AccessionNumber=*1234* folded all
+    80,000 studies' numbers to find 8 (51 ms p95; 8.6 ms with the index, benchmarks/README).
+    Where pg_trgm cannot be installed, the searches work as before, unindexed."""
+    schema = await conn.fetchval(
+        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'")
+    if schema is None:
+        try:
+            async with conn.transaction():  # a savepoint: a refusal leaves the rest intact
+                await conn.execute("CREATE EXTENSION pg_trgm")
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedFileError,
+                asyncpg.FeatureNotSupportedError) as exc:
+            log.warning("no trigram indexes (pg_trgm: %s): *text* searches of the study "
+                        "list read every study", exc)
+            return
+        schema = await conn.fetchval("SELECT extnamespace::regnamespace::text FROM "
+                                     "pg_extension WHERE extname = 'pg_trgm'")
+    for name, expression in TRIGRAM_INDEXED.items():
+        await conn.execute(f"CREATE INDEX studies_{name}_trigrams ON studies USING gin "
+                           f"(({expression}) {schema}.gin_trgm_ops)")
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[asyncpg.Connection], Awaitable[None]]], ...] = (
     ("0001_initial", _initial),
     ("0002_notify_resource_changes", _notify_resource_changes),
     ("0003_operation_jobs", _operation_jobs),
+    ("0004_trigram_indexes", _trigram_indexes),
 )
 
 

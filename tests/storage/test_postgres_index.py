@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from storage.index.query_builder import build_search
 from storage.index.sqlite_index import SqliteIndex
 from storage.levels import level_of
 from storage.protocols import InstanceIndex, QueryTimeout
@@ -22,6 +23,7 @@ from storage.rows import AddOutcome, InstanceRecord, Span
 from tests.storage import postgres_server
 
 asyncpg = postgres_server.asyncpg_or_skip()
+from storage.postgres.dialect import POSTGRES  # noqa: E402
 from storage.postgres.migrations import casefold_function  # noqa: E402
 from storage.postgres.postgres_index import PostgresIndex  # noqa: E402
 
@@ -158,6 +160,44 @@ async def test_casefold_is_pythons_for_every_character(dsn: str, icu: bool) -> N
                                       "WITH ORDINALITY AS x (t, n) ORDER BY n", chunk)
             wrong = [t for t, (f,) in zip(chunk, folded, strict=True) if f != t.casefold()]
             assert wrong == []
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(("tag", "index"), [
+    (0x00080050, "studies_accession_number_trigrams"),
+    (0x00100010, "studies_patient_name_trigrams"),
+    (0x00100020, "studies_patient_id_trigrams"),
+    (0x00081030, "studies_study_description_trigrams")])
+async def test_study_list_text_filters_use_their_trigram_index(dsn: str, tag: int,
+                                                               index: str) -> None:
+    """OHIF's `*typed text*` filters can use their trigram index (migration 0004) when the
+    pattern holds three characters in a row; a shorter one never does, even in a generic
+    plan, where its empty trigram set would have the index read whole."""
+    idx = PostgresIndex(dsn, readers=1, writers=1)
+    await idx.migrate()
+    store = (await idx.ensure_store(STORE, "full")).id
+    await idx.close()
+    vr = {0x00100010: "PN", 0x00081030: "LO", 0x00100020: "LO"}.get(tag, "SH")
+    conn = await asyncpg.connect(dsn)
+    try:  # 20,000 studies of random text (the plans follow the statistics, not the rows)
+        await conn.execute(
+            "INSERT INTO studies (store_id, study_uid, accession_number, patient_name, "
+            "patient_name_folded, patient_id, study_description, attrs) SELECT $1, "
+            "'1.2.' || n, left(md5(n::text), 12), md5('n' || n), md5('n' || n), "
+            "md5('i' || n), md5('d' || n), '{}' FROM generate_series(1, 20000) AS n", store)
+        await conn.execute("ANALYZE studies")
+
+        async def plan(pattern: str) -> str:
+            sql, values = build_search(POSTGRES, store, Query(Level.STUDY, limit=100, matches=(
+                key(tag, vr, MatchKind.WILDCARD, pattern),)))
+            return "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *values))
+        assert index in await plan("*a1b2*") and index in await plan("*C0FFEE*")
+        # generic plans, and the planner pushed off the other paths: the index is not there
+        await conn.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = "
+                           "off; SET enable_indexscan = off")
+        for pattern in ("*a1*", "a*", "*"):
+            assert index not in await plan(pattern), pattern
     finally:
         await conn.close()
 
