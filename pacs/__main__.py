@@ -17,6 +17,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -227,8 +228,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def serve(config: Config, settings: Settings) -> None:
-    """Run uvicorn: in this process with one worker, else as the supervisor of several."""
-    host, port, workers = config["host"], config["port"], config["workers"]
+    """Run uvicorn: in this process with one worker, else as the supervisor of several; and
+    the DICOM gateway in a process of its own when it has a port."""
+    host, port = config["host"], config["port"]
     _check_archive(settings.placement)
     if not settings.authentication and not _loopback(host):
         if not config["allow_unauthenticated"]:
@@ -237,6 +239,12 @@ def serve(config: Config, settings: Settings) -> None:
                              "to let anyone who can reach the port read, store and delete "
                              "everything")
     _check_port(host, port)
+    if settings.dimse_port is not None:
+        if not settings.dimse_peers and not _loopback(host):
+            raise SystemExit(f"pacs: refusing to serve DICOM on {host} to any calling AE "
+                             "title: give --dimse-peer TITLE@HOST:PORT for each peer that may "
+                             "associate")
+        _check_port(host, settings.dimse_port)
     logs = log_config(config["log_level"], config["log_format"])
     logging.config.dictConfig(logs)  # as uvicorn will: what is said before it, said alike
     log = logging.getLogger("pacs")
@@ -256,6 +264,22 @@ def serve(config: Config, settings: Settings) -> None:
         log.info("Cloud Healthcare API path %s/v1/%s/dicomWeb", base, name)
     if settings.viewer_dir is not None:
         log.info("OHIF viewer at %s/viewer/", base)
+    if settings.dimse_port is None:
+        _run_uvicorn(config, settings, logs)
+        return
+    from pacs.dimse import gateway  # pynetdicom and pydicom: loaded in its process only
+
+    process = gateway.start(settings, host, _loopback(host) and not settings.dimse_peers, logs)
+    try:
+        _run_uvicorn(config, settings, logs)
+    finally:
+        gateway.stop(process)
+
+
+def _run_uvicorn(config: Config, settings: Settings, logs: dict[str, Any]) -> None:
+    """Serve HTTP until stopped: in this process with one worker, else as the supervisor
+    of several."""
+    host, port, workers = config["host"], config["port"], config["workers"]
     # X-Forwarded-* trust is decided by pacs.http.resource_urls, not by uvicorn, which would
     # otherwise rewrite the scheme and client address before we see who the peer is.
     if workers <= 1:

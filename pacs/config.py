@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pacs.cores import usable_cores
+from pacs.dimse.peers import Peer, ae_title
 from pacs.logs import FORMATS, LEVELS
 from pacs.names import StoreName
 from pacs.service.iam import ROLES
@@ -122,6 +123,7 @@ class Option:
 
 
 SECURITY = "authentication and access"
+DIMSE = "DICOM (DIMSE) gateway"
 TUNING = "limits and tuning"
 OPTIONS: tuple[Option, ...] = (
     Option("host", TEXT, "127.0.0.1", "address to listen on", metavar="ADDRESS"),
@@ -173,6 +175,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("oidc_role_map", PATH, None,
            "JSON file: token role -> list of {resource, role} Google roles", SECURITY,
            metavar="FILE"),
+    Option("dimse_port", INTEGER, None, "serve DICOM (C-ECHO, C-STORE) on this port too, "
+           "e.g. 11112, beside HTTP on the same address", DIMSE, metavar="PORT"),
+    Option("ae_title", TEXT, "PACS", "the gateway's AE title (the default store's)", DIMSE),
+    Option("dimse_peer", LIST, (), "a known DICOM peer TITLE@HOST:PORT (repeatable): once any "
+           "is given, only these calling AE titles may associate (without any, only on "
+           "loopback may anyone)", DIMSE, metavar="PEER"),
     *(Option(f.name, INTEGER if isinstance(f.default, int) else NUMBER, f.default,
              f.metadata[HELP], TUNING) for f in fields(Settings) if HELP in f.metadata),
 )
@@ -254,13 +262,28 @@ class Config:
                         cors_origins=self["cors_origin"] or ("*",),
                         forwarded_allow_ips=self["forwarded_allow_ips"],
                         public_url=self["public_url"], audit_log=self["audit_log"],
-                        **self._oidc(), **tuned)
+                        **self._dimse(), **self._oidc(), **tuned)
 
     def where(self, name: str) -> str:
         """How the operator set option `name`, for messages."""
         option = BY_NAME[name]
         return {"flag": option.flag, "environment": option.variable,
                 "file": f"{name} in {self.file}", "default": name}[self.sources[name]]
+
+    def _dimse(self) -> dict[str, Any]:
+        """The gateway's settings, each checked (pacs/dimse/peers.py)."""
+        try:
+            title = ae_title(self["ae_title"])
+        except ValueError as exc:
+            raise ConfigError(f"{self.where('ae_title')}: {exc}") from None
+        try:
+            peers = tuple(str(Peer.parse(text)) for text in self["dimse_peer"])
+        except ValueError as exc:
+            raise ConfigError(f"{self.where('dimse_peer')}: {exc}") from None
+        port = self["dimse_port"]
+        if port is not None and not 0 < port < 65536:
+            raise ConfigError(f"{self.where('dimse_port')}: {port} is not a port number")
+        return {"dimse_port": port, "ae_title": title, "dimse_peers": peers}
 
     def _backend(self, name: str, table: dict[str, Any], what: str) -> str:
         try:

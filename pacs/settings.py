@@ -93,6 +93,11 @@ class Settings:
         "(/readyz answers the last at once)")
     oidc_jwks_refresh_seconds: float = tunable(
         30.0, "an unknown `kid` refetches the OIDC keys at most this often (seconds)")
+    dimse_max_associations: int = tunable(16, "DICOM associations the gateway serves at once")
+    dimse_timeout_seconds: float = tunable(
+        30.0, "seconds the DICOM gateway waits on a silent peer (ACSE, DIMSE and network)")
+    dimse_max_pdu_bytes: int = tunable(
+        1024**2, "largest PDU a DICOM peer may send the gateway (0: no limit)")
     server_workers: int = 1  # worker processes serving (each holds its share of the caches)
     gcs_dir: Path | None = None  # what gs://BUCKET/PATH maps to (None: <data_dir>/gcs)
     # bearer token → identity (member syntax); never shown
@@ -106,6 +111,9 @@ class Settings:
     oidc_identity_claim: str = "email"  # identity: user:<this claim>
     oidc_roles_claim: str = ""  # dotted path to the token's roles, e.g. realm_access.roles
     oidc_role_map: tuple[tuple[str, str, str], ...] = ()  # (token role, resource, Google role)
+    dimse_port: int | None = None  # the DICOM gateway's port (None: no gateway)
+    ae_title: str = "PACS"  # the gateway's AE title, which reaches the default store
+    dimse_peers: tuple[str, ...] = ()  # known DICOM peers, as TITLE@HOST:PORT
 
     def to_env(self) -> str:
         """JSON for the `PACS_SETTINGS` variable that worker processes read."""

@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("entry", ("pacs.app", "pacs.routes", "pacs.__main__", "pacs.commands", "pacs.config")),
     ("transactions", ("pacs.transactions",)),
     ("http", ("pacs.http",)),
+    ("dimse", ("pacs.dimse",)),
     ("service", ("pacs.service",)),
     ("pixels", ("pacs.pixels",)),
     ("dicom", ("pacs.dicom",)),

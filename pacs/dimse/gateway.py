@@ -1,0 +1,137 @@
+"""The DICOM gateway's process (`pacs serve --dimse-port`): a pynetdicom AE on its own port
+beside the HTTP server, accepting Verification and every storage SOP class in every transfer
+syntax the archive knows (PS3.4 Annexes A and B), and writing through the same service layer
+as STOW. pynetdicom serves each association in a thread; the archive is opened once, on an
+event loop of the gateway's own (`Bridge`)."""
+
+import contextlib
+import logging
+import logging.config
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom.events import Event
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from pacs.dicom.transfer_syntaxes import TRANSFER_SYNTAXES
+from pacs.dimse.bridge import Bridge
+from pacs.dimse.peers import Peer
+from pacs.dimse.services import Services
+from pacs.service.archive import open_archive
+from pacs.settings import SETTINGS_VARIABLE, Settings
+
+log = logging.getLogger("pacs")
+PARENT_POLL_SECONDS = 0.5
+INCOMING = "dimse-incoming"  # under the data directory: data sets as they arrive
+
+
+def start(settings: Settings, host: str, open_to_all: bool,
+          logs: dict[str, Any]) -> BaseProcess:
+    """The gateway's process, started; `open_to_all` lets any calling AE title associate,
+    else only the known peers' may."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(settings.to_env(), host, open_to_all, logs), name="pacs-dimse",
+        daemon=True)
+    process.start()
+    return process
+
+
+def stop(process: BaseProcess) -> None:
+    """Stop the gateway: associations under way are aborted, the archive closed."""
+    if process.is_alive():
+        process.terminate()  # SIGTERM: _serve shuts its server down
+        process.join(30)
+    if process.is_alive():
+        process.kill()
+
+
+def application_entity(settings: Settings, open_to_all: bool) -> AE:
+    """The gateway's AE: its title, limits, timeouts, who may call, and what it accepts."""
+    ae = AE(ae_title=settings.ae_title)
+    ae.maximum_associations = settings.dimse_max_associations
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.dimse_timeout_seconds
+    ae.maximum_pdu_size = settings.dimse_max_pdu_bytes
+    ae.require_called_aet = True
+    ae.require_calling_aet = [] if open_to_all else [
+        Peer.parse(peer).title for peer in settings.dimse_peers]
+    syntaxes = list(TRANSFER_SYNTAXES)
+    for context in AllStoragePresentationContexts:
+        assert context.abstract_syntax is not None
+        ae.add_supported_context(context.abstract_syntax, syntaxes)
+    ae.add_supported_context(Verification, syntaxes)
+    return ae
+
+
+def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any]) -> None:
+    """The gateway process: serve until SIGTERM or SIGINT."""
+    logging.config.dictConfig(logs)
+    os.environ[SETTINGS_VARIABLE] = settings_json
+    settings = Settings.from_env()
+    _config.STORE_RECV_CHUNKED_DATASET = True  # a received dataset goes to a file, not memory
+    incoming = settings.data_dir / INCOMING
+    shutil.rmtree(incoming, ignore_errors=True)  # what an earlier gateway left: nothing runs
+    incoming.mkdir(parents=True)
+    tempfile.tempdir = str(incoming)  # where pynetdicom writes them
+    bridge = Bridge()
+    archive = bridge.run(open_archive(settings))
+    store = bridge.run(archive.stores.get(settings.default_store))
+    services = Services(archive, store, bridge)
+    assert settings.dimse_port is not None
+    server = application_entity(settings, open_to_all).start_server(
+        (host, settings.dimse_port), block=False, evt_handlers=[
+            (evt.EVT_C_ECHO, services.echo), (evt.EVT_C_STORE, services.store),
+            (evt.EVT_RELEASED, services.ended), (evt.EVT_ABORTED, services.ended),
+            (evt.EVT_REJECTED, _rejected)])
+    log.info("DICOM gateway %s at %s:%d (%s)", settings.ae_title, host, settings.dimse_port,
+             "any calling AE title" if open_to_all else
+             "calling AE titles " + ", ".join(settings.dimse_peers))
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    threading.Thread(target=_watch_parent, args=(stopping,), daemon=True).start()
+    threading.Thread(target=_sweep_incoming, args=(incoming, settings, stopping),
+                     daemon=True).start()
+    stopping.wait()
+    assert server is not None  # block=False: the server, running in its own thread
+    server.shutdown()
+    bridge.run(archive.close())
+    bridge.close()
+
+
+def _watch_parent(stopping: threading.Event) -> None:
+    """Stop when `pacs serve` is gone, however it went: uvicorn ends its process with the
+    signal that stopped it, before anything could stop the gateway, and a SIGKILL leaves
+    no chance at all."""
+    parent = os.getppid()
+    while not stopping.wait(PARENT_POLL_SECONDS):
+        if os.getppid() != parent:
+            stopping.set()
+
+
+def _sweep_incoming(incoming: Path, settings: Settings, stopping: threading.Event) -> None:
+    """Remove the files of data sets whose association was dropped mid-transfer (pynetdicom
+    leaves them): a file still being received grows at least once per network timeout."""
+    stale = 2 * settings.dimse_timeout_seconds
+    while not stopping.wait(stale):
+        for path in incoming.iterdir():
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > stale:
+                    path.unlink()
+                    log.warning("removed %s, a data set whose association ended before it "
+                                "arrived whole", path.name)
+
+
+def _rejected(event: Event) -> None:
+    requestor = event.assoc.requestor
+    log.warning("DICOM association from %s@%s:%s rejected: calling AE title not known, or "
+                "called AE title not %s", requestor.ae_title, requestor.address,
+                requestor.port, event.assoc.acceptor.ae_title)

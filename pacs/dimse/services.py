@@ -1,0 +1,59 @@
+"""What the gateway answers (PS3.4 Annex A Verification, Annex B Storage): each DIMSE
+request handled through the service layer, as its DICOMweb transaction is."""
+
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from pynetdicom import evt
+from pynetdicom.events import Event
+
+from pacs.dimse.bridge import Bridge
+from pacs.service.archive import Archive
+from pacs.service.store_instances import store_file
+from pacs.service.stores import StoreContext
+
+log = logging.getLogger("pacs")
+SUCCESS = 0x0000
+CANNOT_UNDERSTAND = 0xC000  # PS3.4 B.2.3: the dataset could not be read at all
+
+
+class Services:
+    """The handlers of one gateway, bound to its archive and default store."""
+
+    def __init__(self, archive: Archive, store: StoreContext, bridge: Bridge) -> None:
+        self._archive, self._store, self._bridge = archive, store, bridge
+        self._tallies: dict[int, Counter[str]] = defaultdict(Counter)  # by association
+
+    def echo(self, event: Event) -> int:
+        """C-ECHO (PS3.7 9.1.5): success while the gateway runs."""
+        return SUCCESS
+
+    def store(self, event: Event) -> int:
+        """C-STORE (PS3.4 B.2.3): the received file stored as STOW stores a Part 10 body,
+        with the same checks and duplicate and conflict rules; a failure's status is the
+        one a STOW response item would carry (pacs/service/failures.py)."""
+        path = Path(event.dataset_path)  # pynetdicom wrote it to a file as it arrived
+        outcome = self._bridge.run(store_file(self._archive, self._store, path))
+        tally = self._tallies[id(event.assoc)]
+        if outcome.reason is None:
+            tally["stored"] += 1
+            return SUCCESS
+        tally["refused"] += 1
+        log.warning("C-STORE from %s of %s refused (0x%04X): %s", _calling(event),
+                    outcome.sop_uid or "an unreadable dataset", outcome.reason.code,
+                    outcome.detail)
+        return outcome.reason.code
+
+
+    def ended(self, event: Event) -> None:
+        """One line per association, when it is released or aborted."""
+        tally = self._tallies.pop(id(event.assoc), Counter())
+        log.info("DICOM association from %s %s: %d stored, %d refused", _calling(event),
+                 "released" if event.event is evt.EVT_RELEASED else "aborted",
+                 tally["stored"], tally["refused"])
+
+
+def _calling(event: Event) -> str:
+    requestor = event.assoc.requestor
+    return f"{requestor.ae_title}@{requestor.address}"

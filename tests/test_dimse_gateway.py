@@ -1,0 +1,282 @@
+"""The DICOM gateway (issue 16, first part): `pacs serve --dimse-port` answers C-ECHO and
+C-STORE beside HTTP, writing through the same service layer as STOW. dcmtk's echoscu and
+storescu and pynetdicom are the peers; what they store is found by QIDO and retrieved by
+WADO-RS; who may associate, bad datasets and many associations at once."""
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomFileLike
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import ImplicitVRLittleEndian
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
+
+from tests.dataset_factories import ct_datasets
+from tests.served_process import Served, free_port, served
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+UNCOMPRESSED = ["CT_small.dcm", "MR_small.dcm", "rtdose.dcm"]  # what storescu sends as is
+COMPRESSED = ["JPEG2000.dcm", "SC_rgb_rle.dcm", "MR_small_jpeg_ls_lossless.dcm",
+              "SC_rgb_jpeg_dcmtk.dcm"]  # (each SOP Instance UID once)
+AS_STORED = {"Accept": "application/dicom; transfer-syntax=*"}
+
+
+def dcmtk(tool: str) -> str:
+    """dcmtk's `tool` (pynetdicom's apps of the same names may come first on PATH)."""
+    for found in (f"/usr/bin/{tool}", shutil.which(tool)):
+        if found and Path(found).exists() and "DCMTK" in subprocess.run(
+                [found, "--version"], capture_output=True, text=True, check=False).stdout.upper():
+            return found
+    reason = f"dcmtk's {tool} is missing: apt-get install dcmtk (.ci/run does)"
+    if os.environ.get("PACS_REQUIRE_DCMTK"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+class Gateway:
+    """A running `pacs serve` and its DICOM port."""
+
+    def __init__(self, server: Served, port: int) -> None:
+        self.server, self.port = server, port
+
+    @property
+    def dicomweb(self) -> str:
+        return f"{self.server.base}/dicomweb"
+
+    def instances(self) -> list[str]:
+        answer = requests.get(f"{self.dicomweb}/instances", params={"limit": 1000}, timeout=30)
+        return [] if answer.status_code == 204 else [
+            i["00080018"]["Value"][0] for i in answer.json()]
+
+
+@contextlib.contextmanager
+def gateway(data: Path, *args: str) -> Iterator[Gateway]:
+    port = free_port()
+    with served("--data", str(data), "--workers", "1", "--dimse-port", str(port),
+                *args) as server:
+        deadline = time.monotonic() + 30
+        while True:  # the gateway's process opens its port a moment after HTTP's
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            assert time.monotonic() < deadline, "the DICOM port never opened"
+            time.sleep(0.1)
+        yield Gateway(server, port)
+
+
+@pytest.fixture
+def open_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    with gateway(tmp_path / "data") as running:
+        yield running
+
+
+def association(port: int, calling: str = "TESTSCU", called: str = "PACS") -> AE:
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(Verification)
+    ae.add_requested_context(CTImageStorage)
+    return ae.associate("127.0.0.1", port, ae_title=called)
+
+
+def test_echoscu_and_a_folder_from_storescu_reach_dicomweb(tmp_path: Path,
+                                                            open_gateway: Gateway) -> None:
+    """A folder sent by dcmtk's storescu is found by QIDO, and WADO-RS gives back each
+    instance's data set as sent (values and transfer syntax)."""
+    port = str(open_gateway.port)
+    echo = subprocess.run([dcmtk("echoscu"), "-aec", "PACS", "127.0.0.1", port],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert echo.returncode == 0, echo.stderr
+    folder = tmp_path / "folder"
+    originals = {}
+    for number, name in enumerate(UNCOMPRESSED):
+        source = Path(get_testdata_file(name, download=False) or "")
+        (folder / str(number)).mkdir(parents=True)
+        shutil.copy(source, folder / str(number) / name)  # subfolders: +r recurses
+        ds = pydicom.dcmread(source)
+        originals[ds.SOPInstanceUID] = ds
+    sent = subprocess.run([dcmtk("storescu"), "-aec", "PACS", "+sd", "+r", "127.0.0.1", port,
+                           str(folder)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sorted(open_gateway.instances()) == sorted(originals)
+    assert_kept(open_gateway, originals)
+
+
+def test_compressed_instances_are_kept_in_the_syntax_they_came_in(
+        open_gateway: Gateway) -> None:
+    """pynetdicom proposes each dataset's own transfer syntax; the archive keeps it, and
+    WADO-RS gives the same compressed pixel data back."""
+    originals = {}
+    ae = AE(ae_title="MODALITY")
+    for name in COMPRESSED:
+        ds = pydicom.dcmread(get_testdata_file(name, download=False) or "")
+        originals[ds.SOPInstanceUID] = ds
+        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", open_gateway.port, ae_title="PACS")
+    assert assoc.is_established
+    try:
+        for ds in originals.values():
+            assert assoc.send_c_store(ds).Status == 0x0000, ds.SOPInstanceUID
+    finally:
+        assoc.release()
+    assert_kept(open_gateway, originals)
+
+
+def assert_kept(gateway: Gateway, originals: dict[str, Dataset]) -> None:
+    """Each instance retrieved by WADO-RS is the data set sent, in its transfer syntax."""
+    for sop, original in originals.items():
+        answer = requests.get(f"{gateway.dicomweb}/studies/{original.StudyInstanceUID}/"
+                              f"series/{original.SeriesInstanceUID}/instances/{sop}",
+                              headers=AS_STORED, timeout=30)
+        assert answer.status_code == 200, answer.text
+        back = pydicom.dcmread(BytesIO(answer.content))
+        assert back.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID, sop
+        for ds in (original, back):  # Data Set Trailing Padding: dcmtk drops it in transit
+            ds.pop(0xFFFCFFFC, None)
+        differ = [e.keyword or str(e.tag) for e in original
+                  if e.tag not in back or back[e.tag].value != e.value]
+        assert not differ and len(back) == len(original), (sop, differ)
+
+
+def test_the_same_instance_twice_is_a_success_and_changed_content_a_failure(
+        open_gateway: Gateway) -> None:
+    """STOW's duplicate and conflict rules: the same bytes again succeed and change nothing;
+    other content under a stored SOP Instance UID is refused with STOW's failure status."""
+    [ds] = ct_datasets(1, 8, "DUP^TEST")
+    assoc = association(open_gateway.port)
+    assert assoc.is_established
+    try:
+        assert assoc.send_c_store(ds).Status == 0x0000
+        assert assoc.send_c_store(ds).Status == 0x0000
+        ds.PatientName = "OTHER^NAME"
+        assert assoc.send_c_store(ds).Status == 0x0110
+    finally:
+        assoc.release()
+    assert open_gateway.instances() == [ds.SOPInstanceUID]
+    found = requests.get(f"{open_gateway.dicomweb}/instances",
+                         params={"PatientName": "DUP^TEST"}, timeout=30).json()
+    assert len(found) == 1  # the first content stands
+
+
+def test_a_dataset_that_cannot_be_read_is_refused_and_stores_nothing(
+        tmp_path: Path, open_gateway: Gateway) -> None:
+    """A C-STORE whose data set is not DICOM (garbage bytes after valid File Meta, sent as
+    they are) gets 0xC000 (cannot understand) and leaves nothing stored; the association
+    goes on."""
+    [good] = ct_datasets(1, 8, "AFTER^BAD")
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, "1.2.3.4"
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian  # what the association accepted
+    garbage = tmp_path / "garbage.dcm"
+    with garbage.open("wb") as out:
+        out.write(bytes(128) + b"DICM")
+        write_file_meta_info(DicomFileLike(out), meta)  # type: ignore[no-untyped-call]
+        out.write(b"\x08\x00\x18\x00UI\xff\x7f" + bytes(range(256)) * 4)
+    assoc = association(open_gateway.port)
+    try:
+        _config.STORE_SEND_CHUNKED_DATASET = True  # the file's bytes, not re-encoded
+        status = assoc.send_c_store(garbage)
+        _config.STORE_SEND_CHUNKED_DATASET = False
+        assert status.Status == 0xC000, hex(status.Status)
+        assert assoc.send_c_store(good).Status == 0x0000
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = False
+        assoc.release()
+    assert open_gateway.instances() == [good.SOPInstanceUID]
+
+
+def test_a_dropped_association_leaves_no_partial_instance(tmp_path: Path) -> None:
+    """An association aborted while a big data set is on its way stores nothing, and the
+    part that arrived is removed (the sweep's age is twice the 1 s network timeout here)."""
+    [big] = ct_datasets(1, 8, "DROPPED^MIDWAY")
+    big.Rows = big.Columns = 2048
+    big.PixelData = bytes(2048 * 2048 * 2) * 8  # 64 MiB: long enough to cut
+    big.NumberOfFrames = 8
+    with gateway(tmp_path / "data", "--dimse-timeout-seconds", "1") as running:
+        assoc = association(running.port)
+        assert assoc.is_established
+        sender = threading.Thread(target=assoc.send_c_store, args=(big,), daemon=True)
+        sender.start()
+        incoming = tmp_path / "data" / "dimse-incoming"
+        deadline = time.monotonic() + 30
+        while not any(incoming.iterdir()):  # the data set has started to arrive
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assoc.abort()
+        sender.join(5)  # (it may wait out its own timeout: not needed here)
+        deadline = time.monotonic() + 30
+        while any(incoming.iterdir()):
+            assert time.monotonic() < deadline, list(incoming.iterdir())
+            time.sleep(0.2)
+        assert running.instances() == []
+        later = association(running.port)  # the gateway serves on
+        assert later.send_c_echo().Status == 0x0000
+        later.release()
+
+
+def test_two_hundred_c_stores_from_eight_associations_lose_nothing(
+        open_gateway: Gateway) -> None:
+    datasets = ct_datasets(200, 16, "MANY^ASSOCIATIONS")
+    statuses: list[int] = []
+    errors: list[str] = []
+
+    def send(share: list[Dataset]) -> None:
+        assoc = association(open_gateway.port, calling=f"SCU{len(share)}")
+        if not assoc.is_established:
+            errors.append("not established")
+            return
+        try:
+            for ds in share:
+                status = assoc.send_c_store(ds)
+                statuses.append(int(status.Status) if status else -1)
+        finally:
+            assoc.release()
+    threads = [threading.Thread(target=send, args=(datasets[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors and statuses == [0] * 200
+    assert sorted(open_gateway.instances()) == sorted(ds.SOPInstanceUID for ds in datasets)
+
+
+def test_only_known_peers_associate_once_any_is_given(tmp_path: Path) -> None:
+    with gateway(tmp_path / "data", "--dimse-peer", "MODALITY1@127.0.0.1:11113",
+                 "--ae-title", "ARCHIVE") as running:
+        known = association(running.port, calling="MODALITY1", called="ARCHIVE")
+        assert known.is_established
+        assert known.send_c_echo().Status == 0x0000
+        known.release()
+        assert not association(running.port, calling="STRANGER", called="ARCHIVE").is_established
+        assert not association(running.port, calling="MODALITY1", called="PACS").is_established
+    log = running.server.output
+    assert "DICOM gateway ARCHIVE at 127.0.0.1" in log and "MODALITY1@127.0.0.1" in log
+    assert log.count("rejected") == 2 and "STRANGER" in log
+
+
+def test_dicom_on_a_public_address_needs_known_peers(tmp_path: Path) -> None:
+    started = subprocess.run(
+        [sys.executable, "-m", "pacs", "serve", "--data", str(tmp_path / "data"),
+         "--host", "0.0.0.0", "--allow-unauthenticated", "--dimse-port", str(free_port())],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert started.returncode != 0
+    assert "--dimse-peer" in started.stderr and "refusing" in started.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "pacs", "serve", "--data", str(tmp_path / "data"),
+         "--dimse-port", "11112", "--ae-title", "A" * 17, "--print-config"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode != 0 and "--ae-title" in bad.stderr and "AE title" in bad.stderr
