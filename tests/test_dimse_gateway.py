@@ -24,7 +24,12 @@ from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE, _config
-from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    CTImageStorage,
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
 
 from tests.dataset_factories import ct_datasets
 from tests.served_process import Served, free_port, served
@@ -252,6 +257,101 @@ def test_two_hundred_c_stores_from_eight_associations_lose_nothing(
         thread.join(120)
     assert not errors and statuses == [0] * 200
     assert sorted(open_gateway.instances()) == sorted(ds.SOPInstanceUID for ds in datasets)
+
+
+def stow(gateway: Gateway, datasets: list[Dataset]) -> None:
+    """Store by STOW-RS, as an AI tool would."""
+    for ds in datasets:
+        out = BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        answer = requests.post(f"{gateway.dicomweb}/studies", data=out.getvalue(), timeout=30,
+                               headers={"Content-Type": "application/dicom"})
+        assert answer.status_code == 200, answer.text
+
+
+def c_find(port: int, level: str, model: str = "S", **keys: object) -> list[Dataset]:
+    """The identifiers a C-FIND at `level` answers (pynetdicom as the SCU)."""
+    ae = AE(ae_title="FINDSCU")
+    context = {"S": StudyRootQueryRetrieveInformationModelFind,
+               "P": PatientRootQueryRetrieveInformationModelFind}[model]
+    ae.add_requested_context(context)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PACS")
+    assert assoc.is_established
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    try:
+        answers = list(assoc.send_c_find(identifier, context))
+    finally:
+        assoc.release()
+    *pending, (final, _) = answers
+    assert final.Status == 0x0000, final
+    assert all(status.Status == 0xFF00 for status, _ in pending)
+    return [found for _, found in pending]
+
+
+def test_c_find_matches_what_stow_stored_as_qido_does(open_gateway: Gateway) -> None:
+    """Studies stored by STOW-RS are found by C-FIND at every level with QIDO's matching: a
+    lower-case wildcard finds a name in any case, the computed attributes are there, and
+    each answer holds the keys asked for and no others."""
+    muller = ct_datasets(3, 8, "MÜLLER^Jürgen", AccessionNumber="A100", StudyDescription="Knee")
+    other = ct_datasets(2, 8, "SMITH^ANNA", AccessionNumber="B200", PatientID="P2")
+    stow(open_gateway, muller + other)
+    [study] = c_find(open_gateway.port, "STUDY", PatientName="müller*", StudyInstanceUID="",
+                     ModalitiesInStudy="", NumberOfStudyRelatedInstances="",
+                     AccessionNumber="")
+    assert study.StudyInstanceUID == muller[0].StudyInstanceUID
+    assert study.ModalitiesInStudy == "CT" and study.NumberOfStudyRelatedInstances == 3
+    assert study.AccessionNumber == "A100" and str(study.PatientName) == "MÜLLER^Jürgen"
+    assert {e.keyword for e in study} == {"SpecificCharacterSet", "QueryRetrieveLevel",
+                                          "PatientName", "StudyInstanceUID",
+                                          "ModalitiesInStudy", "NumberOfStudyRelatedInstances",
+                                          "AccessionNumber"}
+    series = c_find(open_gateway.port, "SERIES", StudyInstanceUID=other[0].StudyInstanceUID,
+                    SeriesInstanceUID="", Modality="")
+    assert [s.SeriesInstanceUID for s in series] == [other[0].SeriesInstanceUID]
+    images = c_find(open_gateway.port, "IMAGE", StudyInstanceUID=muller[0].StudyInstanceUID,
+                    SeriesInstanceUID=muller[0].SeriesInstanceUID, SOPInstanceUID="",
+                    InstanceNumber="")
+    assert sorted(i.SOPInstanceUID for i in images) == sorted(d.SOPInstanceUID for d in muller)
+    patients = c_find(open_gateway.port, "PATIENT", "P", PatientName="*", PatientID="")
+    assert sorted(p.PatientID for p in patients) == sorted({muller[0].PatientID, "P2"})
+    assert c_find(open_gateway.port, "STUDY", AccessionNumber="C*", StudyInstanceUID="") == []
+
+
+def test_findscu_finds_a_study_and_a_bad_identifier_is_refused(tmp_path: Path,
+                                                               open_gateway: Gateway) -> None:
+    stow(open_gateway, ct_datasets(1, 8, "FIND^ME", StudyDescription="Chest"))
+    found = subprocess.run(
+        [dcmtk("findscu"), "-aec", "PACS", "-S", "-k", "QueryRetrieveLevel=STUDY",
+         "-k", "PatientName=find*", "-k", "StudyDescription", "-k", "StudyInstanceUID",
+         "-X", "--output-directory", str(tmp_path), "127.0.0.1", str(open_gateway.port)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert found.returncode == 0, found.stderr
+    [answer] = [pydicom.dcmread(path) for path in tmp_path.glob("rsp*.dcm")]
+    assert answer.StudyDescription == "Chest" and str(answer.PatientName) == "FIND^ME"
+    refused = c_find_status(open_gateway.port, "WARD", PatientName="*")
+    assert refused.Status == 0xA900 and "QueryRetrieveLevel" in refused.ErrorComment
+    bad_uid = c_find_status(open_gateway.port, "STUDY", StudyInstanceUID="1.2.abc")
+    assert bad_uid.Status == 0xA900 and "UID" in bad_uid.ErrorComment
+
+
+def c_find_status(port: int, level: str, **keys: object) -> Dataset:
+    """The final status of a C-FIND expected to fail."""
+    ae = AE(ae_title="FINDSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PACS")
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    try:
+        [(status, _)] = list(assoc.send_c_find(identifier,
+                                               StudyRootQueryRetrieveInformationModelFind))
+    finally:
+        assoc.release()
+    return status
 
 
 def test_only_known_peers_associate_once_any_is_given(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """The DICOM gateway's process (`pacs serve --dimse-port`): a pynetdicom AE on its own port
-beside the HTTP server, accepting Verification and every storage SOP class in every transfer
-syntax the archive knows (PS3.4 Annexes A and B), and writing through the same service layer
-as STOW. pynetdicom serves each association in a thread; the archive is opened once, on an
-event loop of the gateway's own (`Bridge`)."""
+beside the HTTP server, accepting Verification, every storage SOP class in every transfer
+syntax the archive knows, and the Patient and Study Root query models (PS3.4 Annexes A, B
+and C), through the same service layer as STOW and QIDO. pynetdicom serves each association
+in a thread; the archive is opened once, on an event loop of the gateway's own (`Bridge`)."""
 
 import contextlib
 import logging
@@ -20,7 +20,11 @@ from typing import Any
 
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.events import Event
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
 
 from pacs.dicom.transfer_syntaxes import TRANSFER_SYNTAXES
 from pacs.dimse.bridge import Bridge
@@ -31,6 +35,8 @@ from pacs.settings import SETTINGS_VARIABLE, Settings
 
 log = logging.getLogger("pacs")
 PARENT_POLL_SECONDS = 0.5
+QUERY_MODELS = (PatientRootQueryRetrieveInformationModelFind,
+                StudyRootQueryRetrieveInformationModelFind)
 INCOMING = "dimse-incoming"  # under the data directory: data sets as they arrive
 
 
@@ -67,6 +73,8 @@ def application_entity(settings: Settings, open_to_all: bool) -> AE:
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None
         ae.add_supported_context(context.abstract_syntax, syntaxes)
+    for model in QUERY_MODELS:
+        ae.add_supported_context(model, syntaxes)
     ae.add_supported_context(Verification, syntaxes)
     return ae
 
@@ -89,6 +97,7 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     server = application_entity(settings, open_to_all).start_server(
         (host, settings.dimse_port), block=False, evt_handlers=[
             (evt.EVT_C_ECHO, services.echo), (evt.EVT_C_STORE, services.store),
+            (evt.EVT_C_FIND, services.find),
             (evt.EVT_RELEASED, services.ended), (evt.EVT_ABORTED, services.ended),
             (evt.EVT_REJECTED, _rejected)])
     log.info("DICOM gateway %s at %s:%d (%s)", settings.ae_title, host, settings.dimse_port,

@@ -3,12 +3,15 @@ request handled through the service layer, as its DICOMweb transaction is."""
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
+from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.events import Event
 
 from pacs.dimse.bridge import Bridge
+from pacs.dimse.find import CANCELLED, find
 from pacs.service.archive import Archive
 from pacs.service.store_instances import store_file
 from pacs.service.stores import StoreContext
@@ -46,12 +49,23 @@ class Services:
         return outcome.reason.code
 
 
+    def find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+        """C-FIND (PS3.4 C.4.1): QIDO's matching; stops when the peer cancels."""
+        tally = self._tallies[id(event.assoc)]
+        tally["queries"] += 1
+        for status, identifier in find(self._archive, self._store, event.identifier,
+                                       self._bridge.run):
+            if event.is_cancelled:
+                yield CANCELLED, None
+                return
+            yield status, identifier
+
     def ended(self, event: Event) -> None:
         """One line per association, when it is released or aborted."""
         tally = self._tallies.pop(id(event.assoc), Counter())
-        log.info("DICOM association from %s %s: %d stored, %d refused", _calling(event),
-                 "released" if event.event is evt.EVT_RELEASED else "aborted",
-                 tally["stored"], tally["refused"])
+        log.info("DICOM association from %s %s: %d stored, %d refused, %d queries",
+                 _calling(event), "released" if event.event is evt.EVT_RELEASED else "aborted",
+                 tally["stored"], tally["refused"], tally["queries"])
 
 
 def _calling(event: Event) -> str:

@@ -7,10 +7,10 @@ from starlette.responses import Response
 from pacs.http.addressing import archive_of, links_of, path_uid, store_of
 from pacs.http.content_coding import encoded_response
 from pacs.http.media_types import Offer, negotiate
-from pacs.http.query_params import parse_search
 from pacs.http.responses import DICOM_XML, native_xml_response
 from pacs.http.transaction import Transaction
 from pacs.service.search import search
+from pacs.service.search_terms import parse_search
 from storage.query import Level
 
 DICOM_JSON = "application/dicom+json"

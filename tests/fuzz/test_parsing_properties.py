@@ -23,7 +23,6 @@ from pacs.http.media_types import (
     parse_media_type,
     preferred,
 )
-from pacs.http.query_params import attribute_tag, parse_search
 from pacs.pixels.render import (
     MAX_VIEWPORT_SIDE,
     WINDOW_FUNCTIONS,
@@ -34,6 +33,7 @@ from pacs.pixels.render import (
 )
 from pacs.service.errors import InvalidArgument
 from pacs.service.profiles import FULL, GOOGLE, Profile
+from pacs.service.search_terms import attribute_tag, parse_search
 from pacs.transactions.retrieve_frames import OFFERS as FRAME_OFFERS
 from pacs.transactions.retrieve_frames import parse_frame_list
 from storage.query import Level

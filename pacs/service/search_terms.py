@@ -1,6 +1,7 @@
-"""QIDO-RS query parameters → Query (PS3.18 8.3.4, matching per PS3.4 C.2.2.2).
+"""Search terms → Query: QIDO-RS query parameters (PS3.18 8.3.4) and a C-FIND identifier's
+keys alike (as (key, value) pairs), matching per PS3.4 C.2.2.2.
 
-Values arrive percent-decoded (Starlette decodes before we split on commas), so OHIF's
+QIDO values arrive percent-decoded (Starlette decodes before we split on commas), so OHIF's
 `includefield=00081030%2C00080060` is two fields.
 """
 
