@@ -47,7 +47,14 @@ from typing import Any
 
 from benchmarks.dataset import CTFactory, new_run_id
 from benchmarks.resources import Usage
-from benchmarks.servers import ORTHANC_PORT, ORTHANC_TOOLS, REPO, listening, orthanc_server
+from benchmarks.servers import (
+    ORTHANC_PORT,
+    ORTHANC_TOOLS,
+    REPO,
+    listening,
+    orthanc_server,
+    stop,
+)
 
 CALLING_AE = "BENCHSCU"  # storescu's AE title; registered with Orthanc as a modality
 OURS_AE = "PACS"
@@ -152,12 +159,7 @@ def ours(data_dir: Path, log_path: Path, workers: int) -> Iterator[Peer]:
         yield Peer("ours", dimse_port, OURS_AE, process.pid, lambda: _qido_count(base),
                    _gateway_pid(process.pid))
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 30)
 
 
 @contextlib.contextmanager

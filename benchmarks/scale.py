@@ -53,6 +53,7 @@ from benchmarks.scale_data import (
     study_counts,
     study_plan,
 )
+from benchmarks.servers import stop
 from benchmarks.timing import percentile, run_pool, summarise
 from storage.backends import Placement
 
@@ -180,12 +181,7 @@ def pacs_serve(where: Placement, log_path: Path) -> Iterator[Started]:
             {"healthz_s": healthy, "first_search_s": first, "settled_s": settled},
         )
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 60)
 
 
 def _poll(url: str, process: subprocess.Popen[bytes], start: float) -> float:

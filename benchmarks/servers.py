@@ -44,12 +44,17 @@ def pacs_server(data_dir: Path, log_path: Path, workers: int | None = None) -> I
         _wait_healthy(f"http://127.0.0.1:{port}/healthz", process, log_path)
         yield Server(f"http://127.0.0.1:{port}/dicomweb", process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, STOP_TIMEOUT_S)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
