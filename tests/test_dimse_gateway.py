@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -22,12 +23,13 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import ImplicitVRLittleEndian
-from pynetdicom import AE, _config
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+from pynetdicom import AE, _config, build_role, evt
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
     Verification,
 )
 
@@ -352,6 +354,79 @@ def c_find_status(port: int, level: str, **keys: object) -> Dataset:
     finally:
         assoc.release()
     return status
+
+
+def c_get(port: int, syntaxes: list[str], sop_class: str = CTImageStorage,
+          **keys: object) -> tuple[list[Dataset], Dataset]:
+    """What a C-GET (Study Root) brings back over its association, received in one of
+    `syntaxes`, and its final response (pynetdicom as the SCU and storage SCP)."""
+    received: list[Dataset] = []
+
+    def on_store(event: Any) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        received.append(ds)
+        return 0x0000
+    ae = AE(ae_title="GETSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(sop_class, syntaxes)
+    role = build_role(sop_class, scp_role=True)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PACS", ext_neg=[role],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    assert assoc.is_established
+    identifier = Dataset()
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    try:
+        *_, (final, _) = list(assoc.send_c_get(identifier,
+                                               StudyRootQueryRetrieveInformationModelGet))
+    finally:
+        assoc.release()
+    return received, final
+
+
+def test_c_get_sends_a_series_back_as_stored_or_transcoded(open_gateway: Gateway) -> None:
+    """A series stored by STOW-RS comes back by C-GET: as stored when the peer takes that
+    syntax, transcoded to one it takes otherwise, pixel for pixel; an unknown UID is a
+    failure naming nothing sent."""
+    series = ct_datasets(4, 16, "GET^SERIES")
+    stow(open_gateway, series)
+    keys = {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": series[0].StudyInstanceUID,
+            "SeriesInstanceUID": series[0].SeriesInstanceUID}
+    received, final = c_get(open_gateway.port, [ExplicitVRLittleEndian], **keys)
+    assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 4
+    assert sorted(ds.SOPInstanceUID for ds in received) == sorted(
+        ds.SOPInstanceUID for ds in series)
+    by_uid = {ds.SOPInstanceUID: ds for ds in series}
+    assert all(ds.PixelData == by_uid[ds.SOPInstanceUID].PixelData for ds in received)
+    lossless, final = c_get(open_gateway.port, [RLELossless], **keys)  # stored: Explicit LE
+    assert final.Status == 0x0000 and len(lossless) == 4
+    assert all(ds.file_meta.TransferSyntaxUID == RLELossless for ds in lossless)
+    assert all((ds.pixel_array == by_uid[ds.SOPInstanceUID].pixel_array).all()
+               for ds in lossless)
+    none, final = c_get(open_gateway.port, [ExplicitVRLittleEndian],
+                        QueryRetrieveLevel="STUDY", StudyInstanceUID="1.2.3.999")
+    assert none == [] and final.Status == 0x0000
+    refused = c_get(open_gateway.port, [ExplicitVRLittleEndian], QueryRetrieveLevel="SERIES")[1]
+    assert refused.Status == 0xA900
+
+
+def test_getscu_retrieves_a_series(tmp_path: Path, open_gateway: Gateway) -> None:
+    series = ct_datasets(3, 16, "GETSCU^SERIES")
+    stow(open_gateway, series)
+    out = tmp_path / "out"
+    out.mkdir()
+    got = subprocess.run(
+        [dcmtk("getscu"), "-aec", "PACS", "-S", "-k", "QueryRetrieveLevel=SERIES",
+         "-k", f"StudyInstanceUID={series[0].StudyInstanceUID}",
+         "-k", f"SeriesInstanceUID={series[0].SeriesInstanceUID}",
+         "--output-directory", str(out), "127.0.0.1", str(open_gateway.port)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert got.returncode == 0, got.stderr
+    files = {pydicom.dcmread(path).SOPInstanceUID: pydicom.dcmread(path)
+             for path in out.iterdir()}
+    assert sorted(files) == sorted(ds.SOPInstanceUID for ds in series)
+    assert all(files[ds.SOPInstanceUID].PixelData == ds.PixelData for ds in series)
 
 
 def test_only_known_peers_associate_once_any_is_given(tmp_path: Path) -> None:

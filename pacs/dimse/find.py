@@ -12,8 +12,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from pacs.service.archive import Archive
-from pacs.service.errors import ArchiveError
-from pacs.service.search import search
+from pacs.service.errors import ArchiveError, InvalidArgument
+from pacs.service.search import SearchRequest, search
 from pacs.service.search_terms import parse_search
 from pacs.service.stores import StoreContext
 from storage.query import Level
@@ -36,32 +36,20 @@ def find(archive: Archive, store: StoreContext, identifier: Dataset,
     """The (status, identifier) pairs pynetdicom sends back: one pending response per match,
     then its final success; a bad identifier's failure with an ErrorComment."""
     name = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
-    if name not in LEVELS:
-        yield _failure(f"QueryRetrieveLevel {name[:16]!r} is not PATIENT, STUDY, SERIES or "
-                       "IMAGE"), None
-        return
-    level = LEVELS[name]
-    keys = {element.tag: _text(element.value) for element in identifier
-            if element.tag not in _NOT_KEYS and element.tag.group != 0x0002
-            and element.VR != "SQ"}
-    asked = frozenset(keys)
-    # a key with a value matches; an empty one only asks for the attribute (QIDO's
-    # includefield), which the computed attributes can only be
-    terms = [(f"{tag:08X}", value) if value else ("includefield", f"{tag:08X}")
-             for tag, value in keys.items()]
-    if name == "PATIENT" and any(tag >> 16 != 0x0010 for tag in asked):
-        yield _failure("a PATIENT level query takes patient attributes (0010,xxxx) only"), None
+    keys = identifier_keys(identifier)
+    if name == "PATIENT" and any(tag >> 16 != 0x0010 for tag in keys):
+        yield failure("a PATIENT level query takes patient attributes (0010,xxxx) only"), None
         return
     try:
-        request = parse_search(terms, level, store.profile)
+        request = search_request(name, keys, store)
     except ArchiveError as exc:
-        yield _failure(exc.message), None
+        yield failure(exc.message), None
         return
+    asked = frozenset(keys)
     patients: set[str] = set()
     offset = 0
     while True:
-        answer = run(search(archive, store, replace(
-            request, query=replace(request.query, limit=PAGE, offset=offset)), None))
+        answer = run(search(archive, store, page(request, offset), None))
         for found in answer.datasets:
             kept = {key: value for key, value in found.items() if int(key, 16) in asked}
             if name == "PATIENT":
@@ -73,6 +61,31 @@ def find(archive: Archive, store: StoreContext, identifier: Dataset,
         if not answer.more:
             return
         offset += PAGE
+
+
+def identifier_keys(identifier: Dataset) -> dict[int, str]:
+    """An identifier's keys and their values as text (sequences are not matched)."""
+    return {element.tag: _text(element.value) for element in identifier
+            if element.tag not in _NOT_KEYS and element.tag.group != 0x0002
+            and element.VR != "SQ"}
+
+
+def search_request(level: str, keys: dict[int, str], store: StoreContext,
+                   extra: tuple[tuple[str, str], ...] = ()) -> SearchRequest:
+    """The search a C-FIND (or C-GET, C-MOVE) identifier at `level` asks for, as QIDO would
+    parse it: a key with a value matches, an empty one only asks for the attribute (QIDO's
+    includefield), which the computed attributes can only be. ArchiveError if it cannot."""
+    if level not in LEVELS:
+        raise InvalidArgument(f"QueryRetrieveLevel {level[:16]!r} is not PATIENT, STUDY, "
+                              "SERIES or IMAGE")
+    terms = [(f"{tag:08X}", value) if value else ("includefield", f"{tag:08X}")
+             for tag, value in keys.items()]
+    return parse_search([*terms, *extra], LEVELS[level], store.profile)
+
+
+def page(request: SearchRequest, offset: int) -> SearchRequest:
+    """`request`'s page of PAGE matches from `offset`."""
+    return replace(request, query=replace(request.query, limit=PAGE, offset=offset))
 
 
 def _text(value: object) -> str:
@@ -91,7 +104,7 @@ def _response(attributes: dict[str, Any], level: str) -> Dataset:
     return response
 
 
-def _failure(comment: str) -> Dataset:
+def failure(comment: str) -> Dataset:
     status = Dataset()
     status.Status = IDENTIFIER_DOES_NOT_MATCH
     status.ErrorComment = comment[:64]

@@ -22,7 +22,9 @@ from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
     Verification,
 )
 
@@ -36,7 +38,9 @@ from pacs.settings import SETTINGS_VARIABLE, Settings
 log = logging.getLogger("pacs")
 PARENT_POLL_SECONDS = 0.5
 QUERY_MODELS = (PatientRootQueryRetrieveInformationModelFind,
-                StudyRootQueryRetrieveInformationModelFind)
+                StudyRootQueryRetrieveInformationModelFind,
+                PatientRootQueryRetrieveInformationModelGet,
+                StudyRootQueryRetrieveInformationModelGet)
 INCOMING = "dimse-incoming"  # under the data directory: data sets as they arrive
 
 
@@ -70,9 +74,10 @@ def application_entity(settings: Settings, open_to_all: bool) -> AE:
     ae.require_calling_aet = [] if open_to_all else [
         Peer.parse(peer).title for peer in settings.dimse_peers]
     syntaxes = list(TRANSFER_SYNTAXES)
-    for context in AllStoragePresentationContexts:
+    for context in AllStoragePresentationContexts:  # the peer stores, or receives a C-GET's
         assert context.abstract_syntax is not None
-        ae.add_supported_context(context.abstract_syntax, syntaxes)
+        ae.add_supported_context(context.abstract_syntax, syntaxes, scu_role=True,
+                                 scp_role=True)
     for model in QUERY_MODELS:
         ae.add_supported_context(model, syntaxes)
     ae.add_supported_context(Verification, syntaxes)
@@ -97,7 +102,7 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     server = application_entity(settings, open_to_all).start_server(
         (host, settings.dimse_port), block=False, evt_handlers=[
             (evt.EVT_C_ECHO, services.echo), (evt.EVT_C_STORE, services.store),
-            (evt.EVT_C_FIND, services.find),
+            (evt.EVT_C_FIND, services.find), (evt.EVT_C_GET, services.get),
             (evt.EVT_RELEASED, services.ended), (evt.EVT_ABORTED, services.ended),
             (evt.EVT_REJECTED, _rejected)])
     log.info("DICOM gateway %s at %s:%d (%s)", settings.ae_title, host, settings.dimse_port,

@@ -5,6 +5,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
@@ -12,6 +13,7 @@ from pynetdicom.events import Event
 
 from pacs.dimse.bridge import Bridge
 from pacs.dimse.find import CANCELLED, find
+from pacs.dimse.get import get
 from pacs.service.archive import Archive
 from pacs.service.store_instances import store_file
 from pacs.service.stores import StoreContext
@@ -60,12 +62,24 @@ class Services:
                 return
             yield status, identifier
 
+    def get(self, event: Event) -> Iterator[Any]:
+        """C-GET (PS3.4 C.4.3): the matches sent back over this association."""
+        self._tallies[id(event.assoc)]["retrieves"] += 1
+        accepted: dict[str, list[str]] = {}
+        for context in event.assoc.accepted_contexts:
+            if context.as_scu and context.abstract_syntax and context.transfer_syntax:
+                accepted.setdefault(context.abstract_syntax, []).append(
+                    context.transfer_syntax[0])
+        yield from get(self._archive, self._store, event.identifier, accepted,
+                       self._bridge.run, lambda: event.is_cancelled)
+
     def ended(self, event: Event) -> None:
         """One line per association, when it is released or aborted."""
         tally = self._tallies.pop(id(event.assoc), Counter())
-        log.info("DICOM association from %s %s: %d stored, %d refused, %d queries",
-                 _calling(event), "released" if event.event is evt.EVT_RELEASED else "aborted",
-                 tally["stored"], tally["refused"], tally["queries"])
+        log.info("DICOM association from %s %s: %d stored, %d refused, %d queries, "
+                 "%d retrieves", _calling(event),
+                 "released" if event.event is evt.EVT_RELEASED else "aborted",
+                 tally["stored"], tally["refused"], tally["queries"], tally["retrieves"])
 
 
 def _calling(event: Event) -> str:
