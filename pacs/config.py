@@ -175,12 +175,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("oidc_role_map", PATH, None,
            "JSON file: token role -> list of {resource, role} Google roles", SECURITY,
            metavar="FILE"),
-    Option("dimse_port", INTEGER, None, "serve DICOM (C-ECHO, C-STORE, C-FIND, C-GET) on this "
-           "port too, e.g. 11112, beside HTTP on the same address", DIMSE, metavar="PORT"),
+    Option("dimse_port", INTEGER, None, "serve DICOM (C-ECHO, C-STORE, C-FIND, C-GET, "
+           "C-MOVE) on this port too, e.g. 11112, beside HTTP on the same address", DIMSE,
+           metavar="PORT"),
     Option("ae_title", TEXT, "PACS", "the gateway's AE title (the default store's)", DIMSE),
-    Option("dimse_peer", LIST, (), "a known DICOM peer TITLE@HOST:PORT (repeatable): once any "
-           "is given, only these calling AE titles may associate (without any, only on "
-           "loopback may anyone)", DIMSE, metavar="PEER"),
+    Option("dimse_peer", LIST, (), "a known DICOM peer TITLE@HOST:PORT (repeatable), a C-MOVE "
+           "destination: once any is given, only these calling AE titles may associate "
+           "(without any, only on loopback may anyone)", DIMSE, metavar="PEER"),
     *(Option(f.name, INTEGER if isinstance(f.default, int) else NUMBER, f.default,
              f.metadata[HELP], TUNING) for f in fields(Settings) if HELP in f.metadata),
 )

@@ -429,6 +429,57 @@ def test_getscu_retrieves_a_series(tmp_path: Path, open_gateway: Gateway) -> Non
     assert all(files[ds.SOPInstanceUID].PixelData == ds.PixelData for ds in series)
 
 
+@contextlib.contextmanager
+def storage_scp(title: str, syntaxes: list[str]) -> Iterator[tuple[int, list[Dataset]]]:
+    """A second SCP (pynetdicom) receiving C-MOVE's instances in one of `syntaxes`."""
+    received: list[Dataset] = []
+
+    def on_store(event: Any) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        received.append(ds)
+        return 0x0000
+    ae = AE(ae_title=title)
+    ae.add_supported_context(CTImageStorage, syntaxes)
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False,
+                             evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        yield port, received
+    finally:
+        server.shutdown()
+
+
+def test_movescu_moves_what_stow_stored_to_a_second_scp(tmp_path: Path) -> None:
+    """What STOW-RS stored is moved by dcmtk's movescu to a known peer: as stored where it
+    takes that syntax, transcoded where it takes only another; an unknown destination is
+    0xA801 and sends nothing."""
+    series = ct_datasets(3, 16, "MOVE^ME")
+    with storage_scp("DEST", [ExplicitVRLittleEndian]) as (port, received), \
+            storage_scp("RLEONLY", [RLELossless]) as (rle_port, rle_received), \
+            gateway(tmp_path / "data", "--dimse-peer", f"DEST@127.0.0.1:{port}",
+                    "--dimse-peer", f"RLEONLY@127.0.0.1:{rle_port}",
+                    "--dimse-peer", "MOVESCU@127.0.0.1:104") as running:
+        stow(running, series)
+        for destination in ("DEST", "RLEONLY", "NOWHERE"):
+            moved = subprocess.run(
+                [dcmtk("movescu"), "-aet", "MOVESCU", "-aec", "PACS", "-aem", destination,
+                 "-S", "-k", "QueryRetrieveLevel=SERIES",
+                 "-k", f"StudyInstanceUID={series[0].StudyInstanceUID}",
+                 "-k", f"SeriesInstanceUID={series[0].SeriesInstanceUID}",
+                 "127.0.0.1", str(running.port)],
+                capture_output=True, text=True, timeout=60, check=False)
+            assert (moved.returncode == 0) == (destination != "NOWHERE"), moved.stderr
+    by_uid = {ds.SOPInstanceUID: ds for ds in series}
+    assert sorted(ds.SOPInstanceUID for ds in received) == sorted(by_uid)
+    assert all(ds.PixelData == by_uid[ds.SOPInstanceUID].PixelData for ds in received)
+    assert all(ds.file_meta.TransferSyntaxUID == RLELossless for ds in rle_received)
+    assert sorted(ds.SOPInstanceUID for ds in rle_received) == sorted(by_uid)
+    assert all((ds.pixel_array == by_uid[ds.SOPInstanceUID].pixel_array).all()
+               for ds in rle_received)
+    assert "C-MOVE from MOVESCU@127.0.0.1 to 'NOWHERE' refused" in running.server.output
+
+
 def test_only_known_peers_associate_once_any_is_given(tmp_path: Path) -> None:
     with gateway(tmp_path / "data", "--dimse-peer", "MODALITY1@127.0.0.1:11113",
                  "--ae-title", "ARCHIVE") as running:

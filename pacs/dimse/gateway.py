@@ -23,8 +23,10 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
 
@@ -40,7 +42,9 @@ PARENT_POLL_SECONDS = 0.5
 QUERY_MODELS = (PatientRootQueryRetrieveInformationModelFind,
                 StudyRootQueryRetrieveInformationModelFind,
                 PatientRootQueryRetrieveInformationModelGet,
-                StudyRootQueryRetrieveInformationModelGet)
+                StudyRootQueryRetrieveInformationModelGet,
+                PatientRootQueryRetrieveInformationModelMove,
+                StudyRootQueryRetrieveInformationModelMove)
 INCOMING = "dimse-incoming"  # under the data directory: data sets as they arrive
 
 
@@ -97,12 +101,14 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     bridge = Bridge()
     archive = bridge.run(open_archive(settings))
     store = bridge.run(archive.stores.get(settings.default_store))
-    services = Services(archive, store, bridge)
+    peers = {peer.title: peer for peer in map(Peer.parse, settings.dimse_peers)}
+    services = Services(archive, store, bridge, peers)
     assert settings.dimse_port is not None
     server = application_entity(settings, open_to_all).start_server(
         (host, settings.dimse_port), block=False, evt_handlers=[
             (evt.EVT_C_ECHO, services.echo), (evt.EVT_C_STORE, services.store),
             (evt.EVT_C_FIND, services.find), (evt.EVT_C_GET, services.get),
+            (evt.EVT_C_MOVE, services.move),
             (evt.EVT_RELEASED, services.ended), (evt.EVT_ABORTED, services.ended),
             (evt.EVT_REJECTED, _rejected)])
     log.info("DICOM gateway %s at %s:%d (%s)", settings.ae_title, host, settings.dimse_port,

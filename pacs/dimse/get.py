@@ -46,29 +46,44 @@ def get(archive: Archive, store: StoreContext, identifier: Dataset,
     """What pynetdicom's C-GET handler yields: the number of sub-operations, then a
     (pending status, data set) pair per instance; `accepted` is, per storage SOP class, the
     transfer syntaxes the peer accepted to receive."""
+    items = matched(archive, store, identifier, run)
+    if isinstance(items, Dataset):
+        yield 1  # (pynetdicom answers success at once to 0, unheard the failure that follows)
+        yield items, None
+        return
+    yield len(items)
+    yield from sent(archive, items, lambda: accepted, run, cancelled)
+
+
+def matched(archive: Archive, store: StoreContext, identifier: Dataset,
+            run: Run) -> list[InstanceLocation] | Dataset:
+    """The instances a retrieve identifier names by its unique keys, or the failure to
+    answer with."""
     level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
     keys = {tag: value for tag, value in identifier_keys(identifier).items() if value}
     if level not in UNIQUE_KEYS or UNIQUE_KEYS[level] not in keys:
-        yield 1  # (pynetdicom answers success at once to 0, unheard the failure that follows)
-        yield failure(f"QueryRetrieveLevel {level[:16]!r} with its unique key: PATIENT "
-                      "(PatientID), STUDY, SERIES or IMAGE (their UIDs)"), None
-        return
+        return failure(f"QueryRetrieveLevel {level[:16]!r} with its unique key: PATIENT "
+                       "(PatientID), STUDY, SERIES or IMAGE (their UIDs)")
     try:
         targets = _instances(archive, store, keys, run)
     except ArchiveError as exc:
-        yield 1
-        yield failure(exc.message), None
-        return
-    yield len(targets)
-    for number, (study, series, sop) in enumerate(targets):
+        return failure(exc.message)
+    return [found[0] for study, series, sop in targets
+            if (found := run(archive.index.locate(store.id, study, series, sop)))]
+
+
+def sent(archive: Archive, items: list[InstanceLocation],
+         accepted: Callable[[], dict[str, list[str]]], run: Run,
+         cancelled: Callable[[], bool]) -> Iterator[tuple[int | Dataset, Dataset]]:
+    """A (pending status, data set) pair per instance, each in a syntax the receiver
+    accepted (`accepted()`, asked once the sub-operations' association exists)."""
+    for number, item in enumerate(items):
         if cancelled():
             remaining = Dataset()
-            remaining.FailedSOPInstanceUIDList = [uid for _, _, uid in targets[number:]]
+            remaining.FailedSOPInstanceUIDList = [i.sop_uid for i in items[number:]]
             yield CANCELLED, remaining
             return
-        found = run(archive.index.locate(store.id, study, series, sop))
-        yield PENDING, (_unsendable(sop, "deleted since it was matched") if not found else
-                        _dataset(archive, found[0], accepted, run))
+        yield PENDING, _dataset(archive, item, accepted(), run)
 
 
 def _instances(archive: Archive, store: StoreContext, keys: dict[int, str],

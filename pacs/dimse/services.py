@@ -14,6 +14,8 @@ from pynetdicom.events import Event
 from pacs.dimse.bridge import Bridge
 from pacs.dimse.find import CANCELLED, find
 from pacs.dimse.get import get
+from pacs.dimse.move import move
+from pacs.dimse.peers import Peer
 from pacs.service.archive import Archive
 from pacs.service.store_instances import store_file
 from pacs.service.stores import StoreContext
@@ -26,8 +28,10 @@ CANNOT_UNDERSTAND = 0xC000  # PS3.4 B.2.3: the dataset could not be read at all
 class Services:
     """The handlers of one gateway, bound to its archive and default store."""
 
-    def __init__(self, archive: Archive, store: StoreContext, bridge: Bridge) -> None:
+    def __init__(self, archive: Archive, store: StoreContext, bridge: Bridge,
+                 peers: dict[str, Peer]) -> None:
         self._archive, self._store, self._bridge = archive, store, bridge
+        self._peers = peers  # by AE title: C-MOVE's destinations
         self._tallies: dict[int, Counter[str]] = defaultdict(Counter)  # by association
 
     def echo(self, event: Event) -> int:
@@ -72,6 +76,18 @@ class Services:
                     context.transfer_syntax[0])
         yield from get(self._archive, self._store, event.identifier, accepted,
                        self._bridge.run, lambda: event.is_cancelled)
+
+    def move(self, event: Event) -> Iterator[Any]:
+        """C-MOVE (PS3.4 C.4.2): the matches sent to a known peer."""
+        self._tallies[id(event.assoc)]["retrieves"] += 1
+        title = str(event.move_destination.decode() if isinstance(event.move_destination, bytes)
+                    else event.move_destination).strip()
+        destination = self._peers.get(title)
+        if destination is None:
+            log.warning("C-MOVE from %s to %r refused: not a known peer (--dimse-peer)",
+                        _calling(event), title)
+        yield from move(self._archive, self._store, event.identifier, destination,
+                        event.assoc, self._bridge.run, lambda: event.is_cancelled)
 
     def ended(self, event: Event) -> None:
         """One line per association, when it is released or aborted."""
