@@ -176,12 +176,14 @@ OPTIONS: tuple[Option, ...] = (
            "JSON file: token role -> list of {resource, role} Google roles", SECURITY,
            metavar="FILE"),
     Option("dimse_port", INTEGER, None, "serve DICOM (C-ECHO, C-STORE, C-FIND, C-GET, "
-           "C-MOVE) on this port too, e.g. 11112, beside HTTP on the same address", DIMSE,
-           metavar="PORT"),
+           "C-MOVE, worklist) on this port too, e.g. 11112, beside HTTP on the same address",
+           DIMSE, metavar="PORT"),
     Option("ae_title", TEXT, "PACS", "the gateway's AE title (the default store's)", DIMSE),
     Option("dimse_peer", LIST, (), "a known DICOM peer TITLE@HOST:PORT (repeatable), a C-MOVE "
            "destination: once any is given, only these calling AE titles may associate "
            "(without any, only on loopback may anyone)", DIMSE, metavar="PEER"),
+    Option("worklist", PATH, None, "a folder of Modality Worklist items, one DICOM JSON file "
+           "each, answered to worklist C-FINDs (read at each query)", DIMSE, metavar="DIR"),
     *(Option(f.name, INTEGER if isinstance(f.default, int) else NUMBER, f.default,
              f.metadata[HELP], TUNING) for f in fields(Settings) if HELP in f.metadata),
 )
@@ -284,7 +286,8 @@ class Config:
         port = self["dimse_port"]
         if port is not None and not 0 < port < 65536:
             raise ConfigError(f"{self.where('dimse_port')}: {port} is not a port number")
-        return {"dimse_port": port, "ae_title": title, "dimse_peers": peers}
+        return {"dimse_port": port, "ae_title": title, "dimse_peers": peers,
+                "worklist_dir": self["worklist"]}
 
     def _backend(self, name: str, table: dict[str, Any], what: str) -> str:
         try:

@@ -11,7 +11,7 @@ from storage.backends import Placement
 
 SETTINGS_VARIABLE = "PACS_SETTINGS"
 HELP = "help"  # the metadata key of a tunable field's description
-_PATHS = ("data_dir", "gcs_dir", "audit_log", "viewer_dir")  # fields holding a Path
+_PATHS = ("data_dir", "gcs_dir", "audit_log", "viewer_dir", "worklist_dir")  # fields holding a Path
 
 
 def tunable(default: Any, description: str) -> Any:
@@ -114,6 +114,7 @@ class Settings:
     dimse_port: int | None = None  # the DICOM gateway's port (None: no gateway)
     ae_title: str = "PACS"  # the gateway's AE title, which reaches the default store
     dimse_peers: tuple[str, ...] = ()  # known DICOM peers, as TITLE@HOST:PORT
+    worklist_dir: Path | None = None  # DICOM JSON worklist items (None: no worklist)
 
     def to_env(self) -> str:
         """JSON for the `PACS_SETTINGS` variable that worker processes read."""

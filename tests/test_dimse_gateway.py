@@ -27,6 +27,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossl
 from pynetdicom import AE, _config, build_role, evt
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
+    ModalityWorklistInformationFind,
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -478,6 +479,57 @@ def test_movescu_moves_what_stow_stored_to_a_second_scp(tmp_path: Path) -> None:
     assert all((ds.pixel_array == by_uid[ds.SOPInstanceUID].pixel_array).all()
                for ds in rle_received)
     assert "C-MOVE from MOVESCU@127.0.0.1 to 'NOWHERE' refused" in running.server.output
+
+
+def worklist_item(patient: str, accession: str, modality: str, date: str) -> str:
+    item = Dataset()
+    item.PatientName, item.PatientID, item.AccessionNumber = patient, f"ID-{accession}", accession
+    step = Dataset()
+    step.Modality, step.ScheduledStationAETitle = modality, "CT1"
+    step.ScheduledProcedureStepStartDate, step.ScheduledProcedureStepStartTime = date, "0900"
+    step.ScheduledProcedureStepDescription = f"{modality} scan"
+    item.ScheduledProcedureStepSequence = [step]
+    return item.to_json()
+
+
+def test_a_worklist_item_is_found_by_a_worklist_c_find(tmp_path: Path) -> None:
+    """Worklist items are DICOM JSON files in --worklist DIR; findscu -W and pynetdicom find
+    them by name (any case), by modality and date range inside the scheduled step, and a file
+    added later is found at once; a file that is not DICOM JSON is skipped."""
+    folder = tmp_path / "worklist"
+    folder.mkdir()
+    (folder / "a.json").write_text(worklist_item("Doe^Jane", "ACC1", "CT", "20261204"))
+    (folder / "b.json").write_text(worklist_item("Roe^Rick", "ACC2", "MR", "20261205"))
+    (folder / "broken.json").write_text("{not json")
+    with gateway(tmp_path / "data", "--worklist", str(folder)) as running:
+        out = tmp_path / "answers"
+        out.mkdir()
+        found = subprocess.run(
+            [dcmtk("findscu"), "-aec", "PACS", "-W", "-k", "PatientName=doe*",
+             "-k", "AccessionNumber", "-k", "(0040,0100)[0].Modality=CT",
+             "-k", "(0040,0100)[0].ScheduledProcedureStepStartDate=20261201-20261231",
+             "-X", "--output-directory", str(out), "127.0.0.1", str(running.port)],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert found.returncode == 0, found.stderr
+        [answer] = [pydicom.dcmread(path) for path in out.glob("rsp*.dcm")]
+        assert answer.AccessionNumber == "ACC1"
+        assert answer.ScheduledProcedureStepSequence[0].Modality == "CT"
+        (folder / "c.json").write_text(worklist_item("Doe^John", "ACC3", "CT", "20261206"))
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(ModalityWorklistInformationFind)
+        assoc = ae.associate("127.0.0.1", running.port, ae_title="PACS")
+        identifier = Dataset()
+        identifier.PatientName, identifier.AccessionNumber = "DOE*", ""
+        step = Dataset()
+        step.Modality = "CT"
+        identifier.ScheduledProcedureStepSequence = [step]
+        try:
+            answers = [ds for _, ds in assoc.send_c_find(identifier,
+                                                         ModalityWorklistInformationFind) if ds]
+        finally:
+            assoc.release()
+        assert sorted(ds.AccessionNumber for ds in answers) == ["ACC1", "ACC3"]
+    assert "worklist file broken.json skipped" in running.server.output
 
 
 def test_only_known_peers_associate_once_any_is_given(tmp_path: Path) -> None:

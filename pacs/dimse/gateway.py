@@ -21,6 +21,7 @@ from typing import Any
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    ModalityWorklistInformationFind,
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
@@ -84,6 +85,8 @@ def application_entity(settings: Settings, open_to_all: bool) -> AE:
                                  scp_role=True)
     for model in QUERY_MODELS:
         ae.add_supported_context(model, syntaxes)
+    if settings.worklist_dir is not None:
+        ae.add_supported_context(ModalityWorklistInformationFind, syntaxes)
     ae.add_supported_context(Verification, syntaxes)
     return ae
 

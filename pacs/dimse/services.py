@@ -10,12 +10,14 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.events import Event
+from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from pacs.dimse.bridge import Bridge
 from pacs.dimse.find import CANCELLED, find
 from pacs.dimse.get import get
 from pacs.dimse.move import move
 from pacs.dimse.peers import Peer
+from pacs.dimse.worklist import worklist
 from pacs.service.archive import Archive
 from pacs.service.store_instances import store_file
 from pacs.service.stores import StoreContext
@@ -56,11 +58,14 @@ class Services:
 
 
     def find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
-        """C-FIND (PS3.4 C.4.1): QIDO's matching; stops when the peer cancels."""
+        """C-FIND (PS3.4 C.4.1, and K.6 of a worklist): QIDO's matching, or the worklist
+        folder's; stops when the peer cancels."""
         tally = self._tallies[id(event.assoc)]
         tally["queries"] += 1
-        for status, identifier in find(self._archive, self._store, event.identifier,
-                                       self._bridge.run):
+        answers = worklist(self._archive.settings.worklist_dir, event.identifier) \
+            if event.context.abstract_syntax == ModalityWorklistInformationFind else \
+            find(self._archive, self._store, event.identifier, self._bridge.run)
+        for status, identifier in answers:
             if event.is_cancelled:
                 yield CANCELLED, None
                 return
