@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -357,17 +357,22 @@ def c_find_status(port: int, level: str, **keys: object) -> Dataset:
     return status
 
 
-def c_get(port: int, syntaxes: list[str], sop_class: str = CTImageStorage,
-          **keys: object) -> tuple[list[Dataset], Dataset]:
-    """What a C-GET (Study Root) brings back over its association, received in one of
-    `syntaxes`, and its final response (pynetdicom as the SCU and storage SCP)."""
-    received: list[Dataset] = []
-
+def keeper(received: list[Dataset]) -> Callable[[Any], int]:
+    """An EVT_C_STORE handler keeping what it receives (with its File Meta)."""
     def on_store(event: Any) -> int:
         ds = event.dataset
         ds.file_meta = event.file_meta
         received.append(ds)
         return 0x0000
+    return on_store
+
+
+def c_get(port: int, syntaxes: list[str], sop_class: str = CTImageStorage,
+          **keys: object) -> tuple[list[Dataset], Dataset]:
+    """What a C-GET (Study Root) brings back over its association, received in one of
+    `syntaxes`, and its final response (pynetdicom as the SCU and storage SCP)."""
+    received: list[Dataset] = []
+    on_store = keeper(received)
     ae = AE(ae_title="GETSCU")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
     ae.add_requested_context(sop_class, syntaxes)
@@ -434,12 +439,7 @@ def test_getscu_retrieves_a_series(tmp_path: Path, open_gateway: Gateway) -> Non
 def storage_scp(title: str, syntaxes: list[str]) -> Iterator[tuple[int, list[Dataset]]]:
     """A second SCP (pynetdicom) receiving C-MOVE's instances in one of `syntaxes`."""
     received: list[Dataset] = []
-
-    def on_store(event: Any) -> int:
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        received.append(ds)
-        return 0x0000
+    on_store = keeper(received)
     ae = AE(ae_title=title)
     ae.add_supported_context(CTImageStorage, syntaxes)
     port = free_port()
