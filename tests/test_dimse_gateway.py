@@ -31,6 +31,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
 
@@ -530,6 +531,49 @@ def test_a_worklist_item_is_found_by_a_worklist_c_find(tmp_path: Path) -> None:
             assoc.release()
         assert sorted(ds.AccessionNumber for ds in answers) == ["ACC1", "ACC3"]
     assert "worklist file broken.json skipped" in running.server.output
+
+
+def test_a_move_whose_destination_goes_away_is_reported(tmp_path: Path) -> None:
+    """The destination aborts its association after the first instance: the C-MOVE ends
+    with a failure or warning naming what was not sent, the archive is unchanged, and the
+    gateway serves on."""
+    series = ct_datasets(4, 16, "GONE^AWAY")
+    ae = AE(ae_title="FLAKY")
+    ae.add_supported_context(CTImageStorage, [ExplicitVRLittleEndian])
+    stored: list[str] = []
+
+    def on_store(event: Any) -> int:
+        stored.append(event.request.AffectedSOPInstanceUID)
+        if len(stored) == 1:
+            threading.Timer(0.05, event.assoc.abort).start()  # the destination goes away
+        return 0x0000
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False,
+                             evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        with gateway(tmp_path / "data", "--dimse-peer", f"FLAKY@127.0.0.1:{port}",
+                     "--dimse-peer", "MOVESCU@127.0.0.1:104") as running:
+            stow(running, series)
+            scu = AE(ae_title="MOVESCU")
+            scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+            assoc = scu.associate("127.0.0.1", running.port, ae_title="PACS")
+            identifier = Dataset()
+            identifier.QueryRetrieveLevel = "SERIES"
+            identifier.StudyInstanceUID = series[0].StudyInstanceUID
+            identifier.SeriesInstanceUID = series[0].SeriesInstanceUID
+            try:
+                *_, (final, failed) = list(assoc.send_c_move(
+                    identifier, "FLAKY", StudyRootQueryRetrieveInformationModelMove))
+            finally:
+                assoc.release()
+            assert final.Status != 0x0000 and final.NumberOfCompletedSuboperations < 4
+            assert final.NumberOfFailedSuboperations + final.NumberOfCompletedSuboperations \
+                + final.get("NumberOfRemainingSuboperations", 0) >= 1
+            assert sorted(running.instances()) == sorted(ds.SOPInstanceUID for ds in series)
+            later = association(running.port, calling="MOVESCU")
+            assert later.send_c_echo().Status == 0x0000  # (left open: stopping aborts it)
+    finally:
+        server.shutdown()
 
 
 def test_only_known_peers_associate_once_any_is_given(tmp_path: Path) -> None:

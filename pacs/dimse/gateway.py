@@ -125,6 +125,8 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
                      daemon=True).start()
     stopping.wait()
     assert server is not None  # block=False: the server, running in its own thread
+    for association in server.active_associations:  # or shutdown waits on idle peers
+        association.abort()
     server.shutdown()
     bridge.run(archive.close())
     bridge.close()
