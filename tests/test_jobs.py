@@ -23,7 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 DATASET = "/v1/projects/local/locations/local/datasets/default"
 STORE = f"{DATASET}/dicomStores/default"
-FILES = 600
+FILES = 1500  # long enough to be caught midway on a machine a few times faster
 POLL = ["--job-poll-seconds", "0.3"]
 
 
