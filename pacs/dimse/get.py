@@ -108,22 +108,21 @@ def _dataset(archive: Archive, item: InstanceLocation, accepted: dict[str, list[
         data = run(anyio.to_thread.run_sync(archive.blobs.read, item.blob_name, 0,
                                             item.blob_size))
         return pydicom.dcmread(BytesIO(data))
-    for syntax in [s for s in NATIVE_FIRST if s in offered] + offered:
+    for syntax in dict.fromkeys([s for s in NATIVE_FIRST if s in offered] + offered):
         try:
             target = run(instance_syntax(archive, item, syntax))
             return pydicom.dcmread(BytesIO(run(archive.pixels.instance(item, target))))
         except ArchiveError as exc:
-            log.info("C-GET of %s in %s: %s", item.sop_uid, syntax, exc.message)
-    log.warning("C-GET of %s failed: the peer accepted none of the transfer syntaxes it can "
-                "be sent in (stored as %s)", item.sop_uid, item.transfer_syntax_uid)
-    return _unsendable(item.sop_uid, "no transfer syntax", item.sop_class_uid)
+            log.info("sending %s in %s: %s", item.sop_uid, syntax, exc.message)
+    log.warning("%s cannot be sent: the receiver accepted none of the transfer syntaxes it "
+                "can be sent in (stored as %s)", item.sop_uid, item.transfer_syntax_uid)
+    return _unsendable(item)
 
 
-def _unsendable(sop: str, why: str, sop_class: str = "1.2.840.10008.5.1.4.1.1.7") -> Dataset:
+def _unsendable(item: InstanceLocation) -> Dataset:
     """A data set no context takes: its sub-operation fails, naming the instance."""
     ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop
+    ds.SOPClassUID, ds.SOPInstanceUID = item.sop_class_uid, item.sop_uid
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.4.999")  # never accepted
-    log.warning("C-GET of %s failed: %s", sop, why)
     return ds
