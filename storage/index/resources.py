@@ -114,11 +114,22 @@ def add_operation(conn: sqlite3.Connection, dataset: str, body: str,
     return OperationRow(int(cursor.lastrowid or 0), dataset, body)
 
 
+# unfinished jobs no index holds, or whose holder has not saved them since the parameter
+_CLAIMABLE = "job IS NOT NULL AND (claimed_by IS NULL OR claimed_at < ?)"
+
+
+def any_claimable(conn: sqlite3.Connection, lease_seconds: float) -> bool:
+    """Whether a job waits to be claimed: a read, so that every worker looking every few
+    seconds does not take the write lock to find nothing."""
+    return conn.execute(f"SELECT 1 FROM operations WHERE {_CLAIMABLE} LIMIT 1",
+                        (time.time() - lease_seconds,)).fetchone() is not None
+
+
 def claim_job(conn: sqlite3.Connection, claimer: str, lease_seconds: float) -> JobRow | None:
     now = time.time()
     row = conn.execute("SELECT id, dataset, body, job, claims + 1 FROM operations "
-                       "WHERE job IS NOT NULL AND (claimed_by IS NULL OR claimed_at < ?) "
-                       "ORDER BY id LIMIT 1", (now - lease_seconds,)).fetchone()
+                       f"WHERE {_CLAIMABLE} ORDER BY id LIMIT 1",
+                       (now - lease_seconds,)).fetchone()
     if row is None:
         return None
     conn.execute("UPDATE operations SET claimed_by = ?, claimed_at = ?, claims = claims + 1 "

@@ -128,6 +128,8 @@ class SqliteIndex:
         return await self._change(resources.add_operation, dataset, body, job)
 
     async def claim_job(self, lease_seconds: float) -> JobRow | None:
+        if not await self._db.read(lambda conn: resources.any_claimable(conn, lease_seconds)):
+            return None
         return await self._change(resources.claim_job, self._claimer, lease_seconds)
 
     async def save_job(self, operation: int, body: str, job: str | None,
