@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pacs.cores import usable_cores
-from pacs.dimse.peers import Peer, ae_title
+from pacs.dimse.peers import ACTIONS, Peer, ae_title, store_title
 from pacs.logs import FORMATS, LEVELS
 from pacs.names import StoreName
 from pacs.service.iam import ROLES
@@ -179,9 +179,13 @@ OPTIONS: tuple[Option, ...] = (
            "C-MOVE, worklist) on this port too, e.g. 11112, beside HTTP on the same address",
            DIMSE, metavar="PORT"),
     Option("ae_title", TEXT, "PACS", "the gateway's AE title (the default store's)", DIMSE),
+    Option("dimse_store", LIST, (), "another AE title of the gateway and the store it reaches, "
+           "TITLE=projects/P/locations/L/datasets/D/dicomStores/S (repeatable; the store is "
+           "created if need be)", DIMSE, metavar="TITLE=STORE"),
     Option("dimse_peer", LIST, (), "a known DICOM peer TITLE@HOST:PORT (repeatable), a C-MOVE "
-           "destination: once any is given, only these calling AE titles may associate "
-           "(without any, only on loopback may anyone)", DIMSE, metavar="PEER"),
+           "destination: once any is given, only these AE titles may associate, each from "
+           f"its host, and TITLE@HOST:PORT/ACTION+… allows it only some of {', '.join(ACTIONS)} "
+           "(without any peer, only on loopback may anyone)", DIMSE, metavar="PEER"),
     Option("worklist", PATH, None, "a folder of Modality Worklist items, one DICOM JSON file "
            "each, answered to worklist C-FINDs (read at each query)", DIMSE, metavar="DIR"),
     *(Option(f.name, INTEGER if isinstance(f.default, int) else NUMBER, f.default,
@@ -256,16 +260,18 @@ class Config:
         """The server's settings; ConfigError for a value that cannot be used."""
         tuned = {option.name: self.values[option.name] for option in OPTIONS
                  if option.group == TUNING}
+        dimse = self._dimse()
         return Settings(data_dir=self["data"],
                         index_url=self._backend("index", INDEXES, "index"),
                         blobs_url=self._backend("blobs", BLOB_STORES, "blob store"),
-                        stores=self._stores(),
+                        stores=tuple(dict.fromkeys((*self._stores(), *(
+                            store for _, store in map(store_title, dimse["dimse_stores"]))))),
                         gcs_dir=self["gcs_root"], viewer_dir=self._viewer(),
                         auth_tokens=self._tokens(), admins=self["admin"],
                         cors_origins=self["cors_origin"] or ("*",),
                         forwarded_allow_ips=self["forwarded_allow_ips"],
                         public_url=self["public_url"], audit_log=self["audit_log"],
-                        **self._dimse(), **self._oidc(), **tuned)
+                        **dimse, **self._oidc(), **tuned)
 
     def where(self, name: str) -> str:
         """How the operator set option `name`, for messages."""
@@ -283,11 +289,24 @@ class Config:
             peers = tuple(str(Peer.parse(text)) for text in self["dimse_peer"])
         except ValueError as exc:
             raise ConfigError(f"{self.where('dimse_peer')}: {exc}") from None
+        titles = {title: self.where("ae_title")}
+        stores = []
+        for text in self["dimse_store"]:
+            try:
+                called, store = store_title(text)
+                store = str(StoreName.parse(store))
+            except ValueError as exc:
+                raise ConfigError(f"{self.where('dimse_store')}: {exc}") from None
+            if called in titles:
+                raise ConfigError(f"{self.where('dimse_store')}: AE title {called} is given "
+                                  f"twice (also by {titles[called]})")
+            titles[called] = self.where("dimse_store")
+            stores.append(f"{called}={store}")
         port = self["dimse_port"]
         if port is not None and not 0 < port < 65536:
             raise ConfigError(f"{self.where('dimse_port')}: {port} is not a port number")
-        return {"dimse_port": port, "ae_title": title, "dimse_peers": peers,
-                "worklist_dir": self["worklist"]}
+        return {"dimse_port": port, "ae_title": title, "dimse_stores": tuple(stores),
+                "dimse_peers": peers, "worklist_dir": self["worklist"]}
 
     def _backend(self, name: str, table: dict[str, Any], what: str) -> str:
         try:

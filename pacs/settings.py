@@ -113,7 +113,8 @@ class Settings:
     oidc_role_map: tuple[tuple[str, str, str], ...] = ()  # (token role, resource, Google role)
     dimse_port: int | None = None  # the DICOM gateway's port (None: no gateway)
     ae_title: str = "PACS"  # the gateway's AE title, which reaches the default store
-    dimse_peers: tuple[str, ...] = ()  # known DICOM peers, as TITLE@HOST:PORT
+    dimse_stores: tuple[str, ...] = ()  # the gateway's other AE titles, as TITLE=STORE
+    dimse_peers: tuple[str, ...] = ()  # known DICOM peers, as TITLE@HOST:PORT[/ACTION+…]
     worklist_dir: Path | None = None  # DICOM JSON worklist items (None: no worklist)
 
     def to_env(self) -> str:

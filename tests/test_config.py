@@ -74,6 +74,13 @@ def test_the_printed_configuration_names_each_source_and_hides_secrets(tmp_path:
     ('index = "mysql://u:hunter2@db/pacs"\n', {}, "no index is kept at mysql://…: give "
                                                   "postgresql://…"),
     ("", {"PACS_BLOBS": "gs://bucket/x"}, "PACS_BLOBS: no blob store is kept at gs://…"),
+    ('dimse_peer = ["CT@10.0.0.5:104/store+delete"]\n', {},
+     "delete is not one of store, find, get, move"),
+    ('dimse_peer = ["CT@10.0.0.5"]\n', {}, "is not a DICOM peer: give TITLE@HOST:PORT"),
+    ('dimse_store = ["CT"]\n', {}, "give TITLE=projects/P/locations/L/datasets/D/dicomStores/S"),
+    ('dimse_store = ["CT=stores/ct"]\n', {}, "dimse_store in "),
+    ('ae_title = "CT"\ndimse_store = ["CT=projects/p/locations/l/datasets/d/dicomStores/s"]\n',
+     {}, "AE title CT is given twice (also by ae_title in "),
 ])
 def test_each_mistake_is_one_line(tmp_path: Path, content: str, env: dict[str, str],
                                   message: str) -> None:

@@ -98,6 +98,7 @@ def association(port: int, calling: str = "TESTSCU", called: str = "PACS") -> AE
     ae = AE(ae_title=calling)
     ae.add_requested_context(Verification)
     ae.add_requested_context(CTImageStorage)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     return ae.associate("127.0.0.1", port, ae_title=called)
 
 
@@ -599,18 +600,61 @@ def test_a_move_whose_destination_goes_away_is_reported(tmp_path: Path) -> None:
         server.shutdown()
 
 
-def test_only_known_peers_associate_once_any_is_given(tmp_path: Path) -> None:
-    with gateway(tmp_path / "data", "--dimse-peer", "MODALITY1@127.0.0.1:11113",
-                 "--ae-title", "ARCHIVE") as running:
-        known = association(running.port, calling="MODALITY1", called="ARCHIVE")
-        assert known.is_established
-        assert known.send_c_echo().Status == 0x0000
-        known.release()
-        assert not association(running.port, calling="STRANGER", called="ARCHIVE").is_established
-        assert not association(running.port, calling="MODALITY1", called="PACS").is_established
+CT_STORE = "projects/clinic/locations/here/datasets/imaging/dicomStores/ct"
+
+
+def test_known_peers_from_their_hosts_do_what_each_may_in_the_store_called(
+        tmp_path: Path) -> None:
+    """Once peers are configured only they associate, each from its own host; each AE title
+    of the gateway reaches its own store; a peer limited to some actions is refused the
+    others with 0124H; every rejection and refusal is a log line saying why."""
+    with gateway(tmp_path / "data", "--ae-title", "ARCHIVE", "--dimse-store", f"CT={CT_STORE}",
+                 "--dimse-peer", "MODALITY1@127.0.0.1:11113/store",
+                 "--dimse-peer", "VIEWER@localhost:11114/find+get",
+                 "--dimse-peer", "FARAWAY@192.0.2.1:104") as running:
+        [ds] = ct_datasets(1, 8, "ROUTED^BY^TITLE")
+        modality = association(running.port, calling="MODALITY1", called="CT")
+        assert modality.is_established
+        try:
+            assert modality.send_c_echo().Status == 0x0000
+            assert modality.send_c_store(ds).Status == 0x0000
+            assert [status.Status for status, _ in modality.send_c_find(
+                query(PATIENT="*"), StudyRootQueryRetrieveInformationModelFind)] == [0x0124]
+        finally:
+            modality.release()
+        ct = f"{running.server.base}/v1/{CT_STORE}/dicomWeb/instances"
+        assert [found["00080018"]["Value"][0] for found in requests.get(ct, timeout=30).json()
+                ] == [ds.SOPInstanceUID]
+        assert running.instances() == []  # ARCHIVE's store, the default one: not there
+        viewer = association(running.port, calling="VIEWER", called="CT")
+        assert viewer.is_established
+        try:
+            assert viewer.send_c_store(ds).Status == 0x0124
+            answers = [identifier.StudyInstanceUID for status, identifier in viewer.send_c_find(
+                query(PATIENT="ROUTED*"), StudyRootQueryRetrieveInformationModelFind)
+                if status.Status == 0xFF00]
+            assert answers == [ds.StudyInstanceUID]
+        finally:
+            viewer.release()
+        for calling, called in (("STRANGER", "CT"), ("MODALITY1", "PACS"), ("FARAWAY", "CT")):
+            assert not association(running.port, calling=calling, called=called).is_established
     log = running.server.output
-    assert "DICOM gateway ARCHIVE at 127.0.0.1" in log and "MODALITY1@127.0.0.1" in log
-    assert log.count("rejected") == 2 and "STRANGER" in log
+    assert "DICOM gateway ARCHIVE, CT at 127.0.0.1" in log
+    assert "'STRANGER' is not a known peer" in log
+    assert "'PACS' is not one of the gateway's (ARCHIVE, CT)" in log
+    assert "FARAWAY calls from 127.0.0.1, not from its host 192.0.2.1" in log
+    assert "DICOM find from MODALITY1@127.0.0.1 refused: that peer may only store" in log
+    assert "DICOM store from VIEWER@127.0.0.1 refused" in log
+
+
+def query(**keys: str) -> Dataset:
+    """A Study Root STUDY level identifier asking for the study UID and matching `keys`
+    (keyword=value, PATIENT meaning PatientName)."""
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = ""
+    identifier.PatientName = keys.get("PATIENT", "")
+    return identifier
 
 
 def test_dicom_on_a_public_address_needs_known_peers(tmp_path: Path) -> None:

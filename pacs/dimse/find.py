@@ -104,8 +104,9 @@ def _response(attributes: dict[str, Any], level: str) -> Dataset:
     return response
 
 
-def failure(comment: str) -> Dataset:
+def failure(comment: str, code: int = IDENTIFIER_DOES_NOT_MATCH) -> Dataset:
+    """A failed response's status, with its ErrorComment (PS3.7 C.4.3)."""
     status = Dataset()
-    status.Status = IDENTIFIER_DOES_NOT_MATCH
+    status.Status = code
     status.ErrorComment = comment[:64]
     return status

@@ -32,8 +32,9 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from pacs.dicom.transfer_syntaxes import TRANSFER_SYNTAXES
+from pacs.dimse.admission import Admission
 from pacs.dimse.bridge import Bridge
-from pacs.dimse.peers import Peer
+from pacs.dimse.peers import Peer, store_title
 from pacs.dimse.services import Services
 from pacs.service.archive import open_archive
 from pacs.settings import SETTINGS_VARIABLE, Settings
@@ -75,9 +76,8 @@ def application_entity(settings: Settings, open_to_all: bool) -> AE:
     ae.maximum_associations = settings.dimse_max_associations
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.dimse_timeout_seconds
     ae.maximum_pdu_size = settings.dimse_max_pdu_bytes
-    ae.require_called_aet = True
-    ae.require_calling_aet = [] if open_to_all else [
-        Peer.parse(peer).title for peer in settings.dimse_peers]
+    ae.require_called_aet = False  # pacs.dimse.admission checks both titles, and the host
+    ae.require_calling_aet = []
     syntaxes = list(TRANSFER_SYNTAXES)
     for context in AllStoragePresentationContexts:  # the peer stores, or receives a C-GET's
         assert context.abstract_syntax is not None
@@ -103,18 +103,20 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     tempfile.tempdir = str(incoming)  # where pynetdicom writes them
     bridge = Bridge()
     archive = bridge.run(open_archive(settings))
-    store = bridge.run(archive.stores.get(settings.default_store))
+    titles = {settings.ae_title: settings.default_store,
+              **dict(map(store_title, settings.dimse_stores))}
     peers = {peer.title: peer for peer in map(Peer.parse, settings.dimse_peers)}
-    services = Services(archive, store, bridge, peers)
+    admission = Admission(archive, bridge, titles, peers, open_to_all)
+    services = Services(archive, admission, bridge)
     assert settings.dimse_port is not None
     server = application_entity(settings, open_to_all).start_server(
         (host, settings.dimse_port), block=False, evt_handlers=[
-            (evt.EVT_C_ECHO, services.echo), (evt.EVT_C_STORE, services.store),
-            (evt.EVT_C_FIND, services.find), (evt.EVT_C_GET, services.get),
-            (evt.EVT_C_MOVE, services.move),
+            (evt.EVT_REQUESTED, admission.requested), (evt.EVT_C_ECHO, services.echo),
+            (evt.EVT_C_STORE, services.store), (evt.EVT_C_FIND, services.find),
+            (evt.EVT_C_GET, services.get), (evt.EVT_C_MOVE, services.move),
             (evt.EVT_RELEASED, services.ended), (evt.EVT_ABORTED, services.ended),
             (evt.EVT_REJECTED, _rejected)])
-    log.info("DICOM gateway %s at %s:%d (%s)", settings.ae_title, host, settings.dimse_port,
+    log.info("DICOM gateway %s at %s:%d (%s)", ", ".join(titles), host, settings.dimse_port,
              "any calling AE title" if open_to_all else
              "calling AE titles " + ", ".join(settings.dimse_peers))
     stopping = threading.Event()
@@ -156,7 +158,8 @@ def _sweep_incoming(incoming: Path, settings: Settings, stopping: threading.Even
 
 
 def _rejected(event: Event) -> None:
+    """pynetdicom's own rejections: too many associations at once."""
     requestor = event.assoc.requestor
-    log.warning("DICOM association from %s@%s:%s rejected: calling AE title not known, or "
-                "called AE title not %s", requestor.ae_title, requestor.address,
-                requestor.port, event.assoc.acceptor.ae_title)
+    log.warning("DICOM association from %s@%s:%s rejected: the gateway serves %d at once "
+                "(--dimse-max-associations)", requestor.ae_title, requestor.address,
+                requestor.port, event.assoc.ae.maximum_associations)

@@ -40,13 +40,13 @@ NATIVE_FIRST = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)  # when tr
 log = logging.getLogger("pacs")
 
 
-def get(archive: Archive, store: StoreContext, identifier: Dataset,
+def get(archive: Archive, items: list[InstanceLocation] | Dataset,
         accepted: dict[str, list[str]], run: Run,
         cancelled: Callable[[], bool]) -> Iterator[Any]:
-    """What pynetdicom's C-GET handler yields: the number of sub-operations, then a
-    (pending status, data set) pair per instance; `accepted` is, per storage SOP class, the
-    transfer syntaxes the peer accepted to receive."""
-    items = matched(archive, store, identifier, run)
+    """What pynetdicom's C-GET handler yields for the instances `matched` found (or its
+    failure): the number of sub-operations, then a (pending status, data set) pair per
+    instance; `accepted` is, per storage SOP class, the transfer syntaxes the peer accepted
+    to receive."""
     if isinstance(items, Dataset):
         yield 1  # (pynetdicom answers success at once to 0, unheard the failure that follows)
         yield items, None

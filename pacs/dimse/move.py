@@ -19,10 +19,9 @@ from pacs.dicom.transfer_syntaxes import (
     RLE_LOSSLESS,
 )
 from pacs.dimse.find import Run
-from pacs.dimse.get import matched, sent
+from pacs.dimse.get import sent
 from pacs.dimse.peers import Peer
 from pacs.service.archive import Archive
-from pacs.service.stores import StoreContext
 from storage.rows import InstanceLocation
 
 MAX_CONTEXTS = 128  # presentation contexts one association may propose (PS3.8 9.3.2.2)
@@ -31,15 +30,11 @@ TRANSCODED = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, RLE_LOSSLESS
               JPEG_LS_LOSSLESS, JPEG_2000_LOSSLESS, JPEG_LOSSLESS_SV1)
 
 
-def move(archive: Archive, store: StoreContext, identifier: Dataset, destination: Peer | None,
+def move(archive: Archive, items: list[InstanceLocation] | Dataset, destination: Peer,
          requestor: Association, run: Run, cancelled: Callable[[], bool]) -> Iterator[Any]:
-    """What pynetdicom's C-MOVE handler yields: the destination's address (None: unknown,
-    which pynetdicom answers 0xA801) with the contexts to propose, the number of
+    """What pynetdicom's C-MOVE handler yields for the instances `matched` found (or its
+    failure): the destination's address with the contexts to propose, the number of
     sub-operations, then a (pending status, data set) pair per instance."""
-    if destination is None:
-        yield None, None
-        return
-    items = matched(archive, store, identifier, run)
     if isinstance(items, Dataset):
         yield destination.host, destination.port, {"ae_title": destination.title}
         yield 1  # (pynetdicom answers success at once to 0, unheard the failure that follows)

@@ -1,6 +1,10 @@
-"""AE titles and the known DICOM peers of the gateway (`--ae-title`, `--dimse-peer`)."""
+"""AE titles, the known DICOM peers of the gateway and what each may do (`--ae-title`,
+`--dimse-peer`), and the stores other AE titles of the gateway reach (`--dimse-store`)."""
 
 from dataclasses import dataclass
+
+# what a peer may be allowed (PS3.4 B, C and K); C-ECHO is always allowed
+ACTIONS = ("store", "find", "get", "move")
 
 
 def ae_title(text: str) -> str:
@@ -17,22 +21,43 @@ def ae_title(text: str) -> str:
 
 @dataclass(frozen=True)
 class Peer:
-    """A DICOM application entity the gateway knows: who may associate, and where C-MOVE
-    sends (TITLE@HOST:PORT)."""
+    """A DICOM application entity the gateway knows: who may associate, from which host,
+    to do what, and where C-MOVE sends (TITLE@HOST:PORT[/ACTION+…])."""
 
     title: str
     host: str
     port: int
+    actions: frozenset[str] = frozenset(ACTIONS)
 
     @classmethod
     def parse(cls, text: str) -> "Peer":
-        """TITLE@HOST:PORT; ValueError naming what is wrong."""
-        title, at, address = text.rpartition("@")
+        """TITLE@HOST:PORT, then optionally /ACTION+… of ACTIONS (none given: all);
+        ValueError naming what is wrong."""
+        title, at, rest = text.rpartition("@")
+        address, slash, allowed = rest.partition("/")
         host, colon, port = address.rpartition(":")
         if not at or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{text[:80]!r} is not a DICOM peer: give TITLE@HOST:PORT")
-        return cls(ae_title(title), host.strip("[]"), int(port))
+            raise ValueError(f"{text[:80]!r} is not a DICOM peer: give TITLE@HOST:PORT, or "
+                             f"TITLE@HOST:PORT/ACTION+… to allow only some of "
+                             f"{', '.join(ACTIONS)}")
+        actions = {a.strip().lower() for a in allowed.split("+")} if slash else set(ACTIONS)
+        if not actions <= set(ACTIONS):
+            raise ValueError(f"{text[:80]!r}: {', '.join(sorted(actions - set(ACTIONS)))} "
+                             f"is not one of {', '.join(ACTIONS)}")
+        return cls(ae_title(title), host.strip("[]"), int(port), frozenset(actions))
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.title}@{host}:{self.port}"
+        allowed = "" if self.actions == set(ACTIONS) else \
+            "/" + "+".join(a for a in ACTIONS if a in self.actions)
+        return f"{self.title}@{host}:{self.port}{allowed}"
+
+
+def store_title(text: str) -> tuple[str, str]:
+    """TITLE=STORE (`--dimse-store`): an AE title of the gateway and the name of the store
+    it reaches, checked as an AE title and split; ValueError otherwise."""
+    title, equals, store = text.partition("=")
+    if not equals or not store.strip():
+        raise ValueError(f"{text[:80]!r}: give TITLE=projects/P/locations/L/datasets/D/"
+                         "dicomStores/S")
+    return ae_title(title), store.strip()

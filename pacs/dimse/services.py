@@ -12,41 +12,43 @@ from pynetdicom import evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
+from pacs.dimse.admission import NOT_AUTHORIZED, Admission
 from pacs.dimse.bridge import Bridge
-from pacs.dimse.find import CANCELLED, find
-from pacs.dimse.get import get
+from pacs.dimse.find import CANCELLED, failure, find
+from pacs.dimse.get import get, matched
 from pacs.dimse.move import move
-from pacs.dimse.peers import Peer
 from pacs.dimse.worklist import worklist
 from pacs.service.archive import Archive
 from pacs.service.store_instances import store_file
-from pacs.service.stores import StoreContext
+from storage.rows import InstanceLocation
 
 log = logging.getLogger("pacs")
 SUCCESS = 0x0000
-CANNOT_UNDERSTAND = 0xC000  # PS3.4 B.2.3: the dataset could not be read at all
 
 
 class Services:
-    """The handlers of one gateway, bound to its archive and default store."""
+    """The handlers of one gateway, bound to its archive; `admission` names the store each
+    association reaches and what its peer may do."""
 
-    def __init__(self, archive: Archive, store: StoreContext, bridge: Bridge,
-                 peers: dict[str, Peer]) -> None:
-        self._archive, self._store, self._bridge = archive, store, bridge
-        self._peers = peers  # by AE title: C-MOVE's destinations
+    def __init__(self, archive: Archive, admission: Admission, bridge: Bridge) -> None:
+        self._archive, self._admission, self._bridge = archive, admission, bridge
         self._tallies: dict[int, Counter[str]] = defaultdict(Counter)  # by association
 
     def echo(self, event: Event) -> int:
-        """C-ECHO (PS3.7 9.1.5): success while the gateway runs."""
+        """C-ECHO (PS3.7 9.1.5): success while the gateway runs, for any admitted peer."""
         return SUCCESS
 
     def store(self, event: Event) -> int:
         """C-STORE (PS3.4 B.2.3): the received file stored as STOW stores a Part 10 body,
         with the same checks and duplicate and conflict rules; a failure's status is the
         one a STOW response item would carry (pacs/service/failures.py)."""
-        path = Path(event.dataset_path)  # pynetdicom wrote it to a file as it arrived
-        outcome = self._bridge.run(store_file(self._archive, self._store, path))
         tally = self._tallies[id(event.assoc)]
+        if not self._admission.allows(event, "store"):
+            tally["refused"] += 1
+            return NOT_AUTHORIZED
+        path = Path(event.dataset_path)  # pynetdicom wrote it to a file as it arrived
+        outcome = self._bridge.run(store_file(
+            self._archive, self._admission.store(event.assoc), path))
         if outcome.reason is None:
             tally["stored"] += 1
             return SUCCESS
@@ -56,15 +58,18 @@ class Services:
                     outcome.detail)
         return outcome.reason.code
 
-
     def find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         """C-FIND (PS3.4 C.4.1, and K.6 of a worklist): QIDO's matching, or the worklist
         folder's; stops when the peer cancels."""
         tally = self._tallies[id(event.assoc)]
         tally["queries"] += 1
+        if not self._admission.allows(event, "find"):
+            yield _refused("find"), None
+            return
         answers = worklist(self._archive.settings.worklist_dir, event.identifier) \
             if event.context.abstract_syntax == ModalityWorklistInformationFind else \
-            find(self._archive, self._store, event.identifier, self._bridge.run)
+            find(self._archive, self._admission.store(event.assoc), event.identifier,
+                 self._bridge.run)
         for status, identifier in answers:
             if event.is_cancelled:
                 yield CANCELLED, None
@@ -79,20 +84,31 @@ class Services:
             if context.as_scu and context.abstract_syntax and context.transfer_syntax:
                 accepted.setdefault(context.abstract_syntax, []).append(
                     context.transfer_syntax[0])
-        yield from get(self._archive, self._store, event.identifier, accepted,
+        yield from get(self._archive, self._matched(event, "get"), accepted,
                        self._bridge.run, lambda: event.is_cancelled)
 
     def move(self, event: Event) -> Iterator[Any]:
-        """C-MOVE (PS3.4 C.4.2): the matches sent to a known peer."""
+        """C-MOVE (PS3.4 C.4.2): the matches sent to a known peer; an unknown one is
+        answered A801H by pynetdicom."""
         self._tallies[id(event.assoc)]["retrieves"] += 1
         title = str(event.move_destination.decode() if isinstance(event.move_destination, bytes)
                     else event.move_destination).strip()
-        destination = self._peers.get(title)
+        destination = self._admission.peers.get(title)
         if destination is None:
             log.warning("C-MOVE from %s to %r refused: not a known peer (--dimse-peer)",
                         _calling(event), title)
-        yield from move(self._archive, self._store, event.identifier, destination,
-                        event.assoc, self._bridge.run, lambda: event.is_cancelled)
+            yield None, None
+            return
+        yield from move(self._archive, self._matched(event, "move"), destination, event.assoc,
+                        self._bridge.run, lambda: event.is_cancelled)
+
+    def _matched(self, event: Event, action: str) -> list[InstanceLocation] | Dataset:
+        """What a retrieve's identifier names in the association's store, or the failure
+        to answer with (the peer may not retrieve that way, or the identifier is wrong)."""
+        if not self._admission.allows(event, action):
+            return _refused(action)
+        return matched(self._archive, self._admission.store(event.assoc), event.identifier,
+                       self._bridge.run)
 
     def ended(self, event: Event) -> None:
         """One line per association, when it is released or aborted."""
@@ -101,6 +117,10 @@ class Services:
                  "%d retrieves", _calling(event),
                  "released" if event.event is evt.EVT_RELEASED else "aborted",
                  tally["stored"], tally["refused"], tally["queries"], tally["retrieves"])
+
+
+def _refused(action: str) -> Dataset:
+    return failure(f"this AE title may not {action} here", NOT_AUTHORIZED)
 
 
 def _calling(event: Event) -> str:
