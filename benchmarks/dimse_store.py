@@ -101,7 +101,7 @@ class Peer:
     called_ae: str
     pid: int
     count: Callable[[], int]
-    gateway_pid: int | None = None  # ours: the gateway's own process
+    gateway_pids: tuple[int, ...] = ()  # ours: the gateway's own processes
 
 
 def dcmtk_storescu() -> str | None:
@@ -157,7 +157,7 @@ def ours(data_dir: Path, log_path: Path, workers: int) -> Iterator[Peer]:
               lambda: process.poll() is None, log_path)
         base = f"http://127.0.0.1:{port}/dicomweb"
         yield Peer("ours", dimse_port, OURS_AE, process.pid, lambda: _qido_count(base),
-                   _gateway_pid(process.pid))
+                   _gateway_pids(process.pid))
     finally:
         stop(process, 30)
 
@@ -180,7 +180,7 @@ def send(storescu: str, peer: Peer, folders: Sequence[Path], log_path: Path) -> 
     """One storescu per folder, all at once; wall time until the last exits, the server's
     CPU time (ours: the gateway's apart too) and storescu's."""
     usage = Usage(peer.pid)
-    gateway_before = _cpu_s(peer.gateway_pid)
+    gateway_before = _cpu_s(peer.gateway_pids)
     children_before = _children_cpu_s()
     usage.start()
     with log_path.open("ab") as log:
@@ -199,8 +199,8 @@ def send(storescu: str, peer: Peer, folders: Sequence[Path], log_path: Path) -> 
         "server_rss_peak_mb": figures["server_rss_peak_mb"],
         "storescu_cpu_s": round(_children_cpu_s() - children_before, 2),
     }
-    if peer.gateway_pid is not None:
-        figures["gateway_cpu_s"] = round(_cpu_s(peer.gateway_pid) - gateway_before, 2)
+    if peer.gateway_pids:
+        figures["gateway_cpu_s"] = round(_cpu_s(peer.gateway_pids) - gateway_before, 2)
     return figures
 
 
@@ -299,21 +299,23 @@ def _yes(figures: dict[str, Any]) -> str:
     return "yes" if figures.get("all_stored") else "NO"
 
 
-def _gateway_pid(parent: int) -> int | None:
-    """The gateway: the child of `pacs serve` started by multiprocessing's spawn."""
+def _gateway_pids(parent: int) -> tuple[int, ...]:
+    """The gateway's processes: the children of `pacs serve` started by multiprocessing's
+    spawn."""
     with contextlib.suppress(OSError):
-        for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                return int(child)
-    return None
+        return tuple(int(child) for child in
+                     Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+                     if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes())
+    return ()
 
 
-def _cpu_s(pid: int | None) -> float:
-    """User and system CPU seconds of one process (0 when there is none)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime (proc(5) 14, 15)
+def _cpu_s(pids: tuple[int, ...]) -> float:
+    """User and system CPU seconds of the processes together."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (proc(5) 14, 15)
+    return total * TICK_S
 
 
 def _children_cpu_s() -> float:
@@ -369,8 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--files", type=int, help="instances per set (default: the size's)")
     parser.add_argument("--rounds", type=int, help="default: 3 at full size, 1 at smoke")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="our HTTP workers (only QIDO counts use them; default 1)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="our HTTP workers and gateway processes (pacs serve "
+                             "--workers; default 2)")
     parser.add_argument("--nagle", action="store_true",
                         help="leave dcmtk's default (Nagle on) instead of TCP_NODELAY=1")
     parser.add_argument("--out", type=Path, help="write the JSON document here too")

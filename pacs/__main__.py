@@ -269,11 +269,12 @@ def serve(config: Config, settings: Settings) -> None:
         return
     from pacs.dimse import gateway  # pynetdicom and pydicom: loaded in its process only
 
-    process = gateway.start(settings, host, _loopback(host) and not settings.dimse_peers, logs)
+    processes = gateway.start(settings, host, _loopback(host) and not settings.dimse_peers,
+                              logs, config["workers"])
     try:
         _run_uvicorn(config, settings, logs)
     finally:
-        gateway.stop(process)
+        gateway.stop(processes)
 
 
 def _run_uvicorn(config: Config, settings: Settings, logs: dict[str, Any]) -> None:

@@ -93,7 +93,8 @@ class Settings:
         "(/readyz answers the last at once)")
     oidc_jwks_refresh_seconds: float = tunable(
         30.0, "an unknown `kid` refetches the OIDC keys at most this often (seconds)")
-    dimse_max_associations: int = tunable(16, "DICOM associations the gateway serves at once")
+    dimse_max_associations: int = tunable(
+        16, "DICOM associations each gateway process (one per worker) serves at once")
     dimse_timeout_seconds: float = tunable(
         30.0, "seconds the DICOM gateway waits on a silent peer (ACSE, DIMSE and network)")
     dimse_max_pdu_bytes: int = tunable(

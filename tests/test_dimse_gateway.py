@@ -246,14 +246,17 @@ def test_a_dropped_association_leaves_no_partial_instance(tmp_path: Path) -> Non
         assert assoc.is_established
         sender = threading.Thread(target=assoc.send_c_store, args=(big,), daemon=True)
         sender.start()
-        incoming = tmp_path / "data" / "dimse-incoming"
+        incoming = tmp_path / "data" / "dimse-incoming"  # a folder per gateway process
+
+        def arriving() -> list[Path]:
+            return [path for path in incoming.rglob("*") if path.is_file()]
         deadline = time.monotonic() + 30
-        while not any(incoming.iterdir()):  # the data set has started to arrive
+        while not arriving():  # the data set has started to arrive
             assert time.monotonic() < deadline
             time.sleep(0.01)
         deadline = time.monotonic() + 30
-        while any(incoming.iterdir()):
-            assert time.monotonic() < deadline, list(incoming.iterdir())
+        while arriving():
+            assert time.monotonic() < deadline, arriving()
             time.sleep(0.2)
         assert running.instances() == []
         later = association(running.port)  # the gateway serves on
@@ -261,8 +264,13 @@ def test_a_dropped_association_leaves_no_partial_instance(tmp_path: Path) -> Non
         later.release()
 
 
-def test_two_hundred_c_stores_from_eight_associations_lose_nothing(
-        open_gateway: Gateway) -> None:
+def test_two_hundred_c_stores_from_eight_associations_lose_nothing(tmp_path: Path) -> None:
+    """Two gateway processes share the port (`--workers 2`) and the archive."""
+    with gateway(tmp_path / "data", "--workers", "2") as running:
+        stored_from_eight_associations(running)
+
+
+def stored_from_eight_associations(open_gateway: Gateway) -> None:
     datasets = ct_datasets(200, 16, "MANY^ASSOCIATIONS")
     statuses: list[int] = []
     errors: list[str] = []

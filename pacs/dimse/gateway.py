@@ -11,6 +11,8 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
+import socketserver
 import tempfile
 import threading
 import time
@@ -30,6 +32,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
+from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs.dicom.transfer_syntaxes import TRANSFER_SYNTAXES
 from pacs.dimse.admission import Admission
@@ -50,24 +53,46 @@ QUERY_MODELS = (PatientRootQueryRetrieveInformationModelFind,
 INCOMING = "dimse-incoming"  # under the data directory: data sets as they arrive
 
 
-def start(settings: Settings, host: str, open_to_all: bool,
-          logs: dict[str, Any]) -> BaseProcess:
-    """The gateway's process, started; `open_to_all` lets any calling AE title associate,
-    else only the known peers' may."""
-    process = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(settings.to_env(), host, open_to_all, logs), name="pacs-dimse",
-        daemon=True)
-    process.start()
-    return process
+def start(settings: Settings, host: str, open_to_all: bool, logs: dict[str, Any],
+          processes: int) -> list[BaseProcess]:
+    """The gateway's processes, started, each accepting associations on the same port
+    (SO_REUSEPORT: the kernel spreads them); `open_to_all` lets any calling AE title
+    associate, else only the known peers'."""
+    shutil.rmtree(settings.data_dir / INCOMING, ignore_errors=True)  # an earlier gateway's
+    started: list[BaseProcess] = []
+    for number in range(max(processes, 1)):
+        process = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(settings.to_env(), host, open_to_all, logs, number),
+            name=f"pacs-dimse-{number}", daemon=True)
+        process.start()
+        started.append(process)
+    return started
 
 
-def stop(process: BaseProcess) -> None:
+def stop(processes: list[BaseProcess]) -> None:
     """Stop the gateway: associations under way are aborted, the archive closed."""
-    if process.is_alive():
-        process.terminate()  # SIGTERM: _serve shuts its server down
+    for process in processes:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: _serve shuts its server down
+    for process in processes:
         process.join(30)
-    if process.is_alive():
-        process.kill()
+        if process.is_alive():
+            process.kill()
+
+
+class SharedPortServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server, its port shared with the gateway's other processes."""
+
+    def server_bind(self) -> None:
+        assert self.socket is not None
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+    def shutdown(self) -> None:
+        """Stop serving and close the port (pynetdicom's own also forgets the server in
+        the AE's list of those `start_server` made, which this one is not in)."""
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
 
 
 def application_entity(settings: Settings, open_to_all: bool) -> AE:
@@ -91,14 +116,14 @@ def application_entity(settings: Settings, open_to_all: bool) -> AE:
     return ae
 
 
-def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any]) -> None:
-    """The gateway process: serve until SIGTERM or SIGINT."""
+def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any],
+           number: int) -> None:
+    """Gateway process `number`: serve until SIGTERM or SIGINT."""
     logging.config.dictConfig(logs)
     os.environ[SETTINGS_VARIABLE] = settings_json
     settings = Settings.from_env()
     _config.STORE_RECV_CHUNKED_DATASET = True  # a received dataset goes to a file, not memory
-    incoming = settings.data_dir / INCOMING
-    shutil.rmtree(incoming, ignore_errors=True)  # what an earlier gateway left: nothing runs
+    incoming = settings.data_dir / INCOMING / str(number)
     incoming.mkdir(parents=True)
     tempfile.tempdir = str(incoming)  # where pynetdicom writes them
     bridge = Bridge()
@@ -109,16 +134,19 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     admission = Admission(archive, bridge, titles, peers, open_to_all)
     services = Services(archive, admission, bridge)
     assert settings.dimse_port is not None
-    server = application_entity(settings, open_to_all).start_server(
-        (host, settings.dimse_port), block=False, evt_handlers=[
+    server = application_entity(settings, open_to_all).make_server(
+        (host, settings.dimse_port), server_class=SharedPortServer, evt_handlers=[
             (evt.EVT_REQUESTED, admission.requested), (evt.EVT_C_ECHO, services.echo),
             (evt.EVT_C_STORE, services.store), (evt.EVT_C_FIND, services.find),
             (evt.EVT_C_GET, services.get), (evt.EVT_C_MOVE, services.move),
             (evt.EVT_RELEASED, services.ended), (evt.EVT_ABORTED, services.ended),
             (evt.EVT_REJECTED, _rejected)])
-    log.info("DICOM gateway %s at %s:%d (%s)", ", ".join(titles), host, settings.dimse_port,
-             "any calling AE title" if open_to_all else
-             "calling AE titles " + ", ".join(settings.dimse_peers))
+    threading.Thread(target=server.serve_forever, name="pacs-dimse-server",
+                     daemon=True).start()
+    if number == 0:
+        log.info("DICOM gateway %s at %s:%d (%s)", ", ".join(titles), host, settings.dimse_port,
+                 "any calling AE title" if open_to_all else
+                 "calling AE titles " + ", ".join(settings.dimse_peers))
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
@@ -126,7 +154,6 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     threading.Thread(target=_sweep_incoming, args=(incoming, settings, stopping),
                      daemon=True).start()
     stopping.wait()
-    assert server is not None  # block=False: the server, running in its own thread
     for association in server.active_associations:  # or shutdown waits on idle peers
         association.abort()
     server.shutdown()
