@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pydicom
 import pytest
 import requests
 from pydicom.uid import SecondaryCaptureImageStorage
@@ -116,6 +117,34 @@ async def test_the_service_stores_a_file_without_http(archive: Archive, tmp_path
     failed = await store_file(archive, store, junk)
     assert failed.reason is CANNOT_UNDERSTAND and not failed.stored
     assert list((archive.settings.data_dir / "staging").iterdir()) == []
+
+
+async def test_an_instance_again_in_another_file_meta_is_a_duplicate_in_full_only(
+        archive: Archive, tmp_path: Path) -> None:
+    """The data set identifies an instance (PS3.10 7.1): the same one written by another
+    toolkit, from another AE title, is a duplicate and what was stored stays; other content is
+    a conflict. A google profile store, as Google, takes identical files only."""
+    original = corpus_bytes("CT_small.dcm")
+    ds = pydicom.dcmread(BytesIO(original))
+    ds.file_meta.ImplementationVersionName = "OTHER_TOOLKIT"
+    ds.file_meta.SourceApplicationEntityTitle = "CT_SCANNER_2"
+    rewritten = tmp_path / "rewritten.dcm"
+    ds.save_as(rewritten, enforce_file_format=True)
+    assert rewritten.read_bytes() != original
+    ds.PatientName = "CHANGED^CONTENT"
+    changed = tmp_path / "changed.dcm"
+    ds.save_as(changed, enforce_file_format=True)
+    full = await archive.stores.get(archive.settings.default_store)
+    google = await archive.stores.ensure("projects/p/locations/l/datasets/d/dicomStores/g",
+                                         "google")
+    for store, again in ((full, True), (google, False)):
+        assert (await store_file(archive, store, corpus_path("CT_small.dcm"))).stored
+        outcome = await store_file(archive, store, rewritten)
+        assert (outcome.stored, outcome.duplicate) == (again, again), store.profile.name
+        assert not (await store_file(archive, store, changed)).stored
+        [found] = await locate(archive, store, Target.of(outcome.study_uid, outcome.series_uid,
+                                                         outcome.sop_uid))
+        assert archive.blobs.read(found.blob_name, 0, found.blob_size) == original
 
 
 async def test_the_service_raises_domain_errors(archive: Archive) -> None:

@@ -182,6 +182,36 @@ def test_the_same_instance_twice_is_a_success_and_changed_content_a_failure(
     assert len(found) == 1  # the first content stands
 
 
+def test_a_study_stored_by_stow_sent_again_by_c_store_is_a_duplicate(
+        open_gateway: Gateway) -> None:
+    """A modality sending again what an AI tool stored by STOW-RS, in the same transfer
+    syntax: pynetdicom writes its own File Meta Information, the data set is the same, so
+    each C-STORE succeeds and the instances stay as STOW stored them."""
+    series = ct_datasets(3, 8, "SENT^TWICE")
+    for ds in series:
+        ds.file_meta.ImplementationVersionName = "AI_PIPELINE_1"  # not what pynetdicom writes
+    stow(open_gateway, series)
+    before = {ds.SOPInstanceUID: instance_bytes(open_gateway, ds) for ds in series}
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)  # as stored
+    assoc = ae.associate("127.0.0.1", open_gateway.port, ae_title="PACS")
+    assert assoc.is_established
+    try:
+        assert [assoc.send_c_store(ds).Status for ds in series] == [0x0000] * 3
+    finally:
+        assoc.release()
+    assert sorted(open_gateway.instances()) == sorted(before)
+    assert {ds.SOPInstanceUID: instance_bytes(open_gateway, ds) for ds in series} == before
+
+
+def instance_bytes(gateway: Gateway, ds: Dataset) -> bytes:
+    answer = requests.get(f"{gateway.dicomweb}/studies/{ds.StudyInstanceUID}/series/"
+                          f"{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}",
+                          headers=AS_STORED, timeout=30)
+    assert answer.status_code == 200
+    return answer.content
+
+
 def test_a_dataset_that_cannot_be_read_is_refused_and_stores_nothing(
         tmp_path: Path, open_gateway: Gateway) -> None:
     """A C-STORE whose data set is not DICOM (garbage bytes after valid File Meta, sent as

@@ -94,11 +94,20 @@ def part10_head(fp: BinaryIO) -> tuple[bytes, int] | None:
     return PREAMBLE + out.getvalue(), end
 
 
-def _file_meta_end(fp: BinaryIO) -> int:
-    """Where the (0002,xxxx) elements at the start of `fp` end (explicit VR little endian,
-    PS3.10 7.1); 0 if it does not start with one."""
+def data_set_start(fp: BinaryIO) -> int:
+    """Where the data set of the Part 10 file `fp` starts: after its preamble, 'DICM' and
+    File Meta group (PS3.10 7.1); IngestError if `fp` is not a Part 10 file."""
     fp.seek(0)
-    end = 0
+    if fp.read(132)[128:] != b"DICM":
+        raise IngestError("not a DICOM Part 10 file: no preamble and 'DICM'")
+    return _file_meta_end(fp, 132)
+
+
+def _file_meta_end(fp: BinaryIO, start: int = 0) -> int:
+    """Where the (0002,xxxx) elements from `start` in `fp` end (explicit VR little endian,
+    PS3.10 7.1); `start` if there is none."""
+    fp.seek(start)
+    end = start
     while True:
         head = fp.read(8)
         if len(head) < 8 or struct.unpack("<H", head[:2])[0] != 0x0002:

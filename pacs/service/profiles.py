@@ -75,6 +75,8 @@ class Profile:
     partial_store_status: int  # a Store response when some instances failed (PS3.18 10.5.3)
     delete_operations: bool  # a study or series delete answers a long-running operation
     failure_reason: FailureReason | None  # reported for every Store failure (None: its own)
+    duplicate_data_set: bool  # an instance again is a duplicate if its data set is the same
+    # (else only if its whole file is: pacs/service/same_instance.py)
 
 
 _ALL_LEVELS = {level: SearchLimits(1000, 10_000) for level in Level}
@@ -98,6 +100,7 @@ FULL = Profile(
     partial_store_status=202,
     delete_operations=False,
     failure_reason=None,
+    duplicate_data_set=True,
 )
 
 # Google's documented match keys (spec 3.2): each level takes those of the levels above.
@@ -128,6 +131,7 @@ GOOGLE = Profile(
     partial_store_status=409,  # spec 5.2: 409 when any instance fails
     delete_operations=True,  # spec 1.3: v1 and current v1beta1
     failure_reason=PROCESSING_FAILURE,  # spec 5.2: 272 whatever went wrong, with the detail
+    duplicate_data_set=False,  # spec 5.2: identical content (MD5) only, else 409
 )
 
 PROFILES: dict[str, Profile] = {profile.name: profile for profile in (FULL, GOOGLE)}

@@ -24,6 +24,7 @@ from pacs.service.failures import (
     PROCESSING_FAILURE,
     FailureReason,
 )
+from pacs.service.same_instance import same_data_set
 from pacs.service.staging import stage_all
 from pacs.service.stores import StoreContext
 from pacs.telemetry import INSTANCES
@@ -213,6 +214,9 @@ async def index_committed(archive: Archive, store: StoreContext, committed: Comm
                 raise
             out_of_resources(outcome, exc)
             return
+        if added is AddOutcome.CONFLICT and store.profile.duplicate_data_set and \
+                await same_data_set(archive, store, record, name):
+            added = AddOutcome.DUPLICATE  # sent again through another door
         if added is not AddOutcome.STORED:
             await anyio.to_thread.run_sync(archive.blobs.delete, name)
     outcome.duplicate = added is AddOutcome.DUPLICATE
