@@ -372,8 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--files", type=int, help="instances per set (default: the size's)")
     parser.add_argument("--rounds", type=int, help="default: 3 at full size, 1 at smoke")
     parser.add_argument("--workers", type=int, default=2,
-                        help="our HTTP workers and gateway processes (pacs serve "
-                             "--workers; default 2)")
+                        help="our workers (pacs serve --workers, whose gateway runs two "
+                             "processes per worker; default 2)")
     parser.add_argument("--nagle", action="store_true",
                         help="leave dcmtk's default (Nagle on) instead of TCP_NODELAY=1")
     parser.add_argument("--out", type=Path, help="write the JSON document here too")

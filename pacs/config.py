@@ -135,9 +135,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("blobs", TEXT, "", "the blobs: s3://BUCKET/PREFIX, endpoint and credentials from "
            "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (default: "
            "files in the data directory)", metavar="URL"),
-    Option("workers", INTEGER, usable_cores(), "worker processes, for HTTP and as many for "
-           "the DICOM gateway (default: one per usable core, a container's CPU limit "
-           "included)"),
+    Option("workers", INTEGER, usable_cores(), "worker processes (default: one per usable "
+           "core, a container's CPU limit included)"),
     Option("store", LIST, (), "further stores projects/P/locations/L/datasets/D/dicomStores/S "
            "(repeatable, or comma-separated)", metavar="NAME"),
     Option("gcs_root", PATH, None, "directory that gs://BUCKET/PATH URIs of dicomStores.import "

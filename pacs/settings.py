@@ -93,8 +93,11 @@ class Settings:
         "(/readyz answers the last at once)")
     oidc_jwks_refresh_seconds: float = tunable(
         30.0, "an unknown `kid` refetches the OIDC keys at most this often (seconds)")
+    dimse_processes: int = tunable(
+        0, "gateway processes sharing the DICOM port, each serving its associations in "
+        "threads (0: two per worker: the kernel spreads associations by address, unevenly)")
     dimse_max_associations: int = tunable(
-        16, "DICOM associations each gateway process (one per worker) serves at once")
+        16, "DICOM associations each gateway process serves at once")
     dimse_timeout_seconds: float = tunable(
         30.0, "seconds the DICOM gateway waits on a silent peer (ACSE, DIMSE and network)")
     dimse_max_pdu_bytes: int = tunable(

@@ -295,8 +295,8 @@ def test_a_dropped_association_leaves_no_partial_instance(tmp_path: Path) -> Non
 
 
 def test_two_hundred_c_stores_from_eight_associations_lose_nothing(tmp_path: Path) -> None:
-    """Two gateway processes share the port (`--workers 2`) and the archive."""
-    with gateway(tmp_path / "data", "--workers", "2") as running:
+    """Three gateway processes share the port and the archive."""
+    with gateway(tmp_path / "data", "--dimse-processes", "3") as running:
         stored_from_eight_associations(running)
 
 
