@@ -29,6 +29,7 @@ from pacs.transactions import (
     retrieve_rendered,
     search,
     store,
+    worklist,
 )
 from pacs.transactions import management as manage
 from pacs.transactions.capabilities import Resource, capabilities
@@ -130,6 +131,8 @@ def _store(permission: str) -> Permission:
 
 
 READ = _store("dicomWebRead")  # spec 6.2: every search and retrieve
+WORKLIST_READ = Permission("pacs.worklist.get", "")
+WORKLIST_WRITE = Permission("pacs.worklist.update", "")
 DESCRIBE = _store("get")  # capabilities, metrics: what a store is, not its data
 
 
@@ -227,6 +230,13 @@ ROUTES: list[BaseRoute] = [
     # public: the viewer's code holds no data, and its requests for data are checked as any
     route("/viewer", {"GET": (None, viewer)}),
     route("/viewer/{path:path}", {"GET": (None, viewer)}),
+    # the gateway's worklist: whoever holds every permission (--admin), open while
+    # authentication is off (loopback)
+    route("/worklist", {"GET": (WORKLIST_READ, answer(worklist.list_items)),
+                        "POST": (WORKLIST_WRITE, answer(worklist.create_item))}),
+    route("/worklist/{item}", {"GET": (WORKLIST_READ, answer(worklist.get_item)),
+                               "PUT": (WORKLIST_WRITE, answer(worklist.put_item)),
+                               "DELETE": (WORKLIST_WRITE, answer(worklist.delete_item))}),
     route("/dicomweb", SERVICE_ROOT),
     route(GOOGLE_STORE, SERVICE_ROOT),
     Mount("/dicomweb", app=Router(DICOMWEB, redirect_slashes=False)),

@@ -23,7 +23,7 @@ from tests.served_process import served
 TOKENS = {"admin-token": "user:admin@example.com", "alice-token": "user:alice@example.com"}
 VALUES = {"version": "v1", "project": "p", "location": "l", "dataset": "d", "store": "s",
           "study": "1.2.3", "series": "1.2.3.4", "instance": "1.2.3.4.5", "frames": "1",
-          "path": "7FE00010", "operation": "1"}
+          "path": "7FE00010", "operation": "1", "item": "ORDER-1"}
 
 
 def _fill(template: str) -> str:

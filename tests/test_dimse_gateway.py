@@ -595,6 +595,65 @@ def test_a_worklist_item_is_found_by_a_worklist_c_find(tmp_path: Path) -> None:
     assert "worklist file broken.json skipped" in running.server.output
 
 
+def worklist_accessions(port: int, patient: str) -> list[str]:
+    """What a worklist C-FIND for `patient` finds (pynetdicom as the modality)."""
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PACS")
+    identifier = Dataset()
+    identifier.PatientName, identifier.AccessionNumber = patient, ""
+    identifier.ScheduledProcedureStepSequence = [Dataset()]
+    try:
+        return sorted(ds.AccessionNumber for _, ds in assoc.send_c_find(
+            identifier, ModalityWorklistInformationFind) if ds)
+    finally:
+        assoc.release()
+
+
+def test_worklist_items_added_and_removed_over_http_are_found_at_once(tmp_path: Path) -> None:
+    """A RIS bridge adds items with POST /worklist or PUT /worklist/{id} (DICOM JSON),
+    replaces and removes them; a worklist C-FIND sees each change at once. Bad items, ids and
+    bodies are 400 and change nothing; an unknown item is 404."""
+    folder = tmp_path / "worklist"
+    with gateway(tmp_path / "data", "--worklist", str(folder)) as running:
+        worklist = f"{running.server.base}/worklist"
+        posted = requests.post(worklist, data=worklist_item("Doe^Jane", "ACC1", "CT",
+                                                            "20261204"), timeout=30)
+        assert posted.status_code == 200, posted.text
+        new_id = posted.json()["id"]
+        put = requests.put(f"{worklist}/ORDER-42", data=worklist_item(
+            "Doe^John", "ACC2", "MR", "20261205"), timeout=30)
+        assert put.status_code == 200 and put.json()["id"] == "ORDER-42"
+        assert worklist_accessions(running.port, "doe*") == ["ACC1", "ACC2"]
+        replaced = requests.put(f"{worklist}/ORDER-42", data=worklist_item(
+            "Doe^John", "ACC3", "MR", "20261205"), timeout=30)
+        assert replaced.status_code == 200
+        listed = requests.get(worklist, timeout=30).json()["items"]
+        assert sorted(entry["id"] for entry in listed) == sorted([new_id, "ORDER-42"])
+        one = requests.get(f"{worklist}/ORDER-42", timeout=30).json()
+        assert one["item"]["00080050"]["Value"] == ["ACC3"]
+        for method, url, body in (
+                ("POST", worklist, "{not json"),
+                ("POST", worklist, "[]"),
+                ("POST", worklist, '{"00100010": {"vr": "PN", "Value": [{"Alphabetic": '
+                                   '"No^Steps"}]}}'),
+                ("POST", worklist, '{"00100010": {"vr": "XX", "Value": [1]}}'),
+                ("PUT", f"{worklist}/.hidden", worklist_item("A^B", "ACC9", "CT", "20261204")),
+                ("PUT", f"{worklist}/{'x' * 65}", worklist_item("A^B", "ACC9", "CT",
+                                                                "20261204"))):
+            bad = requests.request(method, url, data=body, timeout=30)
+            assert bad.status_code == 400, (body, bad.text)
+            assert bad.json()["error"]["status"] == "INVALID_ARGUMENT"
+        assert requests.get(f"{worklist}/NOPE", timeout=30).status_code == 404
+        assert requests.delete(f"{worklist}/NOPE", timeout=30).status_code == 404
+        assert requests.delete(f"{worklist}/{new_id}", timeout=30).status_code == 200
+        assert worklist_accessions(running.port, "doe*") == ["ACC3"]
+        assert sorted(path.name for path in folder.iterdir()) == ["ORDER-42.json"]
+    with gateway(tmp_path / "data2") as running:  # no --worklist
+        none = requests.get(f"{running.server.base}/worklist", timeout=30)
+        assert none.status_code == 400 and "--worklist" in none.json()["error"]["message"]
+
+
 def test_a_move_whose_destination_goes_away_is_reported(tmp_path: Path) -> None:
     """The destination aborts its association after the first instance: the C-MOVE ends
     with a failure or warning naming what was not sent, the archive is unchanged, and the

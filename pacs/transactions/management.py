@@ -48,7 +48,8 @@ async def _json(request: Request, empty: Any) -> Any:
         raise InvalidArgument(f"the request body is not valid JSON: {exc}") from exc
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body, a JSON object ({} when empty); 400 otherwise."""
     body = await _json(request, {})
     if not isinstance(body, dict):
         raise InvalidArgument("the request body must be a JSON object")
@@ -104,7 +105,7 @@ async def get_location(request: Request) -> dict[str, Any]:
 async def create_dataset(request: Request) -> dict[str, Any]:
     return await management.create_dataset(
         archive_of(request), _name(request, *LOCATION), _required(request, "datasetId"),
-        await _body(request), request.path_params["version"])
+        await json_object(request), request.path_params["version"])
 
 
 async def list_datasets(request: Request) -> dict[str, Any]:
@@ -119,7 +120,7 @@ async def get_dataset(request: Request) -> dict[str, Any]:
 
 async def patch_dataset(request: Request) -> dict[str, Any]:
     return await management.patch_dataset(archive_of(request), _name(request, *DATASET),
-                                          await _body(request),
+                                          await json_object(request),
                                           request.query_params.get("updateMask", ""))
 
 
@@ -130,7 +131,7 @@ async def delete_dataset(request: Request) -> dict[str, Any]:
 async def create_store(request: Request) -> dict[str, Any]:
     return await management.create_store(archive_of(request), _name(request, *DATASET),
                                          _required(request, "dicomStoreId"),
-                                         await _body(request))
+                                         await json_object(request))
 
 
 async def list_stores(request: Request) -> dict[str, Any]:
@@ -146,7 +147,7 @@ async def get_store(request: Request) -> dict[str, Any]:
 
 async def patch_store(request: Request) -> dict[str, Any]:
     return await management.patch_store(archive_of(request), _name(request, *STORE),
-                                        await _body(request),
+                                        await json_object(request),
                                         request.query_params.get("updateMask", ""))
 
 
@@ -193,14 +194,14 @@ async def storage_info(request: Request) -> dict[str, Any]:
 async def import_files(request: Request) -> dict[str, Any]:
     archive = archive_of(request)
     store = await archive.stores.get(_name(request, *STORE))
-    return await transfer.start_import(archive, store, await _body(request),
+    return await transfer.start_import(archive, store, await json_object(request),
                                        request.path_params["version"])
 
 
 async def export_files(request: Request) -> dict[str, Any]:
     archive = archive_of(request)
     store = await archive.stores.get(_name(request, *STORE))
-    return await transfer.start_export(archive, store, await _body(request),
+    return await transfer.start_export(archive, store, await json_object(request),
                                        request.path_params["version"])
 
 
@@ -232,7 +233,7 @@ def iam(on: str) -> tuple[Call, Call, Call]:
     async def set_policy(request: Request) -> dict[str, Any]:
         archive = archive_of(request)
         return await archive.policies.set(resource_of(request, archive.settings, on),
-                                          (await _body(request)).get("policy"))
+                                          (await json_object(request)).get("policy"))
 
     async def test_permissions(request: Request) -> dict[str, Any]:
         archive = archive_of(request)
@@ -240,5 +241,5 @@ def iam(on: str) -> tuple[Call, Call, Call]:
         return await held_permissions(settings, archive.policies,
                                       await caller_of(request, settings),
                                       resource_of(request, settings, on),
-                                      (await _body(request)).get("permissions"))
+                                      (await json_object(request)).get("permissions"))
     return get_policy, set_policy, test_permissions
