@@ -23,12 +23,19 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+    generate_uid,
+)
 from pynetdicom import AE, _config, build_role, evt
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
     ModalityWorklistInformationFind,
+    MRImageStorage,
     PatientRootQueryRetrieveInformationModelFind,
+    StorageCommitmentPushModel,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -99,6 +106,7 @@ def association(port: int, calling: str = "TESTSCU", called: str = "PACS") -> AE
     ae.add_requested_context(Verification)
     ae.add_requested_context(CTImageStorage)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.add_requested_context(StorageCommitmentPushModel)
     return ae.associate("127.0.0.1", port, ae_title=called)
 
 
@@ -654,6 +662,90 @@ def test_worklist_items_added_and_removed_over_http_are_found_at_once(tmp_path: 
         assert none.status_code == 400 and "--worklist" in none.json()["error"]["message"]
 
 
+def commitment_request(references: list[tuple[str, str]]) -> Dataset:
+    """An N-ACTION's Action Information asking to commit (SOP Class, SOP Instance) pairs."""
+    request = Dataset()
+    request.TransactionUID = generate_uid()
+    request.ReferencedSOPSequence = []
+    for sop_class, sop in references:
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop
+        request.ReferencedSOPSequence.append(item)
+    return request
+
+
+def test_storage_commitment_is_reported_on_the_association_or_back_to_the_peer(
+        tmp_path: Path) -> None:
+    """A modality asks by N-ACTION whether the archive keeps what it sent (PS3.4 J.3). While
+    it holds the association open, the N-EVENT-REPORT comes on it: the stored instances in
+    the Referenced SOP Sequence, an unknown one (0112H) and one of another SOP class (0119H)
+    in the Failed SOP Sequence. When it releases at once, the report comes on a new
+    association to it as a known peer."""
+    series = ct_datasets(2, 8, "COMMIT^ME")
+    reports: list[tuple[int, Dataset]] = []
+    received = threading.Event()
+
+    def on_report(event: Any) -> tuple[int, None]:
+        reports.append((event.event_type, event.event_information))
+        received.set()
+        return 0x0000, None
+    listener = AE(ae_title="MODALITY")
+    listener.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
+    port = free_port()
+    server = listener.start_server(("127.0.0.1", port), block=False,
+                                   evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
+    try:
+        with gateway(tmp_path / "data", "--dimse-peer", f"MODALITY@127.0.0.1:{port}") as running:
+            ae = AE(ae_title="MODALITY")
+            ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+            ae.add_requested_context(StorageCommitmentPushModel)
+            assoc = ae.associate("127.0.0.1", running.port, ae_title="PACS",
+                                 evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
+            assert assoc.is_established
+            try:
+                assert [assoc.send_c_store(ds).Status for ds in series] == [0, 0]
+                request = commitment_request(
+                    [(ds.SOPClassUID, ds.SOPInstanceUID) for ds in series] +
+                    [(CTImageStorage, generate_uid()),
+                     (MRImageStorage, series[0].SOPInstanceUID)])
+                status, _ = assoc.send_n_action(request, 1, StorageCommitmentPushModel,
+                                                "1.2.840.10008.1.20.1.1")
+                assert status.Status == 0x0000
+                assert received.wait(30)
+                unnamed = Dataset()
+                unnamed.PatientName = "NO^TRANSACTION"
+                for action_type, bad in ((2, request), (1, unnamed)):  # 0123H, then 0115H
+                    status, _ = assoc.send_n_action(bad, action_type,
+                                                    StorageCommitmentPushModel,
+                                                    "1.2.840.10008.1.20.1.1")
+                    assert status.Status == (0x0123 if action_type == 2 else 0x0115)
+            finally:
+                assoc.release()
+            [(event_type, event)] = reports
+            assert event_type == 2 and event.TransactionUID == request.TransactionUID
+            assert sorted(item.ReferencedSOPInstanceUID for item in event.ReferencedSOPSequence
+                          ) == sorted(ds.SOPInstanceUID for ds in series)
+            assert sorted(item.FailureReason for item in event.FailedSOPSequence) == [
+                0x0112, 0x0119]
+            received.clear()
+            assoc = ae.associate("127.0.0.1", running.port, ae_title="PACS")
+            again = commitment_request([(ds.SOPClassUID, ds.SOPInstanceUID) for ds in series])
+            status, _ = assoc.send_n_action(again, 1, StorageCommitmentPushModel,
+                                            "1.2.840.10008.1.20.1.1")
+            assoc.release()  # at once: the report must come to MODALITY's own port
+            assert status.Status == 0x0000
+            assert received.wait(30)
+            event_type, event = reports[-1]
+            assert event_type == 1 and event.TransactionUID == again.TransactionUID
+            assert len(event.ReferencedSOPSequence) == 2 and "FailedSOPSequence" not in event
+    finally:
+        server.shutdown()
+    log = running.server.output
+    assert "reported on the same association" in log
+    assert f"reported on a new association to MODALITY@127.0.0.1:{port}" in log
+    assert "DICOM association from @" not in log  # the test's probe of the port: no line
+
+
 def test_a_move_whose_destination_goes_away_is_reported(tmp_path: Path) -> None:
     """The destination aborts its association after the first instance: the C-MOVE ends
     with a failure or warning naming what was not sent, the archive is unchanged, and the
@@ -727,6 +819,10 @@ def test_known_peers_from_their_hosts_do_what_each_may_in_the_store_called(
         assert viewer.is_established
         try:
             assert viewer.send_c_store(ds).Status == 0x0124
+            status, _ = viewer.send_n_action(  # storage commitment goes with storing
+                commitment_request([(ds.SOPClassUID, ds.SOPInstanceUID)]), 1,
+                StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1")
+            assert status.Status == 0x0124
             answers = [identifier.StudyInstanceUID for status, identifier in viewer.send_c_find(
                 query(PATIENT="ROUTED*"), StudyRootQueryRetrieveInformationModelFind)
                 if status.Status == 0xFF00]

@@ -56,9 +56,14 @@ class Admission:
             event.assoc.acse.send_reject(*diagnostic)
             event.assoc.kill()
 
+    @staticmethod
+    def called(association: Association) -> str:
+        """The AE title of ours the association called."""
+        return _titles(association)[1]
+
     def store(self, association: Association) -> StoreContext:
         """The store the association's called AE title reaches; NotFound if none."""
-        called = _titles(association)[1]
+        called = self.called(association)
         name = self._titles.get(called)
         if name is None:
             raise NotFound(f"no store has AE title {called}")

@@ -27,6 +27,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
+    StorageCommitmentPushModel,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -113,6 +114,7 @@ def application_entity(settings: Settings, open_to_all: bool) -> AE:
     if settings.worklist_dir is not None:
         ae.add_supported_context(ModalityWorklistInformationFind, syntaxes)
     ae.add_supported_context(Verification, syntaxes)
+    ae.add_supported_context(StorageCommitmentPushModel, syntaxes)
     return ae
 
 
@@ -139,6 +141,7 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
             (evt.EVT_REQUESTED, admission.requested), (evt.EVT_C_ECHO, services.echo),
             (evt.EVT_C_STORE, services.store), (evt.EVT_C_FIND, services.find),
             (evt.EVT_C_GET, services.get), (evt.EVT_C_MOVE, services.move),
+            (evt.EVT_N_ACTION, services.commit),
             (evt.EVT_RELEASED, services.ended), (evt.EVT_ABORTED, services.ended),
             (evt.EVT_REJECTED, _rejected)])
     threading.Thread(target=server.serve_forever, name="pacs-dimse-server",

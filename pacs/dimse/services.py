@@ -2,6 +2,7 @@
 request handled through the service layer, as its DICOMweb transaction is."""
 
 import logging
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,11 +10,13 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
+from pynetdicom.association import Association
 from pynetdicom.events import Event
 from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from pacs.dimse.admission import NOT_AUTHORIZED, Admission
 from pacs.dimse.bridge import Bridge
+from pacs.dimse.commitment import INVALID_ARGUMENT, report, request_problem, send
 from pacs.dimse.find import CANCELLED, failure, find
 from pacs.dimse.get import get, matched
 from pacs.dimse.move import move
@@ -102,6 +105,45 @@ class Services:
         yield from move(self._archive, self._matched(event, "move"), destination, event.assoc,
                         self._bridge.run, lambda: event.is_cancelled)
 
+    def commit(self, event: Event) -> tuple[int, Dataset | None]:
+        """N-ACTION of Storage Commitment (PS3.4 J.3.2), for peers that may store: accepted
+        at once, then answered by an N-EVENT-REPORT from a thread of its own, which
+        pynetdicom lets speak once the N-ACTION response has gone."""
+        if not self._admission.allows(event, "store"):
+            return NOT_AUTHORIZED, None
+        try:
+            information = event.action_information
+            problem = request_problem(event.action_type, information)
+        except Exception as exc:  # pynetdicom decodes on first access: a malformed request
+            log.warning("storage commitment request from %s unreadable: %s",
+                        _calling(event), exc)
+            return INVALID_ARGUMENT, None
+        if problem is not None:
+            log.warning("storage commitment request from %s refused (0x%04X)",
+                        _calling(event), problem)
+            return problem, None
+        threading.Thread(target=self._report, args=(event.assoc, information),
+                         name="pacs-dimse-commitment", daemon=True).start()
+        return SUCCESS, None
+
+    def _report(self, association: Association, information: Dataset) -> None:
+        """Find what the request names, then send the report and log its fate."""
+        calling = str(association.requestor.ae_title).strip()
+        transaction = information.TransactionUID
+        try:
+            called = self._admission.called(association)
+            event_type, event = report(self._archive, self._admission.store(association),
+                                       information, called, self._bridge.run)
+            where = send(association, self._admission.peers.get(calling), event_type, event,
+                         called, self._archive.settings.dimse_timeout_seconds)
+        except Exception as exc:
+            log.warning("storage commitment %s for %s not reported: %s", transaction, calling,
+                        exc)
+            return
+        log.info("storage commitment %s for %s: %d kept, %d not, reported %s", transaction,
+                 calling, len(event.get("ReferencedSOPSequence", [])),
+                 len(event.get("FailedSOPSequence", [])), where)
+
     def _matched(self, event: Event, action: str) -> list[InstanceLocation] | Dataset:
         """What a retrieve's identifier names in the association's store, or the failure
         to answer with (the peer may not retrieve that way, or the identifier is wrong)."""
@@ -111,8 +153,11 @@ class Services:
                        self._bridge.run)
 
     def ended(self, event: Event) -> None:
-        """One line per association, when it is released or aborted."""
+        """One line per association, when it is released or aborted (not for a connection
+        that never asked for one: a load balancer's or a test's probe of the port)."""
         tally = self._tallies.pop(id(event.assoc), Counter())
+        if event.assoc.requestor.primitive is None:
+            return
         log.info("DICOM association from %s %s: %d stored, %d refused, %d queries, "
                  "%d retrieves", _calling(event),
                  "released" if event.event is evt.EVT_RELEASED else "aborted",
