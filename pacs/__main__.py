@@ -270,7 +270,7 @@ def serve(config: Config, settings: Settings) -> None:
     from pacs.dimse import gateway  # pynetdicom and pydicom: loaded in its process only
 
     processes = gateway.start(settings, host, _loopback(host) and not settings.dimse_peers,
-                              logs, settings.dimse_processes or 2 * config["workers"])
+                              logs, gateway.processes(settings, config["workers"]))
     try:
         _run_uvicorn(config, settings, logs)
     finally:

@@ -95,7 +95,8 @@ class Settings:
         30.0, "an unknown `kid` refetches the OIDC keys at most this often (seconds)")
     dimse_processes: int = tunable(
         0, "gateway processes sharing the DICOM port, each serving its associations in "
-        "threads (0: two per worker: the kernel spreads associations by address, unevenly)")
+        "threads (0: two per worker, at most 8: the kernel spreads associations by address, "
+        "unevenly)")
     dimse_max_associations: int = tunable(
         16, "DICOM associations each gateway process serves at once")
     dimse_timeout_seconds: float = tunable(

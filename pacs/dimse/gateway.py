@@ -16,6 +16,7 @@ import socketserver
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -52,18 +53,29 @@ QUERY_MODELS = (PatientRootQueryRetrieveInformationModelFind,
                 PatientRootQueryRetrieveInformationModelMove,
                 StudyRootQueryRetrieveInformationModelMove)
 INCOMING = "dimse-incoming"  # under the data directory: data sets as they arrive
+MAX_DEFAULT_PROCESSES = 8
+
+
+def processes(settings: Settings, workers: int) -> int:
+    """How many gateway processes to run: `dimse_processes`, else two per worker (the
+    kernel spreads associations by address hash, not load, so one per core would often
+    leave a core idle), at most MAX_DEFAULT_PROCESSES (each holds about 75 MB)."""
+    if settings.dimse_processes > 0:
+        return settings.dimse_processes
+    return min(2 * max(workers, 1), MAX_DEFAULT_PROCESSES)
 
 
 def start(settings: Settings, host: str, open_to_all: bool, logs: dict[str, Any],
-          processes: int) -> list[BaseProcess]:
-    """The gateway's processes, started, each accepting associations on the same port
-    (SO_REUSEPORT: the kernel spreads them); `open_to_all` lets any calling AE title
-    associate, else only the known peers'."""
+          count: int) -> list[BaseProcess]:
+    """`count` gateway processes, started, each accepting associations on the same port
+    (SO_REUSEPORT: the kernel spreads them) and holding its share of the caches;
+    `open_to_all` lets any calling AE title associate, else only the known peers'."""
     shutil.rmtree(settings.data_dir / INCOMING, ignore_errors=True)  # an earlier gateway's
+    shared = replace(settings, server_workers=count).to_env()
     started: list[BaseProcess] = []
-    for number in range(max(processes, 1)):
+    for number in range(count):
         process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(settings.to_env(), host, open_to_all, logs, number),
+            target=_serve, args=(shared, host, open_to_all, logs, number),
             name=f"pacs-dimse-{number}", daemon=True)
         process.start()
         started.append(process)
