@@ -1,9 +1,12 @@
 """Reading many spans of one blob in few reads: spans close together (a frame's fragments
 8-byte item headers apart, a viewer's consecutive frames) are read as one range and cut
-apart, so an S3 store makes one ranged GET where it would make one per span."""
+apart, so an S3 store makes one ranged GET where it would make one per span; and one span
+as a file to read from as it is consumed."""
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from storage.protocols import BlobStore
 from storage.rows import Span
@@ -46,3 +49,36 @@ def read_spans(blobs: BlobStore, name: str, spans: Sequence[Span],
             start = spans[index].offset - read.offset
             out[index] = data[start:start + spans[index].length]
     return out
+
+
+class SpanReader(io.RawIOBase):
+    """One span of a blob as a seekable, read-only raw file, read from the store only as it
+    is asked for (wrap it in `io.BufferedReader` to read in large pieces)."""
+
+    def __init__(self, blobs: BlobStore, name: str, span: Span) -> None:
+        super().__init__()
+        self._blobs, self._name, self._span, self._position = blobs, name, span, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position,
+                io.SEEK_END: self._span.length}[whence]
+        self._position = max(base + offset, 0)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._span.length - self._position)
+        if wanted <= 0:
+            return 0
+        data = self._blobs.read(self._name, self._span.offset + self._position, wanted)
+        buffer[:len(data)] = data
+        self._position += len(data)
+        return len(data)

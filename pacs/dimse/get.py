@@ -24,6 +24,7 @@ from pacs.dimse.find import (
     page,
     search_request,
 )
+from pacs.pixels.source import read_instance_buffered
 from pacs.service.archive import Archive
 from pacs.service.errors import ArchiveError
 from pacs.service.retrieve import instance_syntax
@@ -105,9 +106,9 @@ def _dataset(archive: Archive, item: InstanceLocation, accepted: dict[str, list[
     transcoded; else one the peer cannot take, which pynetdicom counts as failed."""
     offered = accepted.get(item.sop_class_uid, [])
     if item.transfer_syntax_uid in offered:
-        data = run(anyio.to_thread.run_sync(archive.blobs.read, item.blob_name, 0,
-                                            item.blob_size))
-        return pydicom.dcmread(BytesIO(data))
+        stored: Dataset = run(anyio.to_thread.run_sync(read_instance_buffered, archive.blobs,
+                                                       item))
+        return stored
     for syntax in dict.fromkeys([s for s in NATIVE_FIRST if s in offered] + offered):
         try:
             target = run(instance_syntax(archive, item, syntax))

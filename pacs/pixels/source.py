@@ -1,16 +1,24 @@
-"""Reading a stored instance for pixel work: its header, and its frames' stored bytes."""
+"""Reading a stored instance for pixel work (its header, its frames' stored bytes), and whole
+to be sent with its pixel data read from the blob as it goes."""
 
+import io
 from io import BytesIO
 
 from pydicom import dcmread
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
+from pydicom.filereader import read_dataset
 
 from pacs.dicom.pixel_data import PIXEL_ELEMENTS
+from pacs.dicom.transfer_syntaxes import syntax_of
 from pacs.pixels.description import PixelDescription, PixelError, describe, pixel_element
 from storage.protocols import BlobStore
 from storage.rows import InstanceLocation
-from storage.spans import read_spans
+from storage.spans import SpanReader, read_spans
+
+BUFFER_BYTES = 1024 * 1024  # read from the blob store at once while an instance is sent
+MAX_TRAILING_BYTES = 1024 * 1024  # elements after the pixel data read into memory
 
 
 def read_header(blobs: BlobStore, item: InstanceLocation) -> tuple[Dataset, str | None]:
@@ -28,6 +36,33 @@ def read_header(blobs: BlobStore, item: InstanceLocation) -> tuple[Dataset, str 
 def read_instance(blobs: BlobStore, item: InstanceLocation) -> Dataset:
     """The whole stored dataset, pixel data included (one instance in memory)."""
     return dcmread(BytesIO(blobs.read(item.blob_name, 0, item.blob_size)), force=True)
+
+
+def read_instance_buffered(blobs: BlobStore, item: InstanceLocation) -> Dataset:
+    """The whole stored dataset, its pixel data a buffer over the blob read only as the
+    dataset is written (pydicom's buffered values), so that sending an instance holds its
+    header and what follows its pixels (trailing padding, a signature), not the pixels; as
+    `read_instance` when no pixel data span was recorded or much follows it."""
+    bulk = item.bulk
+    element = next((e for e in PIXEL_ELEMENTS if e.key in bulk), None)
+    syntax = syntax_of(item.transfer_syntax_uid)
+    if element is None or syntax is None or syntax.deflated:
+        return read_instance(blobs, item)
+    span = bulk[element.key]
+    delimiter = 8 if syntax.encapsulated else 0  # the sequence delimiter item (PS3.5 A.4)
+    after = span.offset + span.length + delimiter
+    if not 0 <= item.blob_size - after <= MAX_TRAILING_BYTES:
+        return read_instance(blobs, item)
+    ds, vr = read_header(blobs, item)
+    pixels = io.BufferedReader(SpanReader(blobs, item.blob_name, span), BUFFER_BYTES)
+    ds[element.tag] = DataElement(element.tag, vr or element.implicit_vr, pixels,
+                                  is_undefined_length=syntax.encapsulated)
+    if after < item.blob_size:
+        trailing = read_dataset(BytesIO(blobs.read(item.blob_name, after,
+                                                   item.blob_size - after)),
+                                syntax.implicit_vr, not syntax.big_endian)
+        ds.update(trailing)
+    return ds
 
 
 def read_frame(blobs: BlobStore, item: InstanceLocation, number: int) -> bytes:
