@@ -31,7 +31,6 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from benchmarks.servers import (
     ORTHANC_PORT,
     ORTHANC_TOOLS,
     REPO,
+    free_port,
     listening,
     orthanc_server,
     stop,
@@ -146,7 +146,7 @@ def _write_series(factory: CTFactory, count: int, folder: Path) -> int:
 @contextlib.contextmanager
 def ours(data_dir: Path, log_path: Path, workers: int) -> Iterator[Peer]:
     """`python -m pacs serve` with its DICOM gateway, on free loopback ports."""
-    port, dimse_port = _free_port(), _free_port()
+    port, dimse_port = free_port(), free_port()
     command = [sys.executable, "-m", "pacs", "serve", "--host", "127.0.0.1", "--port",
                str(port), "--data", str(data_dir), "--workers", str(workers),
                "--dimse-port", str(dimse_port), "--ae-title", OURS_AE]
@@ -157,7 +157,7 @@ def ours(data_dir: Path, log_path: Path, workers: int) -> Iterator[Peer]:
               lambda: process.poll() is None, log_path)
         base = f"http://127.0.0.1:{port}/dicomweb"
         yield Peer("ours", dimse_port, OURS_AE, process.pid, lambda: _qido_count(base),
-                   _gateway_pids(process.pid))
+                   gateway_pids(process.pid))
     finally:
         stop(process, 30)
 
@@ -299,7 +299,7 @@ def _yes(figures: dict[str, Any]) -> str:
     return "yes" if figures.get("all_stored") else "NO"
 
 
-def _gateway_pids(parent: int) -> tuple[int, ...]:
+def gateway_pids(parent: int) -> tuple[int, ...]:
     """The gateway's processes: the children of `pacs serve` started by multiprocessing's
     spawn."""
     with contextlib.suppress(OSError):
@@ -355,13 +355,6 @@ def _wait(ready: Callable[[], bool], alive: Callable[[], bool], log: Path) -> No
         if not alive() or time.monotonic() > deadline:
             raise RuntimeError(f"server not ready within {READY_TIMEOUT_S:.0f} s; see {log}")
         time.sleep(0.2)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,13 +31,15 @@ class Server:
 
 
 @contextmanager
-def pacs_server(data_dir: Path, log_path: Path, workers: int | None = None) -> Iterator[Server]:
+def pacs_server(data_dir: Path, log_path: Path, workers: int | None = None,
+                extra: tuple[str, ...] = ()) -> Iterator[Server]:
     """Run `python -m pacs serve` on a free loopback port, with `workers` worker processes
-    (None: the server's default, one per core)."""
-    port = _free_port()
+    (None: the server's default, one per core) and `extra` options."""
+    port = free_port()
     command = [sys.executable, "-m", "pacs", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--data", str(data_dir)]
     command += ["--workers", str(workers)] if workers is not None else []
+    command += list(extra)
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -92,7 +94,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) ->
     raise RuntimeError(f"{url} not healthy within {READY_TIMEOUT_S:.0f} s")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
