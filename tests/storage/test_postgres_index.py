@@ -4,6 +4,7 @@ find what the SQLite index finds, its own case folding, its time limit and an un
 database. A real PostgreSQL (postgres_server)."""
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import uuid
@@ -317,7 +318,12 @@ async def test_a_read_past_the_time_limit_raises_query_timeout(dsn: str) -> None
         slow = Query(Level.STUDY, (Match(0x00081060, "PN", MatchKind.WILDCARD, ("*x*",)),))
         with pytest.raises(QueryTimeout):
             await index.search(store, slow)
-        assert await index.get_store(STORE) is not None
+        for _ in range(50):  # a 1 ms limit may cut even this read short on a busy machine;
+            with contextlib.suppress(QueryTimeout):  # a broken pool raises something else
+                assert await index.get_store(STORE) is not None
+                break
+        else:
+            pytest.fail("no read succeeded after the timeout")
     finally:
         await index.close()
 
