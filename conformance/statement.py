@@ -1,7 +1,8 @@
 """The conformance statement, generated: `conformance/CONFORMANCE.template.md` is the prose,
 and each `{{name}}` in it is replaced by a table built from the tables the server runs on (the
 route table and each transaction's representations, the transfer-syntax and codec tables,
-the store profiles, the search model, the settings' limits, the Failure Reasons).
+the store profiles, the search model, the settings' limits, the Failure Reasons, the DICOM
+gateway's SOP classes).
 
     python -m conformance.statement           # write conformance/CONFORMANCE.md
     python -m conformance.statement --check   # exit 1 if the committed file is stale
@@ -14,6 +15,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from pydicom.datadict import keyword_for_tag
+from pydicom.uid import UID
+from pynetdicom import AllStoragePresentationContexts
 
 from pacs.dicom.transfer_syntaxes import (
     DEFAULT_TRANSFER_SYNTAX,
@@ -21,6 +24,7 @@ from pacs.dicom.transfer_syntaxes import (
     INSTANCE_SYNTAXES,
     TRANSFER_SYNTAXES,
 )
+from pacs.dimse.gateway import application_entity
 from pacs.pixels.codecs import BITSTREAM_CONVERSIONS, CODECS
 from pacs.routes import RESOURCES
 from pacs.service import failures
@@ -133,10 +137,35 @@ def failure_reasons() -> str:
     return _table(["Code", "Meaning"], [[f"`0x{r.code:04X}`", r.meaning] for r in reasons])
 
 
+def dimse_services() -> str:
+    """The SOP classes the DICOM gateway accepts as SCP (PS3.2 A.4.2) other than storage,
+    from the gateway's own AE."""
+    return _table(["SOP Class (SCP)", "UID"], [[UID(uid).name, f"`{uid}`"]
+                                              for uid in _gateway_sop_classes()
+                                              if uid not in _STORAGE])
+
+
+def dimse_storage() -> str:
+    """The storage SOP classes the gateway accepts by C-STORE and sends by C-GET and C-MOVE."""
+    return _table(["Storage SOP Class", "UID"], [[UID(uid).name, f"`{uid}`"]
+                                                 for uid in _gateway_sop_classes()
+                                                 if uid in _STORAGE])
+
+
+_STORAGE = frozenset(str(c.abstract_syntax) for c in AllStoragePresentationContexts)
+
+
+def _gateway_sop_classes() -> list[str]:
+    """The abstract syntaxes of the gateway's AE, with a worklist."""
+    ae = application_entity(Settings(worklist_dir=Path("worklist")), open_to_all=False)
+    return [str(context.abstract_syntax) for context in ae.supported_contexts]
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "resources": resources, "transfer_syntaxes": transfer_syntaxes,
     "frame_media_types": frame_media_types, "search": search, "profiles": profiles,
-    "limits": limits, "failure_reasons": failure_reasons,
+    "limits": limits, "failure_reasons": failure_reasons, "dimse_services": dimse_services,
+    "dimse_storage": dimse_storage,
 }
 
 
