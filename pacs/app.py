@@ -10,7 +10,6 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from pacs.dicom.pydicom_setup import configure_pydicom
-from pacs.http.audit import AuditLog
 from pacs.http.content_coding import gzip_cache
 from pacs.http.errors import EXCEPTION_HANDLERS
 from pacs.http.log_redaction import redact_access_log
@@ -23,6 +22,7 @@ from pacs.malloc_arenas import limit_malloc_arenas
 from pacs.pixels.codecs import missing_backends
 from pacs.routes import ROUTES
 from pacs.service.archive import open_archive
+from pacs.service.audit import AuditLog
 from pacs.service.cleanup import sweep_periodically
 from pacs.service.health import Readiness
 from pacs.service.job_runner import run_jobs

@@ -12,12 +12,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
 from pacs.http.access import Access, Permission, check
-from pacs.http.audit import AuditLog
+from pacs.http.audit import request_entry
 from pacs.http.errors import error_response, status_of
 from pacs.http.request_metrics import ROUTE_KEY
 from pacs.http.transaction import Handler, Transaction
 from pacs.http.viewer import Viewer
 from pacs.names import ROUTE
+from pacs.service.audit import AuditLog
 from pacs.service.iam import AUTHENTICATED
 from pacs.service.metrics import store_sizes
 from pacs.telemetry import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
@@ -122,7 +123,7 @@ def route(path: str, methods: Mapping[str, Guarded]) -> Route:
         finally:
             audit: AuditLog | None = request.app.state.audit
             if audit is not None and permission is not None:
-                audit.record(request, access, status)
+                audit.record(request_entry(request, access, status))
     return Route(path, dispatch, methods=list(methods), name=path or "/")
 
 

@@ -16,6 +16,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pydicom
 import pytest
 import requests
@@ -796,8 +797,11 @@ def test_known_peers_from_their_hosts_do_what_each_may_in_the_store_called(
         tmp_path: Path) -> None:
     """Once peers are configured only they associate, each from its own host; each AE title
     of the gateway reaches its own store; a peer limited to some actions is refused the
-    others with 0124H; every rejection and refusal is a log line saying why."""
+    others with 0124H; every rejection and refusal is a log line saying why, and every
+    request and rejection an audit log line."""
+    audit = tmp_path / "audit.jsonl"
     with gateway(tmp_path / "data", "--ae-title", "ARCHIVE", "--dimse-store", f"CT={CT_STORE}",
+                 "--audit-log", str(audit),
                  "--dimse-peer", "MODALITY1@127.0.0.1:11113/store",
                  "--dimse-peer", "VIEWER@localhost:11114/find+get",
                  "--dimse-peer", "FARAWAY@192.0.2.1:104") as running:
@@ -838,6 +842,21 @@ def test_known_peers_from_their_hosts_do_what_each_may_in_the_store_called(
     assert "FARAWAY calls from 127.0.0.1, not from its host 192.0.2.1" in log
     assert "DICOM find from MODALITY1@127.0.0.1 refused: that peer may only store" in log
     assert "DICOM store from VIEWER@127.0.0.1 refused" in log
+    lines = [line for line in map(orjson.loads, audit.read_text().splitlines())
+             if line["identity"] is not None]  # (QIDO over HTTP, unauthenticated, is there)
+    said = [(line["identity"], line["method"], line["resource"], line["status"], line["outcome"])
+            for line in lines]
+    assert said == [
+        ("ae:MODALITY1", "C-STORE", CT_STORE, 0x0000, "success"),
+        ("ae:MODALITY1", "C-FIND", CT_STORE, 0x0124, "denied"),
+        ("ae:VIEWER", "C-STORE", CT_STORE, 0x0124, "denied"),
+        ("ae:VIEWER", "N-ACTION", CT_STORE, 0x0124, "denied"),
+        ("ae:VIEWER", "C-FIND", CT_STORE, 0x0000, "success"),
+        ("ae:STRANGER", "A-ASSOCIATE", "CT", 0x03, "denied"),
+        ("ae:MODALITY1", "A-ASSOCIATE", "PACS", 0x07, "denied"),
+        ("ae:FARAWAY", "A-ASSOCIATE", "CT", 0x03, "denied")]
+    assert lines[0]["instance"] == ds.SOPInstanceUID and lines[0]["client"] == "127.0.0.1"
+    assert lines[4]["matches"] == 1 and "not a known peer" in lines[5]["reason"]
 
 
 def query(**keys: str) -> Dataset:

@@ -10,6 +10,7 @@ import socket
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 
+from pacs.dimse.auditing import DimseAudit
 from pacs.dimse.bridge import Bridge
 from pacs.dimse.peers import Peer
 from pacs.service.archive import Archive
@@ -26,8 +27,8 @@ class Admission:
     """The gateway's AE titles (each the name of a store) and its known peers."""
 
     def __init__(self, archive: Archive, bridge: Bridge, titles: dict[str, str],
-                 peers: dict[str, Peer], open_to_all: bool) -> None:
-        self._archive, self._bridge = archive, bridge
+                 peers: dict[str, Peer], open_to_all: bool, audit: DimseAudit) -> None:
+        self._archive, self._bridge, self._audit = archive, bridge, audit
         self._titles = titles  # called AE title → store name
         self.peers = peers  # by AE title
         self._open = open_to_all  # any calling AE title, from anywhere
@@ -53,6 +54,8 @@ class Admission:
         if reason is not None:
             log.warning("DICOM association from %s@%s to %s rejected: %s", calling,
                         requestor.address, called, reason)
+            self._audit.record(event.assoc, "A-ASSOCIATE", "", called, diagnostic[2],
+                               outcome="denied", reason=reason)
             event.assoc.acse.send_reject(*diagnostic)
             event.assoc.kill()
 
@@ -61,12 +64,15 @@ class Admission:
         """The AE title of ours the association called."""
         return _titles(association)[1]
 
+    def store_name(self, association: Association) -> str:
+        """The name of the store the association's called AE title reaches ("" if none)."""
+        return self._titles.get(self.called(association), "")
+
     def store(self, association: Association) -> StoreContext:
         """The store the association's called AE title reaches; NotFound if none."""
-        called = self.called(association)
-        name = self._titles.get(called)
-        if name is None:
-            raise NotFound(f"no store has AE title {called}")
+        name = self.store_name(association)
+        if not name:
+            raise NotFound(f"no store has AE title {self.called(association)}")
         return self._bridge.run(self._archive.stores.get(name))
 
     def allows(self, event: Event, action: str) -> bool:

@@ -38,10 +38,12 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs.dicom.transfer_syntaxes import TRANSFER_SYNTAXES
 from pacs.dimse.admission import Admission
+from pacs.dimse.auditing import DimseAudit
 from pacs.dimse.bridge import Bridge
 from pacs.dimse.peers import Peer, store_title
 from pacs.dimse.services import Services
 from pacs.service.archive import open_archive
+from pacs.service.audit import AuditLog
 from pacs.settings import SETTINGS_VARIABLE, Settings
 
 log = logging.getLogger("pacs")
@@ -145,8 +147,9 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     titles = {settings.ae_title: settings.default_store,
               **dict(map(store_title, settings.dimse_stores))}
     peers = {peer.title: peer for peer in map(Peer.parse, settings.dimse_peers)}
-    admission = Admission(archive, bridge, titles, peers, open_to_all)
-    services = Services(archive, admission, bridge)
+    audit = DimseAudit(AuditLog(settings.audit_log) if settings.audit_log else None)
+    admission = Admission(archive, bridge, titles, peers, open_to_all, audit)
+    services = Services(archive, admission, bridge, audit)
     assert settings.dimse_port is not None
     server = application_entity(settings, open_to_all).make_server(
         (host, settings.dimse_port), server_class=SharedPortServer, evt_handlers=[
@@ -172,6 +175,7 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     for association in server.active_associations:  # or shutdown waits on idle peers
         association.abort()
     server.shutdown()
+    audit.close()
     bridge.run(archive.close())
     bridge.close()
 

@@ -15,6 +15,7 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from pacs.dimse.admission import NOT_AUTHORIZED, Admission
+from pacs.dimse.auditing import DimseAudit
 from pacs.dimse.bridge import Bridge
 from pacs.dimse.commitment import INVALID_ARGUMENT, report, request_problem, send
 from pacs.dimse.find import CANCELLED, failure, find
@@ -27,14 +28,17 @@ from storage.rows import InstanceLocation
 
 log = logging.getLogger("pacs")
 SUCCESS = 0x0000
+UNKNOWN_DESTINATION = 0xA801  # PS3.4 C.4.2.1.5: Move Destination unknown
 
 
 class Services:
     """The handlers of one gateway, bound to its archive; `admission` names the store each
     association reaches and what its peer may do."""
 
-    def __init__(self, archive: Archive, admission: Admission, bridge: Bridge) -> None:
+    def __init__(self, archive: Archive, admission: Admission, bridge: Bridge,
+                 audit: DimseAudit) -> None:
         self._archive, self._admission, self._bridge = archive, admission, bridge
+        self._audit = audit
         self._tallies: dict[int, Counter[str]] = defaultdict(Counter)  # by association
 
     def echo(self, event: Event) -> int:
@@ -46,12 +50,19 @@ class Services:
         with the same checks and duplicate and conflict rules; a failure's status is the
         one a STOW response item would carry (pacs/service/failures.py)."""
         tally = self._tallies[id(event.assoc)]
+        resource = self._admission.store_name(event.assoc)
+        sop = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
         if not self._admission.allows(event, "store"):
             tally["refused"] += 1
+            self._audit.record(event.assoc, "C-STORE", "store", resource, NOT_AUTHORIZED,
+                               instance=sop)
             return NOT_AUTHORIZED
         path = Path(event.dataset_path)  # pynetdicom wrote it to a file as it arrived
         outcome = self._bridge.run(store_file(
             self._archive, self._admission.store(event.assoc), path))
+        status = SUCCESS if outcome.reason is None else outcome.reason.code
+        self._audit.record(event.assoc, "C-STORE", "store", resource, status,
+                           instance=outcome.sop_uid or sop)
         if outcome.reason is None:
             tally["stored"] += 1
             return SUCCESS
@@ -59,25 +70,34 @@ class Services:
         log.warning("C-STORE from %s of %s refused (0x%04X): %s", _calling(event),
                     outcome.sop_uid or "an unreadable dataset", outcome.reason.code,
                     outcome.detail)
-        return outcome.reason.code
+        return status
 
     def find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         """C-FIND (PS3.4 C.4.1, and K.6 of a worklist): QIDO's matching, or the worklist
         folder's; stops when the peer cancels."""
         tally = self._tallies[id(event.assoc)]
         tally["queries"] += 1
+        of_worklist = event.context.abstract_syntax == ModalityWorklistInformationFind
+        resource = "worklist" if of_worklist else self._admission.store_name(event.assoc)
         if not self._admission.allows(event, "find"):
+            self._audit.record(event.assoc, "C-FIND", "find", resource, NOT_AUTHORIZED)
             yield _refused("find"), None
             return
         answers = worklist(self._archive.settings.worklist_dir, event.identifier) \
-            if event.context.abstract_syntax == ModalityWorklistInformationFind else \
-            find(self._archive, self._admission.store(event.assoc), event.identifier,
-                 self._bridge.run)
+            if of_worklist else find(self._archive, self._admission.store(event.assoc),
+                                     event.identifier, self._bridge.run)
+        final, matches = SUCCESS, 0
         for status, identifier in answers:
             if event.is_cancelled:
-                yield CANCELLED, None
-                return
+                final = CANCELLED
+                break
+            if isinstance(status, Dataset):  # a failure, and its comment
+                final = int(status.Status)
+            matches += identifier is not None
             yield status, identifier
+        self._audit.record(event.assoc, "C-FIND", "find", resource, final, matches=matches)
+        if final == CANCELLED:
+            yield CANCELLED, None
 
     def get(self, event: Event) -> Iterator[Any]:
         """C-GET (PS3.4 C.4.3): the matches sent back over this association."""
@@ -87,7 +107,7 @@ class Services:
             if context.as_scu and context.abstract_syntax and context.transfer_syntax:
                 accepted.setdefault(context.abstract_syntax, []).append(
                     context.transfer_syntax[0])
-        yield from get(self._archive, self._matched(event, "get"), accepted,
+        yield from get(self._archive, self._matched(event, "get", "C-GET"), accepted,
                        self._bridge.run, lambda: event.is_cancelled)
 
     def move(self, event: Event) -> Iterator[Any]:
@@ -100,31 +120,42 @@ class Services:
         if destination is None:
             log.warning("C-MOVE from %s to %r refused: not a known peer (--dimse-peer)",
                         _calling(event), title)
+            self._audit.record(event.assoc, "C-MOVE", "move",
+                               self._admission.store_name(event.assoc), UNKNOWN_DESTINATION,
+                               destination=title)
             yield None, None
             return
-        yield from move(self._archive, self._matched(event, "move"), destination, event.assoc,
-                        self._bridge.run, lambda: event.is_cancelled)
+        yield from move(self._archive, self._matched(event, "move", "C-MOVE", str(destination)),
+                        destination, event.assoc, self._bridge.run, lambda: event.is_cancelled)
 
     def commit(self, event: Event) -> tuple[int, Dataset | None]:
         """N-ACTION of Storage Commitment (PS3.4 J.3.2), for peers that may store: accepted
         at once, then answered by an N-EVENT-REPORT from a thread of its own, which
         pynetdicom lets speak once the N-ACTION response has gone."""
+        status, transaction = self._commitment(event)
+        self._audit.record(event.assoc, "N-ACTION", "store",
+                           self._admission.store_name(event.assoc), status,
+                           transaction=transaction)
+        return status, None
+
+    def _commitment(self, event: Event) -> tuple[int, str]:
+        """The N-ACTION's status and Transaction UID; its report on its way if accepted."""
         if not self._admission.allows(event, "store"):
-            return NOT_AUTHORIZED, None
+            return NOT_AUTHORIZED, ""
         try:
             information = event.action_information
             problem = request_problem(event.action_type, information)
         except Exception as exc:  # pynetdicom decodes on first access: a malformed request
             log.warning("storage commitment request from %s unreadable: %s",
                         _calling(event), exc)
-            return INVALID_ARGUMENT, None
+            return INVALID_ARGUMENT, ""
         if problem is not None:
             log.warning("storage commitment request from %s refused (0x%04X)",
                         _calling(event), problem)
-            return problem, None
+            return problem, str(information.get("TransactionUID", ""))
         threading.Thread(target=self._report, args=(event.assoc, information),
                          name="pacs-dimse-commitment", daemon=True).start()
-        return SUCCESS, None
+        return SUCCESS, str(information.TransactionUID)
 
     def _report(self, association: Association, information: Dataset) -> None:
         """Find what the request names, then send the report and log its fate."""
@@ -144,13 +175,20 @@ class Services:
                  calling, len(event.get("ReferencedSOPSequence", [])),
                  len(event.get("FailedSOPSequence", [])), where)
 
-    def _matched(self, event: Event, action: str) -> list[InstanceLocation] | Dataset:
+    def _matched(self, event: Event, action: str, method: str,
+                 destination: str = "") -> list[InstanceLocation] | Dataset:
         """What a retrieve's identifier names in the association's store, or the failure
-        to answer with (the peer may not retrieve that way, or the identifier is wrong)."""
-        if not self._admission.allows(event, action):
-            return _refused(action)
-        return matched(self._archive, self._admission.store(event.assoc), event.identifier,
-                       self._bridge.run)
+        to answer with (the peer may not retrieve that way, or the identifier is wrong);
+        audited as asked (the sub-operations' fate is pynetdicom's to report)."""
+        found = _refused(action) if not self._admission.allows(event, action) else \
+            matched(self._archive, self._admission.store(event.assoc), event.identifier,
+                    self._bridge.run)
+        status, count = (int(found.Status), 0) if isinstance(found, Dataset) else \
+            (SUCCESS, len(found))
+        self._audit.record(event.assoc, method, action, self._admission.store_name(event.assoc),
+                           status, instances=count,
+                           **({"destination": destination} if destination else {}))
+        return found
 
     def ended(self, event: Event) -> None:
         """One line per association, when it is released or aborted (not for a connection
