@@ -5,15 +5,13 @@ It starts its own Orthanc on the fixed ports 18042 and 14242 (`.ci/run` installs
 packages), so it cannot run beside another Orthanc, nor in parallel with itself."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import orjson
 import pytest
 
 from benchmarks.dimse_store import MODES, PARTS, SIZES, dcmtk_storescu
-from benchmarks.servers import ORTHANC_PORT, REPO, listening
+from benchmarks.servers import ORTHANC_PORT, listening
+from tests.benchmark_runs import run_benchmark
 
 
 def test_dimse_store_smoke_run_stores_every_file_on_both(tmp_path: Path) -> None:
@@ -25,13 +23,9 @@ def test_dimse_store_smoke_run_stores_every_file_on_both(tmp_path: Path) -> None
     if listening(ORTHANC_PORT):
         pytest.fail(f"port {ORTHANC_PORT} is taken, most likely by another Orthanc: stop it "
                     "(shared/tools/orthanc/stop_orthanc.sh); this test starts its own there")
-    out = tmp_path / "dimse_store.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.dimse_store", "--size", "smoke", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert result.stdout.startswith("| scenario, storescu |")
-    document = orjson.loads(out.read_bytes())
+    printed, document = run_benchmark("dimse_store", "--size", "smoke",
+                                      out=tmp_path / "dimse_store.json")
+    assert printed.startswith("| scenario, storescu |")
     scenarios, rounds = SIZES["smoke"]
     keys = [f"{s.name}, {mode}" for s in scenarios for mode in MODES]
     assert list(document["summary"]) == keys
