@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pacs.cores import usable_cores
 from pacs.dimse.peers import ACTIONS, Peer, ae_title, store_title
+from pacs.dimse.tls import server_context
 from pacs.logs import FORMATS, LEVELS
 from pacs.names import StoreName
 from pacs.service.iam import ROLES
@@ -188,6 +189,12 @@ OPTIONS: tuple[Option, ...] = (
            "(without any peer, only on loopback may anyone)", DIMSE, metavar="PEER"),
     Option("worklist", PATH, None, "a folder of Modality Worklist items, one DICOM JSON file "
            "each, answered to worklist C-FINDs (read at each query)", DIMSE, metavar="DIR"),
+    Option("dimse_tls_cert", PATH, None, "serve DICOM over TLS (TLS 1.2 and later) with this "
+           "PEM certificate (chain)", DIMSE, metavar="FILE"),
+    Option("dimse_tls_key", PATH, None, "the PEM private key of --dimse-tls-cert", DIMSE,
+           metavar="FILE"),
+    Option("dimse_tls_ca", PATH, None, "require DICOM peers to present a certificate signed "
+           "by this PEM authority (mutual TLS)", DIMSE, metavar="FILE"),
     *(Option(f.name, INTEGER if isinstance(f.default, int) else NUMBER, f.default,
              f.metadata[HELP], TUNING) for f in fields(Settings) if HELP in f.metadata),
 )
@@ -305,8 +312,13 @@ class Config:
         port = self["dimse_port"]
         if port is not None and not 0 < port < 65536:
             raise ConfigError(f"{self.where('dimse_port')}: {port} is not a port number")
+        tls = {name: self[name] for name in ("dimse_tls_cert", "dimse_tls_key", "dimse_tls_ca")}
+        try:
+            server_context(*tls.values())
+        except ValueError as exc:
+            raise ConfigError(f"{self.where('dimse_tls_cert')}: {exc}") from None
         return {"dimse_port": port, "ae_title": title, "dimse_stores": tuple(stores),
-                "dimse_peers": peers, "worklist_dir": self["worklist"]}
+                "dimse_peers": peers, "worklist_dir": self["worklist"], **tls}
 
     def _backend(self, name: str, table: dict[str, Any], what: str) -> str:
         try:

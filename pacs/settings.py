@@ -11,7 +11,8 @@ from storage.backends import Placement
 
 SETTINGS_VARIABLE = "PACS_SETTINGS"
 HELP = "help"  # the metadata key of a tunable field's description
-_PATHS = ("data_dir", "gcs_dir", "audit_log", "viewer_dir", "worklist_dir")  # fields holding a Path
+_PATHS = ("data_dir", "gcs_dir", "audit_log", "viewer_dir", "worklist_dir", "dimse_tls_cert",
+          "dimse_tls_key", "dimse_tls_ca")  # fields holding a Path
 
 
 def tunable(default: Any, description: str) -> Any:
@@ -121,6 +122,9 @@ class Settings:
     dimse_stores: tuple[str, ...] = ()  # the gateway's other AE titles, as TITLE=STORE
     dimse_peers: tuple[str, ...] = ()  # known DICOM peers, as TITLE@HOST:PORT[/ACTION+…]
     worklist_dir: Path | None = None  # DICOM JSON worklist items (None: no worklist)
+    dimse_tls_cert: Path | None = None  # the gateway's TLS certificate (None: plain TCP)
+    dimse_tls_key: Path | None = field(default=None, repr=False)  # and its private key
+    dimse_tls_ca: Path | None = None  # peers must present a certificate it signed
 
     def to_env(self) -> str:
         """JSON for the `PACS_SETTINGS` variable that worker processes read."""

@@ -4,9 +4,12 @@ storescu and pynetdicom are the peers; what they store is found by QIDO and retr
 WADO-RS; who may associate, bad datasets and many associations at once."""
 
 import contextlib
+import datetime
+import ipaddress
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -20,6 +23,10 @@ import orjson
 import pydicom
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomFileLike
@@ -867,6 +874,76 @@ def query(**keys: str) -> Dataset:
     identifier.StudyInstanceUID = ""
     identifier.PatientName = keys.get("PATIENT", "")
     return identifier
+
+
+def certificate(folder: Path, name: str, issuer: tuple[Any, Any] | None = None,
+                ) -> tuple[Any, Any]:
+    """A key and certificate for `name` (127.0.0.1 as its address), signed by `issuer`'s
+    (key, certificate) or by itself, written as NAME.key and NAME.pem."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = x509.CertificateBuilder().subject_name(subject).public_key(
+        key.public_key()).serial_number(x509.random_serial_number()).not_valid_before(
+        now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+    if issuer is None:
+        builder = builder.issuer_name(subject).add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    else:
+        builder = builder.issuer_name(issuer[1].subject).add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+    cert = builder.sign(issuer[0] if issuer else key, hashes.SHA256())
+    (folder / f"{name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key, cert
+
+
+def test_dicom_over_tls_with_client_certificates(tmp_path: Path) -> None:
+    """--dimse-tls-cert/-key/-ca: dcmtk's echoscu and pynetdicom associate over TLS with a
+    certificate the authority signed, and store; plain TCP, and TLS without a client
+    certificate, are turned away; a key that does not match is a one-line error at start."""
+    authority = certificate(tmp_path, "ca")
+    certificate(tmp_path, "pacs", authority)
+    certificate(tmp_path, "modality", authority)
+    tls = ("--dimse-tls-cert", str(tmp_path / "pacs.pem"), "--dimse-tls-key",
+           str(tmp_path / "pacs.key"), "--dimse-tls-ca", str(tmp_path / "ca.pem"))
+    with gateway(tmp_path / "data", *tls) as running:
+        echo = subprocess.run(
+            [dcmtk("echoscu"), "-aec", "PACS", "+tls", str(tmp_path / "modality.key"),
+             str(tmp_path / "modality.pem"), "+cf", str(tmp_path / "ca.pem"), "127.0.0.1",
+             str(running.port)], capture_output=True, text=True, timeout=60, check=False)
+        assert echo.returncode == 0, echo.stdout + echo.stderr
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                            cafile=str(tmp_path / "ca.pem"))
+        client.load_cert_chain(tmp_path / "modality.pem", tmp_path / "modality.key")
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+        [ds] = ct_datasets(1, 8, "OVER^TLS")
+        assoc = ae.associate("127.0.0.1", running.port, ae_title="PACS",
+                             tls_args=(client, "127.0.0.1"))
+        assert assoc.is_established
+        try:
+            assert assoc.send_c_store(ds).Status == 0x0000
+        finally:
+            assoc.release()
+        assert running.instances() == [ds.SOPInstanceUID]
+        assert not association(running.port).is_established  # plain TCP
+        anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                               cafile=str(tmp_path / "ca.pem"))
+        assert not ae.associate("127.0.0.1", running.port, ae_title="PACS",
+                                tls_args=(anonymous, "127.0.0.1")).is_established
+    assert "over TLS, client certificates required" in running.server.output
+    bad = subprocess.run(
+        [sys.executable, "-m", "pacs", "serve", "--data", str(tmp_path / "data"),
+         "--dimse-port", "11112", "--dimse-tls-cert", str(tmp_path / "pacs.pem"),
+         "--dimse-tls-key", str(tmp_path / "modality.key"), "--print-config"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode != 0 and bad.stderr.startswith("pacs: --dimse-tls-cert")
+    assert bad.stderr.count("\n") == 1
 
 
 def test_dicom_on_a_public_address_needs_known_peers(tmp_path: Path) -> None:

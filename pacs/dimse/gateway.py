@@ -42,6 +42,7 @@ from pacs.dimse.auditing import DimseAudit
 from pacs.dimse.bridge import Bridge
 from pacs.dimse.peers import Peer, store_title
 from pacs.dimse.services import Services
+from pacs.dimse.tls import server_context
 from pacs.service.archive import open_archive
 from pacs.service.audit import AuditLog
 from pacs.settings import SETTINGS_VARIABLE, Settings
@@ -151,8 +152,10 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     admission = Admission(archive, bridge, titles, peers, open_to_all, audit)
     services = Services(archive, admission, bridge, audit)
     assert settings.dimse_port is not None
+    tls = server_context(settings.dimse_tls_cert, settings.dimse_tls_key, settings.dimse_tls_ca)
     server = application_entity(settings, open_to_all).make_server(
-        (host, settings.dimse_port), server_class=SharedPortServer, evt_handlers=[
+        (host, settings.dimse_port), server_class=SharedPortServer, ssl_context=tls,
+        evt_handlers=[
             (evt.EVT_REQUESTED, admission.requested), (evt.EVT_C_ECHO, services.echo),
             (evt.EVT_C_STORE, services.store), (evt.EVT_C_FIND, services.find),
             (evt.EVT_C_GET, services.get), (evt.EVT_C_MOVE, services.move),
@@ -162,7 +165,9 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     threading.Thread(target=server.serve_forever, name="pacs-dimse-server",
                      daemon=True).start()
     if number == 0:
-        log.info("DICOM gateway %s at %s:%d (%s)", ", ".join(titles), host, settings.dimse_port,
+        log.info("DICOM gateway %s at %s:%d%s (%s)", ", ".join(titles), host,
+                 settings.dimse_port, "" if tls is None else " over TLS" if
+                 settings.dimse_tls_ca is None else " over TLS, client certificates required",
                  "any calling AE title" if open_to_all else
                  "calling AE titles " + ", ".join(settings.dimse_peers))
     stopping = threading.Event()
