@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pacs.cores import usable_cores
 from pacs.dimse.peers import ACTIONS, Peer, ae_title, store_title
-from pacs.dimse.tls import server_context
+from pacs.dimse.tls import client_context, server_context
 from pacs.logs import FORMATS, LEVELS
 from pacs.names import StoreName
 from pacs.service.iam import ROLES
@@ -194,7 +194,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("dimse_tls_key", PATH, None, "the PEM private key of --dimse-tls-cert", DIMSE,
            metavar="FILE"),
     Option("dimse_tls_ca", PATH, None, "require DICOM peers to present a certificate signed "
-           "by this PEM authority (mutual TLS)", DIMSE, metavar="FILE"),
+           "by this PEM authority (mutual TLS), and trust it in peers reached over TLS",
+           DIMSE, metavar="FILE"),
+    Option("dimse_tls_peer", LIST, (), "the AE title of a --dimse-peer to reach over TLS "
+           "(C-MOVE, storage commitment reports), presenting --dimse-tls-cert when given "
+           "(repeatable)", DIMSE, metavar="TITLE"),
     *(Option(f.name, INTEGER if isinstance(f.default, int) else NUMBER, f.default,
              f.metadata[HELP], TUNING) for f in fields(Settings) if HELP in f.metadata),
 )
@@ -315,10 +319,16 @@ class Config:
         tls = {name: self[name] for name in ("dimse_tls_cert", "dimse_tls_key", "dimse_tls_ca")}
         try:
             server_context(*tls.values())
+            client_context(*tls.values())
         except ValueError as exc:
             raise ConfigError(f"{self.where('dimse_tls_cert')}: {exc}") from None
+        known = {Peer.parse(peer).title for peer in peers}
+        if unknown := [t for t in self["dimse_tls_peer"] if t.strip() not in known]:
+            raise ConfigError(f"{self.where('dimse_tls_peer')}: {', '.join(unknown)} is not "
+                              "the AE title of a --dimse-peer")
         return {"dimse_port": port, "ae_title": title, "dimse_stores": tuple(stores),
-                "dimse_peers": peers, "worklist_dir": self["worklist"], **tls}
+                "dimse_peers": peers, "worklist_dir": self["worklist"], **tls,
+                "dimse_tls_peers": tuple(t.strip() for t in self["dimse_tls_peer"])}
 
     def _backend(self, name: str, table: dict[str, Any], what: str) -> str:
         try:

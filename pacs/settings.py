@@ -125,6 +125,7 @@ class Settings:
     dimse_tls_cert: Path | None = None  # the gateway's TLS certificate (None: plain TCP)
     dimse_tls_key: Path | None = field(default=None, repr=False)  # and its private key
     dimse_tls_ca: Path | None = None  # peers must present a certificate it signed
+    dimse_tls_peers: tuple[str, ...] = ()  # AE titles of the peers reached over TLS
 
     def to_env(self) -> str:
         """JSON for the `PACS_SETTINGS` variable that worker processes read."""

@@ -904,14 +904,30 @@ def certificate(folder: Path, name: str, issuer: tuple[Any, Any] | None = None,
 
 def test_dicom_over_tls_with_client_certificates(tmp_path: Path) -> None:
     """--dimse-tls-cert/-key/-ca: dcmtk's echoscu and pynetdicom associate over TLS with a
-    certificate the authority signed, and store; plain TCP, and TLS without a client
-    certificate, are turned away; a key that does not match is a one-line error at start."""
+    certificate the authority signed, store, and move to a peer reached over TLS too
+    (--dimse-tls-peer) that asks for the gateway's certificate; plain TCP, and TLS without a
+    client certificate, are turned away; a key that does not match is a one-line error."""
     authority = certificate(tmp_path, "ca")
-    certificate(tmp_path, "pacs", authority)
-    certificate(tmp_path, "modality", authority)
+    for name in ("pacs", "modality", "dest"):
+        certificate(tmp_path, name, authority)
     tls = ("--dimse-tls-cert", str(tmp_path / "pacs.pem"), "--dimse-tls-key",
            str(tmp_path / "pacs.key"), "--dimse-tls-ca", str(tmp_path / "ca.pem"))
-    with gateway(tmp_path / "data", *tls) as running:
+    destination = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH,
+                                             cafile=str(tmp_path / "ca.pem"))
+    destination.load_cert_chain(tmp_path / "dest.pem", tmp_path / "dest.key")
+    destination.verify_mode = ssl.CERT_REQUIRED
+    received: list[str] = []
+    dest = AE(ae_title="DEST")
+    dest.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)
+    port = free_port()
+    server = dest.start_server(("127.0.0.1", port), block=False, ssl_context=destination,
+                               evt_handlers=[(evt.EVT_C_STORE, lambda event: received.append(
+                                   event.request.AffectedSOPInstanceUID) or 0x0000)])
+    peers = ("--dimse-peer", "MODALITY@127.0.0.1:104", "--dimse-peer", "ECHOSCU@127.0.0.1:104",
+             "--dimse-peer", f"DEST@127.0.0.1:{port}", "--dimse-tls-peer", "DEST")
+    with contextlib.ExitStack() as stack:
+        stack.callback(server.shutdown)
+        running = stack.enter_context(gateway(tmp_path / "data", *tls, *peers))
         echo = subprocess.run(
             [dcmtk("echoscu"), "-aec", "PACS", "+tls", str(tmp_path / "modality.key"),
              str(tmp_path / "modality.pem"), "+cf", str(tmp_path / "ca.pem"), "127.0.0.1",
@@ -922,15 +938,22 @@ def test_dicom_over_tls_with_client_certificates(tmp_path: Path) -> None:
         client.load_cert_chain(tmp_path / "modality.pem", tmp_path / "modality.key")
         ae = AE(ae_title="MODALITY")
         ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
         [ds] = ct_datasets(1, 8, "OVER^TLS")
         assoc = ae.associate("127.0.0.1", running.port, ae_title="PACS",
                              tls_args=(client, "127.0.0.1"))
         assert assoc.is_established
         try:
             assert assoc.send_c_store(ds).Status == 0x0000
+            identifier = Dataset()
+            identifier.QueryRetrieveLevel = "STUDY"
+            identifier.StudyInstanceUID = ds.StudyInstanceUID
+            *_, (final, _) = assoc.send_c_move(identifier, "DEST",
+                                                StudyRootQueryRetrieveInformationModelMove)
+            assert final.Status == 0x0000
         finally:
             assoc.release()
-        assert running.instances() == [ds.SOPInstanceUID]
+        assert running.instances() == [ds.SOPInstanceUID] == received
         assert not association(running.port).is_established  # plain TCP
         anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
                                                cafile=str(tmp_path / "ca.pem"))

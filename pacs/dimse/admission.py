@@ -6,6 +6,8 @@ its actions do not allow is refused (0124H, PS3.7 C.4.4)."""
 import ipaddress
 import logging
 import socket
+import ssl
+from typing import Any
 
 from pynetdicom.association import Association
 from pynetdicom.events import Event
@@ -27,8 +29,10 @@ class Admission:
     """The gateway's AE titles (each the name of a store) and its known peers."""
 
     def __init__(self, archive: Archive, bridge: Bridge, titles: dict[str, str],
-                 peers: dict[str, Peer], open_to_all: bool, audit: DimseAudit) -> None:
+                 peers: dict[str, Peer], open_to_all: bool, audit: DimseAudit,
+                 outgoing_tls: ssl.SSLContext | None = None) -> None:
         self._archive, self._bridge, self._audit = archive, bridge, audit
+        self._outgoing_tls = outgoing_tls  # for the peers reached over TLS
         self._titles = titles  # called AE title → store name
         self.peers = peers  # by AE title
         self._open = open_to_all  # any calling AE title, from anywhere
@@ -58,6 +62,13 @@ class Admission:
                                outcome="denied", reason=reason)
             event.assoc.acse.send_reject(*diagnostic)
             event.assoc.kill()
+
+    def reach(self, peer: Peer) -> dict[str, Any]:
+        """pynetdicom's `associate` arguments that reach `peer`: its AE title, and TLS when
+        it is reached so."""
+        if peer.tls and self._outgoing_tls is not None:
+            return {"ae_title": peer.title, "tls_args": (self._outgoing_tls, peer.host)}
+        return {"ae_title": peer.title}
 
     @staticmethod
     def called(association: Association) -> str:

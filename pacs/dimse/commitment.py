@@ -8,6 +8,7 @@ own to the requestor as a known peer (J.3.3, with SCP/SCU role selection)."""
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role
@@ -84,10 +85,11 @@ def _held(archive: Archive, store: StoreContext, uids: list[str],
         yield from ((item.sop_uid, item.sop_class_uid) for item in found)
 
 
-def send(association: Association, peer: Peer | None, event_type: int, event: Dataset,
-         ae_title: str, timeout: float) -> str:
+def send(association: Association, peer: Peer | None, reach: dict[str, Any], event_type: int,
+         event: Dataset, ae_title: str, timeout: float) -> str:
     """Send the report: on `association` while it is open, else on a new association from
-    `ae_title` to `peer`; where it went (for the log); RuntimeError if it was not taken."""
+    `ae_title` to `peer`, reached as `reach` says (its AE title, TLS); where it went (for
+    the log); RuntimeError if it was not taken."""
     time.sleep(SETTLE_SECONDS)  # a requestor that releases at once has asked to by now
     if association.is_established and \
             not isinstance(association.dul.peek_next_pdu(), A_RELEASE):
@@ -105,7 +107,7 @@ def send(association: Association, peer: Peer | None, event_type: int, event: Da
     ae = AE(ae_title=ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.add_requested_context(StorageCommitmentPushModel)
-    reverse = ae.associate(peer.host, peer.port, ae_title=peer.title,
+    reverse = ae.associate(peer.host, peer.port, **reach,
                            ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)])
     if not reverse.is_established:
         raise RuntimeError(f"{peer} did not accept an association")

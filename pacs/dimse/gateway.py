@@ -42,7 +42,7 @@ from pacs.dimse.auditing import DimseAudit
 from pacs.dimse.bridge import Bridge
 from pacs.dimse.peers import Peer, store_title
 from pacs.dimse.services import Services
-from pacs.dimse.tls import server_context
+from pacs.dimse.tls import client_context, server_context
 from pacs.service.archive import open_archive
 from pacs.service.audit import AuditLog
 from pacs.settings import SETTINGS_VARIABLE, Settings
@@ -147,12 +147,15 @@ def _serve(settings_json: str, host: str, open_to_all: bool, logs: dict[str, Any
     archive = bridge.run(open_archive(settings))
     titles = {settings.ae_title: settings.default_store,
               **dict(map(store_title, settings.dimse_stores))}
-    peers = {peer.title: peer for peer in map(Peer.parse, settings.dimse_peers)}
+    peers = {peer.title: replace(peer, tls=peer.title in settings.dimse_tls_peers)
+             for peer in map(Peer.parse, settings.dimse_peers)}
     audit = DimseAudit(AuditLog(settings.audit_log) if settings.audit_log else None)
-    admission = Admission(archive, bridge, titles, peers, open_to_all, audit)
+    keys = (settings.dimse_tls_cert, settings.dimse_tls_key, settings.dimse_tls_ca)
+    admission = Admission(archive, bridge, titles, peers, open_to_all, audit,
+                          client_context(*keys) if settings.dimse_tls_peers else None)
     services = Services(archive, admission, bridge, audit)
     assert settings.dimse_port is not None
-    tls = server_context(settings.dimse_tls_cert, settings.dimse_tls_key, settings.dimse_tls_ca)
+    tls = server_context(*keys)
     server = application_entity(settings, open_to_all).make_server(
         (host, settings.dimse_port), server_class=SharedPortServer, ssl_context=tls,
         evt_handlers=[

@@ -31,17 +31,18 @@ TRANSCODED = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, RLE_LOSSLESS
 
 
 def move(archive: Archive, items: list[InstanceLocation] | Dataset, destination: Peer,
-         requestor: Association, run: Run, cancelled: Callable[[], bool]) -> Iterator[Any]:
+         reach: dict[str, Any], requestor: Association, run: Run,
+         cancelled: Callable[[], bool]) -> Iterator[Any]:
     """What pynetdicom's C-MOVE handler yields for the instances `matched` found (or its
-    failure): the destination's address with the contexts to propose, the number of
-    sub-operations, then a (pending status, data set) pair per instance."""
+    failure): the destination's address with how to reach it (`reach`: AE title, TLS) and
+    the contexts to propose, the number of sub-operations, then a (pending status, data
+    set) pair per instance."""
     if isinstance(items, Dataset):
-        yield destination.host, destination.port, {"ae_title": destination.title}
+        yield destination.host, destination.port, reach
         yield 1  # (pynetdicom answers success at once to 0, unheard the failure that follows)
         yield items, None
         return
-    yield destination.host, destination.port, {"ae_title": destination.title,
-                                               "contexts": contexts(items)}
+    yield destination.host, destination.port, {**reach, "contexts": contexts(items)}
     yield len(items)
     known: dict[str, list[str]] = {}
 

@@ -28,6 +28,7 @@ class Peer:
     host: str
     port: int
     actions: frozenset[str] = frozenset(ACTIONS)
+    tls: bool = False  # reached over TLS (`--dimse-tls-peer`)
 
     @classmethod
     def parse(cls, text: str) -> "Peer":

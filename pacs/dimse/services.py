@@ -126,7 +126,8 @@ class Services:
             yield None, None
             return
         yield from move(self._archive, self._matched(event, "move", "C-MOVE", str(destination)),
-                        destination, event.assoc, self._bridge.run, lambda: event.is_cancelled)
+                        destination, self._admission.reach(destination), event.assoc,
+                        self._bridge.run, lambda: event.is_cancelled)
 
     def commit(self, event: Event) -> tuple[int, Dataset | None]:
         """N-ACTION of Storage Commitment (PS3.4 J.3.2), for peers that may store: accepted
@@ -165,8 +166,10 @@ class Services:
             called = self._admission.called(association)
             event_type, event = report(self._archive, self._admission.store(association),
                                        information, called, self._bridge.run)
-            where = send(association, self._admission.peers.get(calling), event_type, event,
-                         called, self._archive.settings.dimse_timeout_seconds)
+            peer = self._admission.peers.get(calling)
+            where = send(association, peer, self._admission.reach(peer) if peer else {},
+                         event_type, event, called,
+                         self._archive.settings.dimse_timeout_seconds)
         except Exception as exc:
             log.warning("storage commitment %s for %s not reported: %s", transaction, calling,
                         exc)

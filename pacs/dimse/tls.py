@@ -1,7 +1,8 @@
 """DICOM over TLS for the gateway (PS3.15 B.9, the BCP 195 non-downgrading profile: TLS 1.2
 and later, Python's default cipher suites): the gateway's certificate and key
 (`--dimse-tls-cert`, `--dimse-tls-key`), and with `--dimse-tls-ca` only peers presenting a
-certificate that authority signed may connect."""
+certificate that authority signed may connect; the peers named by `--dimse-tls-peer` are
+reached over TLS too (C-MOVE destinations, storage commitment reports)."""
 
 import ssl
 from pathlib import Path
@@ -21,6 +22,22 @@ def server_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.
         if ca is not None:
             context.load_verify_locations(ca)
             context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot use {cert}, {key}{f' and {ca}' if ca else ''}: {exc}") from None
+    return context
+
+
+def client_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSLContext:
+    """The context the gateway reaches TLS peers with: their certificate verified against
+    `ca` (else the system's authorities), its own presented when it has one; ValueError
+    naming what cannot be read."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if ca is not None:
+            context.load_verify_locations(ca)
+        if cert is not None and key is not None:
+            context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f"cannot use {cert}, {key}{f' and {ca}' if ca else ''}: {exc}") from None
     return context
